@@ -1,0 +1,3 @@
+from csiprovider.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,71 @@
+"""The file backend: secrets are files under `<root>/<pod namespace>/`.
+
+The namespace directory is the pod's identity: a pod never reads outside it, whether
+by `..`, an absolute path or a symlink that points elsewhere.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+from csiprovider.errors import InvalidArgument, NotFound, PermissionDenied
+from csiprovider.model import FileSource, MountObject
+
+MAX_FILE_BYTES = 4 * 1024 * 1024
+
+
+class FileBackend:
+    """Reads objects from a directory tree; one subdirectory per Kubernetes namespace."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).resolve()
+
+    def fetch(self, obj: MountObject) -> bytes:
+        source = obj.source
+        assert isinstance(source, FileSource)
+        base = self.root / source.namespace
+        candidate = base / source.path
+        try:
+            real = candidate.resolve(strict=True)
+            real_base = base.resolve(strict=True)
+        except FileNotFoundError:
+            raise NotFound(
+                f"{obj.label}: file {source.path!r} not found in the file backend for "
+                f"namespace {source.namespace!r}; create it under the daemon's --file-root "
+                f"as {source.namespace}/{source.path}"
+            ) from None
+        except (OSError, RuntimeError) as exc:  # symlink loop, permission on a parent
+            raise InvalidArgument(
+                f"{obj.label}: cannot resolve {source.path!r} ({_reason(exc)})"
+            ) from None
+        if not real.is_relative_to(real_base):
+            raise PermissionDenied(
+                f"{obj.label}: path {source.path!r} resolves outside namespace "
+                f"{source.namespace!r} of the file backend; a pod may only read files of its "
+                "own namespace"
+            )
+        try:
+            with open(real, "rb") as handle:
+                if os.fstat(handle.fileno()).st_size > MAX_FILE_BYTES:
+                    raise InvalidArgument(
+                        f"{obj.label}: file {source.path!r} is larger than "
+                        f"{MAX_FILE_BYTES} bytes, more than the driver accepts in one Mount"
+                    )
+                return handle.read()
+        except IsADirectoryError:
+            raise InvalidArgument(
+                f"{obj.label}: {source.path!r} is a directory; name a file"
+            ) from None
+        except OSError as exc:
+            raise InvalidArgument(
+                f"{obj.label}: cannot read {source.path!r} ({_reason(exc)}); make it readable "
+                "by the daemon"
+            ) from None
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return os.strerror(exc.errno) if exc.errno != errno.ELOOP else "too many symlinks"
+    return type(exc).__name__

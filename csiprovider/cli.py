@@ -1,0 +1,188 @@
+"""Command line: `csiprovider serve`, `csiprovider mount`, `csiprovider version`.
+
+Every `serve` flag can also be set by an environment variable named in its help
+(CSIPROVIDER_<FLAG>); a flag on the command line wins over the variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from csiprovider import __version__, logs
+
+DEFAULT_PROVIDERS_DIR = "/var/run/secrets-store-csi-providers"
+ENV_PREFIX = "CSIPROVIDER_"
+
+
+def _env(flag: str) -> str:
+    return ENV_PREFIX + flag.upper().replace("-", "_")
+
+
+def _add(
+    parser: argparse.ArgumentParser, flag: str, default: str | None, help_text: str, **kw: object
+) -> None:
+    """A flag whose default comes from CSIPROVIDER_<FLAG> when set."""
+    env = _env(flag)
+    value = os.environ.get(env, default)
+    parser.add_argument(f"--{flag}", default=value, help=f"{help_text} [env {env}]", **kw)  # type: ignore[arg-type]
+
+
+def _octal(text: str) -> int:
+    try:
+        value = int(text, 8)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an octal mode like 0644") from None
+    if not 0 <= value <= 0o777:
+        raise argparse.ArgumentTypeError(f"{text!r} is outside 0000..0777")
+    return value
+
+
+def _pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    return key, value
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="csiprovider", description=__doc__.splitlines()[0])
+    sub = top.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the provider daemon")
+    names_env = os.environ.get(_env("names"))
+    serve.add_argument(
+        "--name", dest="names", action="append",
+        help="provider name to serve as <providers-dir>/<name>.sock; repeatable; the name "
+        "selects the dialect (vault, aws, anything else: native) "
+        f"[env {_env('names')}, comma-separated; default csiprovider]",
+    )
+    _add(serve, "providers-dir", DEFAULT_PROVIDERS_DIR, "directory the driver scans for sockets")
+    _add(serve, "write-mode", "driver",
+         "driver: return files to the driver; provider: write them into the target path",
+         choices=["driver", "provider"])
+    _add(serve, "file-root", None,
+         "enable the file backend: a pod reads files under DIR/<pod namespace>/")
+    _add(serve, "hmac-key-file", None,
+         "key for object versions; without it a random key is drawn at start and "
+         "versions change on every restart")
+    _add(serve, "mount-timeout", "30", "seconds a Mount may take at most", type=float)
+    _add(serve, "shutdown-grace", "10",
+         "seconds in-flight Mounts may take to finish on SIGTERM", type=float)
+    _add(serve, "fetch-workers", "16", "threads for blocking backend calls", type=int)
+    _add(serve, "log-format", "json", "log line format", choices=["json", "text"])
+    _add(serve, "log-level", "info", "log level",
+         choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(names_env=names_env)
+
+    mount = sub.add_parser("mount", help="mount a SecretProviderClass locally, as the driver would")
+    mount.add_argument("--spc", required=True, type=Path, help="SecretProviderClass YAML file")
+    mount.add_argument("--target", required=True, type=Path, help="directory to mount into")
+    where = mount.add_mutually_exclusive_group()
+    where.add_argument("--providers-dir", type=Path, default=Path(DEFAULT_PROVIDERS_DIR),
+                       help="where <spec.provider>.sock is found")
+    where.add_argument("--socket", type=Path, help="the provider socket, overriding the lookup")
+    mount.add_argument("--pod-name", default="local-pod")
+    mount.add_argument("--pod-namespace", default=None,
+                       help="default: the SPC's metadata.namespace, else 'default'")
+    mount.add_argument("--pod-uid", default="00000000-0000-0000-0000-000000000000")
+    mount.add_argument("--service-account", default="default")
+    mount.add_argument("--token", action="append", type=_pair, default=[], metavar="AUDIENCE=FILE",
+                       help="service-account token for an audience, read from FILE; repeatable")
+    mount.add_argument("--secret", action="append", type=_pair, default=[], metavar="KEY=VALUE",
+                       help="nodePublishSecretRef data; repeatable")
+    mount.add_argument("--permission", type=_octal, default=0o644, help="default file mode")
+    mount.add_argument("--sync-secret-out", type=Path,
+                       help="render spec.secretObjects as Secret manifests into this file")
+    mount.add_argument("--watch", type=float, metavar="SECONDS",
+                       help="re-mount every SECONDS with the current versions, like rotation")
+    mount.add_argument("--timeout", type=float, default=30.0, help="Mount RPC deadline, seconds")
+
+    sub.add_parser("version", help="print the version")
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "version":
+        print(__version__)
+        return 0
+    if args.command == "serve":
+        return _serve(args)
+    return _mount(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from csiprovider.server import ServeConfig, SocketInUse, serve
+
+    logs.configure(args.log_format, args.log_level)
+    names = args.names or [n for n in (args.names_env or "").split(",") if n] or ["csiprovider"]
+    for name in names:
+        if not name or "/" in name or name.startswith("."):
+            print(f"error: invalid provider name {name!r}", file=sys.stderr)
+            return 2
+    config = ServeConfig(
+        names=names,
+        providers_dir=Path(args.providers_dir),
+        write_mode=args.write_mode,
+        file_root=Path(args.file_root) if args.file_root else None,
+        hmac_key_file=Path(args.hmac_key_file) if args.hmac_key_file else None,
+        mount_timeout=args.mount_timeout,
+        shutdown_grace=args.shutdown_grace,
+        fetch_workers=args.fetch_workers,
+    )
+    if config.file_root is not None and not config.file_root.is_dir():
+        print(f"error: --file-root {config.file_root} is not a directory", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve(config))
+    except (SocketInUse, ValueError, OSError) as exc:
+        logging.getLogger("csiprovider").error(str(exc))
+        return 1
+    return 0
+
+
+def _mount(args: argparse.Namespace) -> int:
+    from csiprovider.localmount import MountOptions, run
+    from csiprovider.spc import SpcError, load_spc
+
+    try:
+        spc = load_spc(args.spc)
+    except SpcError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    tokens: dict[str, str] = {}
+    for audience, path in args.token:
+        try:
+            tokens[audience] = Path(path).read_text().strip()
+        except OSError as exc:
+            print(f"error: --token {audience}: cannot read {path}: {exc.strerror}",
+                  file=sys.stderr)
+            return 2
+    socket = args.socket or args.providers_dir / f"{spc.provider}.sock"
+    opts = MountOptions(
+        spc=spc,
+        target=args.target,
+        socket=socket,
+        pod_name=args.pod_name,
+        pod_namespace=args.pod_namespace or spc.namespace or "default",
+        pod_uid=args.pod_uid,
+        service_account=args.service_account,
+        tokens=tokens,
+        secrets=dict(args.secret),
+        permission=args.permission,
+        sync_secret_out=args.sync_secret_out,
+        watch=args.watch,
+        timeout=args.timeout,
+    )
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # --watch output shows up as it happens
+    try:
+        return asyncio.run(run(opts))
+    except KeyboardInterrupt:
+        return 0

@@ -1,0 +1,227 @@
+"""The native dialect: `spec.parameters.objects` is a YAML list of objects, each naming
+its backend.
+
+    objects: |
+      - objectName: db-password
+        backend: file
+        path: db/password
+        objectAlias: password
+        filePermission: "0640"
+        encoding: base64
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import yaml
+
+from csiprovider.atomic_writer import PayloadError, validate_path
+from csiprovider.errors import InvalidArgument
+from csiprovider.model import Encoding, FileSource, MountObject, canonical_json
+from csiprovider.request import POD_NAMESPACE, MountParams
+
+COMMON_FIELDS = frozenset({"objectName", "backend", "objectAlias", "filePermission", "encoding"})
+FILE_FIELDS = COMMON_FIELDS | {"path"}
+_OCTAL = re.compile(r"0?o?[0-7]{1,4}")
+
+
+def parse(params: MountParams) -> list[MountObject]:
+    """Parse and validate every object; the first problem found is the error."""
+    items = load_objects(params.parameters.get("objects"))
+    objects = [_parse_object(i, item, params) for i, item in enumerate(items)]
+    check_unique(objects)
+    return objects
+
+
+def load_objects(raw: str | None) -> list[Any]:
+    """Load the `objects` parameter as a non-empty YAML list."""
+    if raw is None or not raw.strip():
+        raise InvalidArgument(
+            "missing parameter objects: spec.parameters.objects must be a YAML list with at "
+            "least one object, e.g. '- objectName: db-password\\n  backend: file'"
+        )
+    try:
+        items = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise InvalidArgument(
+            f"failed to parse parameter objects as YAML{where}: {problem}; "
+            "spec.parameters.objects must be a YAML list of objects"
+        ) from None
+    if not isinstance(items, list) or not items:
+        raise InvalidArgument(
+            "invalid parameter objects: expected a non-empty YAML list of objects, got "
+            f"{_kind(items)}"
+        )
+    return items
+
+
+def check_unique(objects: list[MountObject]) -> None:
+    """Object names are ObjectVersion ids and file names are paths: both must be unique."""
+    for attr, what, fix in (
+        ("object_name", "objectName", "give each object its own objectName"),
+        ("file_name", "file name", "set objectAlias on one of them"),
+    ):
+        seen: dict[str, MountObject] = {}
+        for obj in objects:
+            key = getattr(obj, attr)
+            if key in seen:
+                raise InvalidArgument(
+                    f"{obj.label}: duplicate {what} {key!r}, also used by "
+                    f"{seen[key].label}; {fix}"
+                )
+            seen[key] = obj
+
+
+def _parse_object(index: int, item: Any, params: MountParams) -> MountObject:
+    label = f"objects[{index}]"
+    if not isinstance(item, dict):
+        raise InvalidArgument(f"{label}: expected a mapping with objectName, got {_kind(item)}")
+    name = _string(item, "objectName", label, required=True)
+    label = f"{label} (objectName {name!r})"
+    backend = _string(item, "backend", label, required=True)
+    builder = _BUILDERS.get(backend)
+    if builder is None:
+        raise InvalidArgument(
+            f"{label}: unknown backend {backend!r}{_suggest(backend, _BUILDERS)}; supported "
+            f"backends: {', '.join(sorted(_BUILDERS))}"
+        )
+    return builder(index, label, name, item, params)
+
+
+def _file_object(
+    index: int, label: str, name: str, item: Mapping[str, Any], params: MountParams
+) -> MountObject:
+    _check_fields(item, FILE_FIELDS, label)
+    path = _string(item, "path", label, required=False) or name
+    try:
+        validate_path(path)
+    except PayloadError as exc:
+        raise InvalidArgument(
+            f"{label}: invalid path {path!r} ({_why(exc)}); path must be relative to the "
+            "namespace directory of the file backend, without '..'"
+        ) from None
+    namespace = params.pod.namespace
+    if not namespace:
+        raise InvalidArgument(
+            f"{label}: the file backend needs the pod namespace but {POD_NAMESPACE} is "
+            "missing; set podInfoOnMount: true on the CSIDriver"
+        )
+    source = FileSource(namespace=namespace, path=path)
+    return _common(index, label, name, item, params, source, {"path": path})
+
+
+def _common(
+    index: int,
+    label: str,
+    name: str,
+    item: Mapping[str, Any],
+    params: MountParams,
+    source: FileSource,
+    spec: dict[str, Any],
+) -> MountObject:
+    alias = _string(item, "objectAlias", label, required=False)
+    file_name = alias or name
+    field = "objectAlias" if alias else "objectName"
+    try:
+        validate_path(file_name)
+    except PayloadError as exc:
+        raise InvalidArgument(
+            f"{label}: {field} {file_name!r} is not a valid file name ({_why(exc)}); use a "
+            "relative name without '..', e.g. 'db-password'"
+        ) from None
+    mode = _mode(item.get("filePermission"), label, params.default_mode)
+    encoding = _encoding(item.get("encoding"), label)
+    full_spec = {
+        "backend": item["backend"],
+        "objectName": name,
+        "file": file_name,
+        "mode": mode,
+        "encoding": encoding.value,
+        **spec,
+    }
+    return MountObject(
+        index=index,
+        backend=str(item["backend"]),
+        object_name=name,
+        file_name=file_name,
+        mode=mode,
+        encoding=encoding,
+        source=source,
+        spec_json=canonical_json(full_spec),
+    )
+
+
+def _mode(value: Any, label: str, default: int) -> int:
+    """filePermission: an octal string ("0640") or a YAML integer (0640 is octal in YAML)."""
+    if value is None:
+        return default
+    mode: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        mode = value
+    elif isinstance(value, str) and _OCTAL.fullmatch(value.strip()):
+        mode = int(value.strip().replace("o", ""), 8)
+    if mode is None or not 0 <= mode <= 0o777:
+        raise InvalidArgument(
+            f"{label}: invalid filePermission {value!r}; use an octal string between "
+            '"0000" and "0777", e.g. "0640"'
+        )
+    return mode
+
+
+def _encoding(value: Any, label: str) -> Encoding:
+    if value is None:
+        return Encoding.UTF8
+    try:
+        return Encoding(str(value).lower())
+    except ValueError:
+        raise InvalidArgument(
+            f"{label}: unknown encoding {value!r}; use one of "
+            f"{', '.join(repr(e.value) for e in Encoding)}"
+        ) from None
+
+
+def _string(item: Mapping[str, Any], key: str, label: str, *, required: bool) -> str:
+    value = item.get(key)
+    if value is None or value == "":
+        if required:
+            raise InvalidArgument(f"{label}: missing required field {key}")
+        return ""
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{label}: {key} must be a string, got {_kind(value)}")
+    return value
+
+
+def _check_fields(item: Mapping[str, Any], allowed: frozenset[str], label: str) -> None:
+    for key in item:
+        if key not in allowed:
+            raise InvalidArgument(
+                f"{label}: unknown field {key!r}{_suggest(str(key), allowed)}; fields of this "
+                f"backend: {', '.join(sorted(allowed))}"
+            )
+
+
+def _suggest(word: str, options: Mapping[str, Any] | frozenset[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _why(exc: PayloadError) -> str:
+    return str(exc).split(": ", 1)[-1] if ": " in str(exc) else str(exc)
+
+
+def _kind(value: Any) -> str:
+    return "nothing" if value is None else type(value).__name__
+
+
+_BUILDERS: dict[
+    str, Callable[[int, str, str, Mapping[str, Any], MountParams], MountObject]
+] = {"file": _file_object}

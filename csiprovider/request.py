@@ -1,0 +1,166 @@
+"""The MountRequest, parsed once into a typed, validated `MountParams`.
+
+Everything downstream (dialects, resolver, writer) works on `MountParams`, never on
+the raw JSON strings, so every request-level check lives here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from csiprovider.errors import InvalidArgument
+from csiprovider.v1alpha1 import service_pb2 as pb
+
+POD_NAME = "csi.storage.k8s.io/pod.name"
+POD_NAMESPACE = "csi.storage.k8s.io/pod.namespace"
+POD_UID = "csi.storage.k8s.io/pod.uid"
+SERVICE_ACCOUNT_NAME = "csi.storage.k8s.io/serviceAccount.name"
+SERVICE_ACCOUNT_TOKENS = "csi.storage.k8s.io/serviceAccount.tokens"
+EPHEMERAL = "csi.storage.k8s.io/ephemeral"
+SECRET_PROVIDER_CLASS = "secretProviderClass"
+
+
+@dataclass(frozen=True)
+class PodInfo:
+    """Who the volume is for, as the kubelet told the driver."""
+
+    name: str
+    namespace: str
+    uid: str
+    service_account: str
+
+
+@dataclass(frozen=True)
+class ServiceAccountToken:
+    """A projected service-account token the driver obtained for one audience."""
+
+    token: str = field(repr=False)
+    expiration: str
+
+
+@dataclass(frozen=True)
+class MountParams:
+    """One Mount call, validated.
+
+    `parameters` holds every attribute string (SPC parameters and volume context);
+    `secrets` and tokens are kept out of repr so a logged params object leaks nothing.
+    """
+
+    parameters: Mapping[str, str]
+    target_path: str
+    default_mode: int
+    pod: PodInfo
+    spc_name: str
+    secrets: Mapping[str, str] = field(repr=False)
+    tokens: Mapping[str, ServiceAccountToken] = field(repr=False)
+    current_versions: Mapping[str, str]
+
+
+def parse_mount_request(request: pb.MountRequest) -> MountParams:
+    """Validate a MountRequest; raise InvalidArgument naming the field and the fix."""
+    attributes = _string_map(request.attributes, "attributes", required=True)
+    secrets = _string_map(request.secrets, "secrets", required=False)
+    target_path = request.target_path
+    if not target_path:
+        raise InvalidArgument(
+            "missing target path: MountRequest.target_path must name the pod volume directory"
+        )
+    if not os.path.isabs(target_path):
+        raise InvalidArgument(
+            f"invalid target path {target_path!r}: it must be an absolute directory path"
+        )
+    return MountParams(
+        parameters={k: v for k, v in attributes.items() if k != SERVICE_ACCOUNT_TOKENS},
+        target_path=target_path,
+        default_mode=parse_permission(request.permission),
+        pod=PodInfo(
+            name=attributes.get(POD_NAME, ""),
+            namespace=attributes.get(POD_NAMESPACE, ""),
+            uid=attributes.get(POD_UID, ""),
+            service_account=attributes.get(SERVICE_ACCOUNT_NAME, ""),
+        ),
+        spc_name=attributes.get(SECRET_PROVIDER_CLASS, ""),
+        secrets=secrets,
+        tokens=_tokens(attributes.get(SERVICE_ACCOUNT_TOKENS, "")),
+        current_versions={v.id: v.version for v in request.current_object_version},
+    )
+
+
+def parse_permission(raw: str) -> int:
+    """The driver JSON-encodes the file mode as a decimal number ("420" is 0644)."""
+    if not raw:
+        raise InvalidArgument(
+            "missing permission: MountRequest.permission must be a JSON decimal file mode, "
+            'e.g. "420"'
+        )
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0o777:
+        raise InvalidArgument(
+            f"invalid permission {raw[:32]!r}: expected a JSON decimal file mode between 0 and "
+            '511, e.g. "420" for 0644'
+        )
+    return value
+
+
+def _string_map(raw: str, name: str, *, required: bool) -> dict[str, str]:
+    if not raw:
+        if required:
+            raise InvalidArgument(
+                f"missing {name}: MountRequest.{name} must be a JSON object of strings"
+            )
+        return {}
+    try:
+        value: Any = json.loads(raw)
+    except ValueError as exc:
+        # json's message gives line/column only, never the offending text.
+        raise InvalidArgument(
+            f"failed to parse {name} as JSON ({exc}): MountRequest.{name} must be a JSON object "
+            "of strings"
+        ) from None
+    if not isinstance(value, dict):
+        raise InvalidArgument(
+            f"invalid {name}: expected a JSON object of strings, got {type(value).__name__}"
+        )
+    bad = sorted(k for k, v in value.items() if not isinstance(v, str))
+    if bad:
+        raise InvalidArgument(
+            f"invalid {name}: the value of {', '.join(map(repr, bad[:5]))} is not a string; "
+            f"every value in MountRequest.{name} must be a string"
+        )
+    return value
+
+
+def _tokens(raw: str) -> dict[str, ServiceAccountToken]:
+    if not raw:
+        return {}
+    try:
+        value: Any = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidArgument(
+            f"failed to parse {SERVICE_ACCOUNT_TOKENS} as JSON ({exc}): expected an object "
+            'mapping audience to {"token", "expirationTimestamp"}'
+        ) from None
+    if not isinstance(value, dict):
+        raise InvalidArgument(
+            f"invalid {SERVICE_ACCOUNT_TOKENS}: expected an object mapping audience to "
+            '{"token", "expirationTimestamp"}'
+        )
+    tokens: dict[str, ServiceAccountToken] = {}
+    for audience, entry in value.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("token"), str):
+            raise InvalidArgument(
+                f"invalid {SERVICE_ACCOUNT_TOKENS}: the entry for audience {audience!r} has no "
+                'string "token"'
+            )
+        expiration = entry.get("expirationTimestamp", "")
+        tokens[audience] = ServiceAccountToken(
+            token=entry["token"], expiration=expiration if isinstance(expiration, str) else ""
+        )
+    return tokens

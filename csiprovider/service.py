@@ -1,0 +1,140 @@
+"""The v1alpha1 `CSIDriverProvider` service for one provider name (one socket).
+
+Mount flow: request → `MountParams` → dialect → resolver → files returned to the
+driver (driver mode) or written atomically into the target path (provider mode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from concurrent.futures import Executor
+from typing import Any, Literal
+
+import grpc
+
+from csiprovider import API_VERSION, RUNTIME_NAME, __version__
+from csiprovider.atomic_writer import FileProjection, write_atomic
+from csiprovider.dialects import dialect_for
+from csiprovider.errors import InvalidArgument, MountError, ResourceExhausted
+from csiprovider.model import MountResult
+from csiprovider.request import MountParams, parse_mount_request
+from csiprovider.resolver import Resolver
+from csiprovider.v1alpha1 import service_pb2 as pb
+from csiprovider.v1alpha1 import service_pb2_grpc as pb_grpc
+
+log = logging.getLogger("csiprovider.mount")
+
+WriteMode = Literal["driver", "provider"]
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024  # the driver's default --max-call-recv-msg-size
+SYNC_LIMIT_BYTES = 1024 * 1024  # a Kubernetes Secret holds at most 1 MiB
+DEADLINE_MARGIN = 0.25  # seconds kept to answer before the caller's deadline
+
+
+class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
+    """Serves Version and Mount for one provider name."""
+
+    def __init__(
+        self,
+        name: str,
+        resolver: Resolver,
+        executor: Executor,
+        write_mode: WriteMode = "driver",
+        mount_timeout: float = 30.0,
+    ) -> None:
+        self.name = name
+        self.dialect_name, self._dialect = dialect_for(name)
+        self._resolver = resolver
+        self._executor = executor
+        self._write_mode = write_mode
+        self._mount_timeout = mount_timeout
+
+    async def Version(self, request: pb.VersionRequest, context: Any) -> pb.VersionResponse:
+        return pb.VersionResponse(
+            version=API_VERSION, runtime_name=RUNTIME_NAME, runtime_version=__version__
+        )
+
+    async def Mount(self, request: pb.MountRequest, context: Any) -> pb.MountResponse:
+        started = time.monotonic()
+        fields: dict[str, Any] = {"provider": self.name, "dialect": self.dialect_name}
+        try:
+            params = parse_mount_request(request)
+            fields.update(
+                pod=f"{params.pod.namespace}/{params.pod.name}", spc=params.spc_name
+            )
+            objects = self._dialect(params)
+            fields["objects"] = [o.object_name for o in objects]
+            result = await self._resolver.resolve(objects, self._timeout(context))
+            response = await self._respond(params, result)
+            fields.update(files=len(result.files), bytes=result.size)
+        except MountError as exc:
+            self._log(fields, started, exc.code.name, exc.message)
+            await context.abort(exc.code, exc.message)
+            raise AssertionError("unreachable") from None  # abort() raises
+        except Exception as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            message = f"internal error while mounting ({type(exc).__name__}); see provider logs"
+            log.error("mount crashed", exc_info=False, extra={"fields": {
+                **fields, "error_type": type(exc).__name__}})
+            self._log(fields, started, "INTERNAL", message)
+            await context.abort(grpc.StatusCode.INTERNAL, message)
+            raise AssertionError("unreachable") from None
+        self._log(fields, started, "OK", None)
+        return response
+
+    def _timeout(self, context: Any) -> float:
+        remaining: float | None = context.time_remaining()
+        if remaining is None:
+            return self._mount_timeout
+        return max(0.01, min(self._mount_timeout, remaining - DEADLINE_MARGIN))
+
+    async def _respond(self, params: MountParams, result: MountResult) -> pb.MountResponse:
+        versions = [pb.ObjectVersion(id=i, version=v) for i, v in result.versions]
+        if result.size > SYNC_LIMIT_BYTES:
+            log.warning(
+                "mount result is larger than 1 MiB: syncing it to a Kubernetes Secret will fail",
+                extra={"fields": {"spc": params.spc_name, "bytes": result.size}},
+            )
+        if self._write_mode == "provider":
+            await asyncio.get_running_loop().run_in_executor(
+                self._executor, _write_volume, params.target_path, result
+            )
+            return pb.MountResponse(object_version=versions)
+        response = pb.MountResponse(
+            object_version=versions,
+            files=[pb.File(path=f.path, mode=f.mode, contents=f.contents) for f in result.files],
+        )
+        size = response.ByteSize()
+        if size > MAX_RESPONSE_BYTES:
+            raise ResourceExhausted(
+                f"Mount response is {size} bytes, above the driver's default 4 MiB limit; "
+                "reduce the objects of this SecretProviderClass, raise the driver's "
+                "--max-call-recv-msg-size, or run this provider with --write-mode provider"
+            )
+        return response
+
+    def _log(
+        self, fields: dict[str, Any], started: float, result: str, error: str | None
+    ) -> None:
+        entry = {**fields, "result": result,
+                 "duration_ms": round((time.monotonic() - started) * 1000, 2)}
+        if error is not None:
+            entry["error"] = error
+            log.warning("mount failed", extra={"fields": entry})
+        else:
+            log.info("mount", extra={"fields": entry})
+
+
+def _write_volume(target_path: str, result: MountResult) -> None:
+    if not os.path.isdir(target_path):
+        raise InvalidArgument(
+            f"target path {target_path!r} is not an existing directory; the driver mounts "
+            "it before calling the provider"
+        )
+    write_atomic(
+        target_path,
+        {f.path: FileProjection(data=f.contents, mode=f.mode) for f in result.files},
+    )

@@ -1,0 +1,150 @@
+"""The resolver fetches objects of one Mount in parallel, once per distinct source,
+and names the slow object when the deadline passes."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from csiprovider.backends.file import FileBackend
+from csiprovider.dialects import native
+from csiprovider.errors import MountError
+from csiprovider.model import FileSource, MountObject
+from csiprovider.request import parse_mount_request
+from csiprovider.resolver import Resolver
+from csiprovider.versions import Versioner
+from tests.helpers import mount_request
+
+
+class CountingBackend(FileBackend):
+    """The real file backend, counting calls per source."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.calls: dict[Any, int] = {}
+        self.lock = threading.Lock()
+
+    def fetch(self, obj: MountObject) -> bytes:
+        with self.lock:
+            self.calls[obj.source] = self.calls.get(obj.source, 0) + 1
+        return super().fetch(obj)
+
+
+class BarrierBackend(FileBackend):
+    """Every fetch waits until `parties` fetches are in flight at once."""
+
+    def __init__(self, root: Path, parties: int) -> None:
+        super().__init__(root)
+        self.barrier = threading.Barrier(parties, timeout=5)
+
+    def fetch(self, obj: MountObject) -> bytes:
+        self.barrier.wait()
+        return super().fetch(obj)
+
+
+class StuckBackend(FileBackend):
+    """Fetches of `stuck_path` block until released."""
+
+    def __init__(self, root: Path, stuck_path: str) -> None:
+        super().__init__(root)
+        self.stuck_path = stuck_path
+        self.release = threading.Event()
+
+    def fetch(self, obj: MountObject) -> bytes:
+        assert isinstance(obj.source, FileSource)
+        if obj.source.path == self.stuck_path:
+            self.release.wait(10)
+        return super().fetch(obj)
+
+
+def objects(spec: list[dict[str, Any]]) -> list[MountObject]:
+    return native.parse(parse_mount_request(mount_request(spec)))
+
+
+@pytest.fixture
+def executor() -> Any:
+    with ThreadPoolExecutor(8) as pool:
+        yield pool
+
+
+def resolver(backend: FileBackend, executor: Any) -> Resolver:
+    return Resolver({FileSource: backend}, Versioner(b"k" * 32), executor)
+
+
+async def test_same_source_is_fetched_once(file_root: Path, executor: Any) -> None:
+    backend = CountingBackend(file_root)
+    objs = objects([
+        {"objectName": "password", "backend": "file", "path": "db/password"},
+        {"objectName": "password-copy", "backend": "file", "path": "db/password"},
+        {"objectName": "username", "backend": "file", "path": "db/username"},
+    ])
+    result = await resolver(backend, executor).resolve(objs, timeout=5)
+    assert sorted(backend.calls.values()) == [1, 1]
+    assert [f.path for f in result.files] == ["password", "password-copy", "username"]
+    assert result.files[0].contents == result.files[1].contents == b"pw-0123456789"
+    # Same content, different objects: versions differ (the HMAC covers the object's spec).
+    assert result.versions[0][1] != result.versions[1][1]
+
+
+async def test_objects_are_fetched_in_parallel(file_root: Path, executor: Any) -> None:
+    for i in range(4):
+        (file_root / "default" / f"s{i}").write_text(str(i))
+    backend = BarrierBackend(file_root, parties=4)
+    objs = objects([{"objectName": f"s{i}", "backend": "file"} for i in range(4)])
+    # With sequential fetches the barrier would never fill and time out.
+    result = await resolver(backend, executor).resolve(objs, timeout=10)
+    assert [f.contents for f in result.files] == [b"0", b"1", b"2", b"3"]
+
+
+async def test_deadline_names_the_slow_object(file_root: Path, executor: Any) -> None:
+    backend = StuckBackend(file_root, "db/password")
+    objs = objects([
+        {"objectName": "user", "backend": "file", "path": "db/username"},
+        {"objectName": "pass", "backend": "file", "path": "db/password"},
+    ])
+    try:
+        with pytest.raises(MountError) as info:
+            await resolver(backend, executor).resolve(objs, timeout=0.3)
+    finally:
+        backend.release.set()
+    assert info.value.code is grpc.StatusCode.DEADLINE_EXCEEDED
+    assert "still waiting for objects[1] (objectName 'pass')" in info.value.message
+    assert "user" not in info.value.message.split("waiting for")[1]
+
+
+async def test_first_error_fails_fast(file_root: Path, executor: Any) -> None:
+    backend = StuckBackend(file_root, "db/password")
+    objs = objects([
+        {"objectName": "pass", "backend": "file", "path": "db/password"},
+        {"objectName": "missing", "backend": "file", "path": "nope"},
+    ])
+    try:
+        with pytest.raises(MountError) as info:
+            await resolver(backend, executor).resolve(objs, timeout=5)
+    finally:
+        backend.release.set()
+    assert info.value.code is grpc.StatusCode.NOT_FOUND
+    assert "objectName 'missing'" in info.value.message
+
+
+async def test_bad_encoding_names_object_not_content(file_root: Path, executor: Any) -> None:
+    objs = objects([{"objectName": "pw", "backend": "file", "path": "db/password",
+                     "encoding": "base64"}])
+    with pytest.raises(MountError) as info:
+        await resolver(FileBackend(file_root), executor).resolve(objs, timeout=5)
+    assert info.value.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert "objects[0] (objectName 'pw'): content is not valid base64" in info.value.message
+    assert "pw-0123456789" not in info.value.message
+
+
+async def test_backend_not_enabled(executor: Any) -> None:
+    objs = objects([{"objectName": "a", "backend": "file"}])
+    with pytest.raises(MountError) as info:
+        await Resolver({}, Versioner(b"k" * 32), executor).resolve(objs, timeout=5)
+    assert info.value.code is grpc.StatusCode.FAILED_PRECONDITION
+    assert "--file-root" in info.value.message
