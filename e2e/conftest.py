@@ -70,17 +70,20 @@ def start_daemon(tmp_path: Path, file_root: Path) -> Iterator[Callable[..., Daem
     key.write_text("e2e-hmac-key-0123456789abcdef\n")
 
     def start(*extra: str, names: tuple[str, ...] = ("csiprovider",),
-              providers_dir: Path | None = None, wait: bool = True) -> Daemon:
+              providers_dir: Path | None = None, wait: bool = True,
+              env: dict[str, str] | None = None) -> Daemon:
         pdir = providers_dir or tmp_path / "providers"
         log_path = tmp_path / f"daemon-{len(started)}.log"
         args = ["serve", "--providers-dir", str(pdir), "--file-root", str(file_root),
                 "--hmac-key-file", str(key), "--log-level", "debug", "--shutdown-grace", "10"]
-        for name in names:
-            args += ["--name", name]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CSIPROVIDER_")}
+        if env is None:  # names from the environment are tested with env=
+            for name in names:
+                args += ["--name", name]
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("CSIPROVIDER_")}
+        environ.update(env or {})
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(cli(*args, *extra), stdout=log, stderr=subprocess.STDOUT,
-                                    cwd=ROOT, env=env)
+                                    cwd=ROOT, env=environ)
         daemon = Daemon(proc, pdir, log_path, names)
         started.append(daemon)
         if wait:

@@ -134,3 +134,15 @@ def _wait_for(check: Callable[[], bool], what: str, timeout: float = 20) -> None
     while not check():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
+
+
+def test_settings_from_environment(start_daemon: Callable[..., Daemon],
+                                   write_spc: Callable[..., Path], tmp_path: Path) -> None:
+    daemon = start_daemon(names=("alpha", "beta"), env={
+        "CSIPROVIDER_NAMES": "alpha,beta", "CSIPROVIDER_WRITE_MODE": "provider",
+        "CSIPROVIDER_LOG_FORMAT": "text"})
+    out = mount(daemon, write_spc(OBJECTS, provider="beta"), tmp_path / "mnt")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "(written by the provider)" in out.stdout
+    check_volume(tmp_path / "mnt")
+    assert " mount " in daemon.log() and "result=OK" in daemon.log()  # text format

@@ -149,3 +149,14 @@ async def test_one_socket_per_name(
             assert stat.S_IMODE(sock.stat().st_mode) == 0o600
             assert (await stubs[name].Version(pb.VersionRequest())).runtime_name == "csiprovider"
     assert list(config.providers_dir.iterdir()) == []  # sockets removed on stop
+
+
+async def test_warns_above_secret_sync_limit(
+    stub: Any, target: Path, file_root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (file_root / "default" / "big").write_bytes(b"x" * (1024 * 1024 + 1))
+    reply = await stub.Mount(mount_request([{"objectName": "big", "backend": "file"}],
+                                           target_path=str(target)))
+    assert len(reply.files[0].contents) == 1024 * 1024 + 1
+    assert any("syncing it to a Kubernetes Secret will fail" in r.getMessage()
+               for r in caplog.records)
