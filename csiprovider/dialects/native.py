@@ -24,6 +24,9 @@ from csiprovider.errors import InvalidArgument
 from csiprovider.model import Encoding, FileSource, MountObject, canonical_json
 from csiprovider.request import POD_NAMESPACE, MountParams
 
+# libyaml's loader is ~10x faster than the pure-Python one; the SPC is parsed on every Mount.
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 COMMON_FIELDS = frozenset({"objectName", "backend", "objectAlias", "filePermission", "encoding"})
 FILE_FIELDS = COMMON_FIELDS | {"path"}
 _OCTAL = re.compile(r"0?o?[0-7]{1,4}")
@@ -45,7 +48,7 @@ def load_objects(raw: str | None) -> list[Any]:
             "least one object, e.g. '- objectName: db-password\\n  backend: file'"
         )
     try:
-        items = yaml.safe_load(raw)
+        items = yaml.load(raw, Loader=_LOADER)
     except yaml.YAMLError as exc:
         where = ""
         mark = getattr(exc, "problem_mark", None)
