@@ -109,25 +109,26 @@ def parse_permission(raw: str) -> int:
     return value
 
 
-def _string_map(raw: str, name: str, *, required: bool) -> dict[str, str]:
-    if not raw:
-        if required:
-            raise InvalidArgument(
-                f"missing {name}: MountRequest.{name} must be a JSON object of strings"
-            )
-        return {}
+def _json_object(raw: str, name: str, expected: str) -> dict[str, Any]:
+    """Decode a JSON object; json's messages give line/column only, never the text."""
     try:
         value: Any = json.loads(raw)
     except ValueError as exc:
-        # json's message gives line/column only, never the offending text.
         raise InvalidArgument(
-            f"failed to parse {name} as JSON ({exc}): MountRequest.{name} must be a JSON object "
-            "of strings"
+            f"failed to parse {name} as JSON ({exc}): {expected}"
         ) from None
     if not isinstance(value, dict):
-        raise InvalidArgument(
-            f"invalid {name}: expected a JSON object of strings, got {type(value).__name__}"
-        )
+        raise InvalidArgument(f"invalid {name}: {expected}, got {type(value).__name__}")
+    return value
+
+
+def _string_map(raw: str, name: str, *, required: bool) -> dict[str, str]:
+    expected = f"MountRequest.{name} must be a JSON object of strings"
+    if not raw:
+        if required:
+            raise InvalidArgument(f"missing {name}: {expected}")
+        return {}
+    value = _json_object(raw, name, expected)
     bad = sorted(k for k, v in value.items() if not isinstance(v, str))
     if bad:
         raise InvalidArgument(
@@ -140,18 +141,10 @@ def _string_map(raw: str, name: str, *, required: bool) -> dict[str, str]:
 def _tokens(raw: str) -> dict[str, ServiceAccountToken]:
     if not raw:
         return {}
-    try:
-        value: Any = json.loads(raw)
-    except ValueError as exc:
-        raise InvalidArgument(
-            f"failed to parse {SERVICE_ACCOUNT_TOKENS} as JSON ({exc}): expected an object "
-            'mapping audience to {"token", "expirationTimestamp"}'
-        ) from None
-    if not isinstance(value, dict):
-        raise InvalidArgument(
-            f"invalid {SERVICE_ACCOUNT_TOKENS}: expected an object mapping audience to "
-            '{"token", "expirationTimestamp"}'
-        )
+    value = _json_object(
+        raw, SERVICE_ACCOUNT_TOKENS,
+        'it must be a JSON object mapping audience to {"token", "expirationTimestamp"}',
+    )
     tokens: dict[str, ServiceAccountToken] = {}
     for audience, entry in value.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("token"), str):

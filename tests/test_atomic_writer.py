@@ -172,7 +172,11 @@ def test_concurrent_reader_never_sees_a_mix(tmp_path: Path) -> None:
         while time.monotonic() < deadline:
             # One snapshot: open the data directory once, read every file from it. ..data
             # itself must exist at every instant: a reader never finds the volume empty.
-            fd = os.open(tmp_path / "..data", os.O_RDONLY | os.O_DIRECTORY)
+            before = os.readlink(tmp_path / "..data")
+            try:
+                fd = os.open(tmp_path / before, os.O_RDONLY | os.O_DIRECTORY)
+            except FileNotFoundError:
+                continue  # swapped and removed between readlink and open
             try:
                 names = sorted(os.listdir(fd))
                 values = []
@@ -184,6 +188,8 @@ def test_concurrent_reader_never_sees_a_mix(tmp_path: Path) -> None:
                 continue  # the set was removed after a swap: read again, as a pod would
             finally:
                 os.close(fd)
+            if os.readlink(tmp_path / "..data") != before:
+                continue  # swapped while reading: the old set may be half deleted; read again
             assert len(set(values)) == 1, f"mixed read {names}: {values}"
             assert tuple(names) in (tuple(sorted(VERSION_A)), tuple(sorted(VERSION_B)))
             seen.append(tuple(values))

@@ -36,7 +36,7 @@ def test_parses_driver_request() -> None:
     [
         ("attributes", "", "missing attributes"),
         ("attributes", "{not json", "failed to parse attributes as JSON"),
-        ("attributes", "[1, 2]", "expected a JSON object of strings, got list"),
+        ("attributes", "[1, 2]", "MountRequest.attributes must be a JSON object of strings, got list"),
         ("attributes", '{"objects": 5}', "the value of 'objects' is not a string"),
         ("secrets", "{oops", "failed to parse secrets as JSON"),
         ("permission", "", "missing permission"),
