@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from csiprovider.server import ServeConfig, SocketInUse, serve
+    from csiprovider.server import ServeConfig, ServeError, serve
 
     logs.configure(args.log_format, args.log_level)
     names = args.names or [n for n in (args.names_env or "").split(",") if n] or ["csiprovider"]
@@ -141,7 +141,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     try:
         asyncio.run(serve(config))
-    except (SocketInUse, ValueError, OSError) as exc:
+    except (ServeError, ValueError, OSError) as exc:
         logging.getLogger("csiprovider").error(str(exc))
         return 1
     return 0

@@ -45,7 +45,11 @@ class ServeConfig:
     fetch_workers: int
 
 
-class SocketInUse(RuntimeError):
+class ServeError(RuntimeError):
+    """The daemon cannot serve a socket; the message says which and why."""
+
+
+class SocketInUse(ServeError):
     """Another process is serving on the socket we were asked to create."""
 
 
@@ -102,7 +106,7 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
     servers: list[tuple[grpc.aio.Server, Path]] = []
     try:
         for name in config.names:
-            path = socket_path(config.providers_dir, name)
+            path = socket_path(config.providers_dir.absolute(), name)
             prepare_socket(path)
             server = grpc.aio.server()
             pb_grpc.add_CSIDriverProviderServicer_to_server(
@@ -114,6 +118,11 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
             try:
                 server.add_insecure_port(f"unix://{path}")
                 await server.start()
+            except RuntimeError:
+                raise ServeError(
+                    f"cannot listen on {path}: check the directory is writable and the path "
+                    "is shorter than 108 bytes (the Unix socket limit)"
+                ) from None
             finally:
                 os.umask(old_umask)
             os.chmod(path, 0o600)

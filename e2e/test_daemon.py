@@ -162,3 +162,12 @@ def test_sigterm_drains_in_flight_mount_and_removes_sockets(
     assert "error" not in result, result.get("error")
     assert result["reply"].files[0].contents == b"late-value"
     assert not daemon.socket().exists() and not daemon.socket("second").exists()
+
+
+def test_unusable_socket_path_is_a_clear_error(start_daemon: Callable[..., Daemon],
+                                               tmp_path: Path) -> None:
+    too_long = tmp_path / ("d" * 120)
+    daemon = start_daemon(providers_dir=too_long, wait=False)
+    assert daemon.proc.wait(20) == 1
+    assert "shorter than 108 bytes (the Unix socket limit)" in daemon.log()
+    assert "Traceback" not in daemon.log()

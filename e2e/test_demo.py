@@ -3,23 +3,35 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from e2e.conftest import ROOT
 
 
-def test_demo_script_mounts_and_stops_cleanly(tmp_path: Path) -> None:
+@pytest.fixture
+def relative_demo_dir() -> Iterator[str]:
+    # Relative, as `make demo` uses (.demo): sockets must work with relative paths too.
+    relative = f".demo-test-{os.getpid()}"
+    yield relative
+    shutil.rmtree(ROOT / relative, ignore_errors=True)
+
+
+def test_demo_script_mounts_and_stops_cleanly(tmp_path: Path, relative_demo_dir: str) -> None:
     bindir = tmp_path / "bin"
     bindir.mkdir()
     launcher = bindir / "csiprovider"
     launcher.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m csiprovider "$@"\n')
     launcher.chmod(0o755)
-    demo_dir = tmp_path / "demo"
-    env = {**os.environ, "CSIPROVIDER_BIN": str(launcher), "DEMO_DIR": str(demo_dir),
+    demo_dir = ROOT / relative_demo_dir
+    env = {**os.environ, "CSIPROVIDER_BIN": str(launcher), "DEMO_DIR": relative_demo_dir,
            "DEMO_WATCH_SECONDS": "0.5"}
     out = tmp_path / "demo.out"
     with open(out, "w") as handle:
@@ -43,3 +55,4 @@ def test_demo_script_mounts_and_stops_cleanly(tmp_path: Path) -> None:
         proc.wait(20)
     assert "demo stopped" in out.read_text()
     assert not (demo_dir / "providers" / "csiprovider.sock").exists()
+
