@@ -1,205 +1,361 @@
-"""Atomic projection of a set of files into a directory (the kubelet AtomicWriter layout).
+"""Publish a set of files into a directory so that readers switch from the old set to the new
+one in a single step (the layout the kubelet and the Secrets Store CSI Driver use).
 
-Readers (pods) must never see half of an update: a new password beside an old username.
-The layout makes one `rename(2)` switch the whole set:
+Pods read secrets from the volume at any moment; they must never see half of an update, such
+as a new password next to an old username. The trick is one level of indirection: the real
+files live in a hidden directory that is never modified once published, and one symlink
+decides which hidden directory is current. Replacing that symlink with `rename(2)` is atomic.
 
-    <target>/..data            -> ..2026_11_23_10_00_00.123456789   (symlink)
-    <target>/..2026_11_23_...  the payload, a real directory
-    <target>/<name>            -> ..data/<name>                     (one per top-level name)
+    <target>/..2026_11_23_10_00_00.k3j9x_2a    real files of one version (never modified)
+    <target>/..data   -> ..2026_11_23_10_00_00.k3j9x_2a
+    <target>/<name>   -> ..data/<name>           one per top-level name (file or directory)
 
-`write_atomic(target, payload)`:
+Names starting with `..` belong to the writer; payload paths may not use them. The writer is
+not safe against itself: callers serialise writes to one target directory.
 
- 1. Validate every path (relative, clean, no `..` element, not starting with `..`). Any bad
-    path fails the call before anything is written.
- 2. Read `..data` to find the current timestamped directory, if any.
- 3. List the user-visible top-level names the old set has and the new one lacks.
- 4. Compare the new payload (content and mode) with the old directory; if equal and
-    nothing is to be removed, stop: a no-op must not wake inotify watchers.
- 5. Create a fresh hidden timestamped directory, mode 0755 whatever the umask.
- 6. Write each file there with its exact mode, fsync it; fsync every directory written,
-    so after a power cut the data the symlink points at is on disk.
- 7. Remove top-level plain files/directories with a payload name (left by a provider that
-    wrote directly, pre-AtomicWriter), then create the missing `<name> -> ..data/<name>`
-    symlinks. They resolve through `..data`, so they show the old set until the swap.
- 8. Point a new symlink `..data_tmp` at the new directory.
- 9. Rename `..data_tmp` over `..data`: the atomic switch. Then fsync the target directory.
-10. Remove the user-visible symlinks of names no longer in the payload.
-11. Remove the old timestamped directory and any `..` directory a crashed writer left.
+`write_atomic(target, payload)` goes through these steps:
 
-A crash at any step leaves `..data` pointing at a complete set (the old one before 9, the
-new one after); leftovers from the crash are cleaned by the next write.
+ 1. Check every path and mode before touching the disk, so a bad payload writes nothing.
+    The target directory must already exist (the driver creates and mounts it).
+ 2. Read `..data` to learn the current version directory, if any. It is only trusted when it
+    names a timestamped directory inside the target; anything else is never deleted.
+ 3. Find the user-visible links to remove: our `<name> -> ..data/<name>` links whose name the
+    new payload lacks. This also catches links a crashed writer left dangling.
+ 4. Compare the current version with the payload: same files, same bytes, same modes, and every
+    top-level name already linked. If so, return False without a new version, which would
+    wake every inotify watcher of `..data` for nothing (crash leftovers, which `..data` does
+    not name, are still removed as in step 11).
+ 5. Make a new hidden timestamped directory and set it to 0755 whatever the umask, so a pod
+    running as another user can traverse it.
+ 6. Write each file there, then set its exact mode with chmod (the umask must not narrow it)
+    and fsync it; fsync every directory written. The data is durable before anything
+    points at it.
+ 7. Replace top-level plain files or directories that carry a payload name (left by a provider
+    that wrote into the volume directly; a file is swapped for the link in one rename), then
+    create missing `<name> -> ..data/<name>` links. They resolve through the old `..data`,
+    so readers still see the old set, and links for new names dangle until the switch.
+ 8. Point a fresh `..data_tmp` symlink (a stale one from a crash is removed first) at the new
+    directory, and fsync the target so the new directory entry and links are durable
+    before the switch.
+ 9. Rename `..data_tmp` over `..data`: the atomic switch. fsync the target again.
+10. Remove the user-visible links found in step 3; they now dangle.
+11. Remove the old version directory, any timestamped directory a crashed writer left, and
+    a stale `..data_tmp`. Only ever after the switch: before it, the old directory is what
+    readers resolve, and the new one is what a crash must not lose.
+
+At every instant `..data` names one complete version: the old one until step 9, the new one
+after. A reader resolving `<target>/<name>` sees a file of one of the two complete sets.
+A SIGKILL at any step leaves that true; what it can leave behind (a half-written hidden
+directory, `..data_tmp`, dangling links) is invisible through `..data` and is removed by the
+next write.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import shutil
 import stat
 import tempfile
-import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from datetime import UTC, datetime
 
-DATA_DIR = "..data"
-NEW_DATA_DIR = "..data_tmp"
-MAX_PATH = 4096
-MAX_NAME = 255
+__all__ = ["FileProjection", "PayloadError", "validate_path", "write_atomic"]
+
+log = logging.getLogger(__name__)
+
+DATA_LINK = "..data"
+DATA_LINK_TMP = "..data_tmp"
+_VISIBLE_LINK_TMP = "..link_tmp"
+_MAX_PATH_BYTES = 4096
+_MAX_NAME_BYTES = 255
+_MAX_MODE = 0o777
+# What step 5 creates: "..YYYY_MM_DD_HH_MM_SS." plus mkdtemp's random suffix. Only entries
+# that match are ever treated as a version directory, read or removed.
+_VERSION_DIR = re.compile(r"\.\.\d{4}(?:_\d{2}){5}\.[A-Za-z0-9_]+")
 
 
 @dataclass(frozen=True)
 class FileProjection:
-    """One file of the payload."""
+    """One file of the payload: its bytes and its permission bits (0 to 0o777)."""
 
     data: bytes = field(repr=False)
     mode: int
 
 
 class PayloadError(ValueError):
-    """A payload path the driver would refuse; the message names the path only."""
+    """A payload the driver would refuse. The message names the path, never the contents."""
 
 
 def validate_path(path: str) -> None:
-    """Apply the driver's rules for a file path inside the volume."""
+    """Raise PayloadError unless `path` is a file path the driver accepts inside a volume.
+
+    The rules: not empty; relative; at most 4096 bytes; no `..` element; no element longer
+    than 255 bytes; a first element not starting with `..` (reserved for the writer); and
+    already in clean form (no empty or `.` element, so no `//`, `./` or trailing `/`).
+    Lengths count UTF-8 bytes, as the kernel and the driver do.
+    """
     if not path:
         raise PayloadError("invalid path: must not be empty")
+    if "\0" in path:
+        raise PayloadError(f"invalid path: must not contain a NUL character: {path!r}")
     if path.startswith("/"):
         raise PayloadError(f"invalid path: must be relative path: {path}")
-    if len(path) > MAX_PATH:
-        raise PayloadError(f"invalid path: must be less than or equal to {MAX_PATH} characters")
-    parts = path.split("/")
-    for part in parts:
-        if part == "..":
-            raise PayloadError(f"invalid path: must not contain '..': {path}")
-        if len(part) > MAX_NAME:
-            raise PayloadError(
-                f"invalid path: filenames must be less than or equal to {MAX_NAME} characters"
-            )
-    if parts[0].startswith(".."):
-        raise PayloadError(f"invalid path: must not start with '..': {path}")
-    if any(part in ("", ".") for part in parts):
+    try:
+        encoded = os.fsencode(path)
+    except UnicodeEncodeError:
+        raise PayloadError(f"invalid path: not representable as a file name: {path!r}") from None
+    if len(encoded) > _MAX_PATH_BYTES:
         raise PayloadError(
-            f"invalid path: must be clean (no '.' element, '//' or trailing '/'): {path}"
+            f"invalid path: must be less than or equal to {_MAX_PATH_BYTES} bytes: {path[:64]}..."
+        )
+    elements = path.split("/")
+    for element in elements:
+        if element == "..":
+            raise PayloadError(f"invalid path: must not contain '..': {path}")
+        if len(os.fsencode(element)) > _MAX_NAME_BYTES:
+            raise PayloadError(
+                f"invalid path: each name must be less than or equal to {_MAX_NAME_BYTES} "
+                f"bytes: {path[:64]}..."
+            )
+    if elements[0].startswith(".."):
+        raise PayloadError(f"invalid path: must not start with '..': {path}")
+    if any(element in ("", ".") for element in elements):
+        raise PayloadError(
+            f"invalid path: must be a clean path (no empty or '.' element, no trailing '/'): {path}"
         )
 
 
 def write_atomic(target_dir: str | os.PathLike[str], payload: Mapping[str, FileProjection]) -> bool:
-    """Make `target_dir` show exactly `payload`; return False when it already did."""
-    for path in payload:  # 1
-        validate_path(path)
-    target = Path(target_dir)
-    if not target.is_dir():
-        if target.exists():
-            raise NotADirectoryError(f"target {target} is not a directory")
-        raise FileNotFoundError(f"target {target} does not exist")
+    """Make `target_dir` show exactly `payload`, switching versions atomically.
 
-    old_name = _current_dir(target)  # 2
-    old_dir = target / old_name if old_name else None
-    new_top = {p.split("/", 1)[0] for p in payload}
-    to_remove: set[str] = set()
-    if old_dir is not None:
-        to_remove = {n for n in _names(old_dir) if n not in new_top}  # 3
-        if not to_remove and _matches(old_dir, payload):  # 4
-            return False
+    Returns True when a new version was published, False when the directory already showed
+    this payload (content and modes) and nothing had to be removed. Raises PayloadError for
+    a bad path or mode (nothing written), FileNotFoundError or NotADirectoryError when the
+    target is not an existing directory, and OSError when the filesystem refuses.
+    """
+    _validate_payload(payload)  # 1
+    target = os.fspath(target_dir)
+    if not stat.S_ISDIR(os.stat(target).st_mode):
+        raise NotADirectoryError(f"target {target!r} is not a directory")
 
-    new_dir = Path(tempfile.mkdtemp(dir=target, prefix=time.strftime("..%Y_%m_%d_%H_%M_%S.")))  # 5
+    old_name = _current_version(target)  # 2
+    new_top = {path.split("/", 1)[0] for path in payload}
+    links = _visible_links(target)
+    to_remove = links - new_top  # 3
+    if (  # 4
+        old_name is not None
+        and not to_remove
+        and new_top <= links
+        and _version_matches(os.path.join(target, old_name), payload)
+    ):
+        _remove_leftovers(target, keep=old_name)
+        return False
+
+    stamp = datetime.now(UTC).strftime("..%Y_%m_%d_%H_%M_%S.")
+    new_dir = tempfile.mkdtemp(prefix=stamp, dir=target)  # 5
+    new_name = os.path.basename(new_dir)
+    tmp_link = os.path.join(target, DATA_LINK_TMP)
+    published = False
     try:
         os.chmod(new_dir, 0o755)
-        _write_payload(new_dir, payload)  # 6
-        _link_visible(target, new_top)  # 7
-        tmp_link = target / NEW_DATA_DIR  # 8
-        if tmp_link.is_symlink() or tmp_link.exists():
-            tmp_link.unlink()
-        os.symlink(new_dir.name, tmp_link)
-        os.rename(tmp_link, target / DATA_DIR)  # 9
-    except BaseException:
-        shutil.rmtree(new_dir, ignore_errors=True)
-        raise
+        _write_version(new_dir, payload)  # 6
+        for name in sorted(new_top):  # 7
+            _install_visible_link(target, name)
+        _remove_if_symlink(tmp_link)  # 8
+        os.symlink(new_name, tmp_link)
+        _fsync_dir(target)
+        os.rename(tmp_link, os.path.join(target, DATA_LINK))  # 9
+        published = True
+    finally:
+        if not published:
+            _remove_if_symlink(tmp_link)
+            shutil.rmtree(new_dir, ignore_errors=True)
     _fsync_dir(target)
 
-    for name in to_remove:  # 10
-        visible = target / name
-        if visible.is_symlink():
-            visible.unlink()
-    for entry in os.listdir(target):  # 11
-        if entry.startswith("..") and entry not in (DATA_DIR, new_dir.name):
-            stale = target / entry
-            if stale.is_dir() and not stale.is_symlink():
-                shutil.rmtree(stale, ignore_errors=True)
-            elif entry == NEW_DATA_DIR:
-                stale.unlink(missing_ok=True)
+    for name in sorted(to_remove):  # 10
+        path = os.path.join(target, name)
+        if _is_visible_link(path, name):
+            _best_effort(os.unlink, path)
+    _remove_leftovers(target, keep=new_name)  # 11
     return True
 
 
-def _current_dir(target: Path) -> str | None:
-    try:
-        name = os.readlink(target / DATA_DIR)
-    except (FileNotFoundError, OSError):
-        return None
-    return name if (target / name).is_dir() else None
-
-
-def _names(directory: Path) -> set[str]:
-    return set(os.listdir(directory))
-
-
-def _matches(old_dir: Path, payload: Mapping[str, FileProjection]) -> bool:
-    """Whether the old directory holds exactly this payload, modes included."""
-    on_disk: set[str] = set()
-    for root, _dirs, files in os.walk(old_dir):
-        for name in files:
-            on_disk.add(os.path.relpath(os.path.join(root, name), old_dir))
-    if on_disk != set(payload):
-        return False
+def _validate_payload(payload: Mapping[str, FileProjection]) -> None:
     for path, projection in payload.items():
-        full = old_dir / path
+        validate_path(path)
+        mode = projection.mode
+        if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= _MAX_MODE:
+            raise PayloadError(
+                f"invalid mode {mode!r} for path {path}: must be permission bits 0 to 0o777"
+            )
+    for path in payload:
+        parent, sep, _ = path.rpartition("/")
+        while sep:
+            if parent in payload:
+                raise PayloadError(
+                    f"invalid path: {path} needs {parent} to be a directory, but the payload "
+                    f"also has {parent} as a file"
+                )
+            parent, sep, _ = parent.rpartition("/")
+
+
+def _current_version(target: str) -> str | None:
+    """The version directory `..data` names, or None when there is none we own."""
+    try:
+        name = os.readlink(os.path.join(target, DATA_LINK))
+    except FileNotFoundError:
+        return None
+    if not _VERSION_DIR.fullmatch(name):
+        return None
+    if not os.path.isdir(os.path.join(target, name)):
+        return None
+    return name
+
+
+def _visible_links(target: str) -> set[str]:
+    """Top-level names that are our `<name> -> ..data/<name>` links."""
+    with os.scandir(target) as entries:
+        return {
+            entry.name
+            for entry in entries
+            if not entry.name.startswith("..") and _is_visible_link(entry.path, entry.name)
+        }
+
+
+def _is_visible_link(path: str, name: str) -> bool:
+    try:
+        return os.readlink(path) == f"{DATA_LINK}/{name}"
+    except OSError:  # absent, or not a symlink
+        return False
+
+
+def _version_matches(version_dir: str, payload: Mapping[str, FileProjection]) -> bool:
+    """Whether `version_dir` holds exactly the payload: same files, bytes and modes."""
+    found: set[str] = set()
+    for rel, info in _walk_files(version_dir):
+        if rel is None:
+            return False
+        projection = payload.get(rel)
+        if (
+            projection is None
+            or stat.S_IMODE(info.st_mode) != projection.mode
+            or info.st_size != len(projection.data)
+        ):
+            return False
+        found.add(rel)
+    if found != set(payload):
+        return False
+    for rel, projection in payload.items():
         try:
-            if stat.S_IMODE(full.lstat().st_mode) != projection.mode:
-                return False
-            if full.read_bytes() != projection.data:
-                return False
+            fd = os.open(os.path.join(version_dir, rel), os.O_RDONLY | os.O_NOFOLLOW)
         except OSError:
             return False
+        with os.fdopen(fd, "rb") as stream:
+            if stream.read() != projection.data:
+                return False
     return True
 
 
-def _write_payload(directory: Path, payload: Mapping[str, FileProjection]) -> None:
-    dirs = {directory}
-    for path, projection in payload.items():
-        full = directory / path
-        for parent in reversed(full.relative_to(directory).parents[:-1]):
-            sub = directory / parent
-            if sub not in dirs:
-                sub.mkdir(mode=0o755, exist_ok=True)
-                os.chmod(sub, 0o755)
-                dirs.add(sub)
-        fd = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+def _walk_files(top: str, prefix: str = "") -> Iterator[tuple[str | None, os.stat_result]]:
+    """Regular files under `top` as (relative path, lstat); (None, lstat) for anything else
+    that is neither a regular file nor a directory, such as a symlink."""
+    with os.scandir(top) as entries:
+        children = list(entries)
+    for entry in children:
+        info = entry.stat(follow_symlinks=False)
+        rel = f"{prefix}{entry.name}"
+        if stat.S_ISDIR(info.st_mode):
+            yield from _walk_files(entry.path, f"{rel}/")
+        elif stat.S_ISREG(info.st_mode):
+            yield rel, info
+        else:
+            yield None, info
+
+
+def _write_version(version_dir: str, payload: Mapping[str, FileProjection]) -> None:
+    written_dirs = [version_dir]
+    for rel in sorted(payload):
+        projection = payload[rel]
+        parts = rel.split("/")
+        for depth in range(1, len(parts)):
+            sub = os.path.join(version_dir, *parts[:depth])
+            if not os.path.isdir(sub):
+                os.mkdir(sub, 0o755)
+                os.chmod(sub, 0o755)  # mkdir's mode is narrowed by the umask
+                written_dirs.append(sub)
+        path = os.path.join(version_dir, rel)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(path, flags, 0o600)
         try:
             view = memoryview(projection.data)
             while view:
-                view = view[os.write(fd, view):]
-            os.fchmod(fd, projection.mode)  # exact mode, whatever the umask
+                view = view[os.write(fd, view) :]
+            os.fchmod(fd, projection.mode)  # exact bits, whatever the umask
             os.fsync(fd)
         finally:
             os.close(fd)
-    for sub in dirs:
-        _fsync_dir(sub)
+    for directory in reversed(written_dirs):  # deepest first, the version directory last
+        _fsync_dir(directory)
 
 
-def _link_visible(target: Path, names: set[str]) -> None:
-    for name in names:
-        visible = target / name
-        if visible.is_symlink():
+def _install_visible_link(target: str, name: str) -> None:
+    path = os.path.join(target, name)
+    if _is_visible_link(path, name):
+        return
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        os.symlink(f"{DATA_LINK}/{name}", path)
+        return
+    if stat.S_ISDIR(info.st_mode):
+        shutil.rmtree(path)  # written directly by a provider; rename cannot replace a directory
+        os.symlink(f"{DATA_LINK}/{name}", path)
+        return
+    # A plain file (or a foreign symlink): replace it in one step so the name never vanishes.
+    tmp = os.path.join(target, _VISIBLE_LINK_TMP)
+    _remove_if_symlink(tmp)
+    os.symlink(f"{DATA_LINK}/{name}", tmp)
+    os.rename(tmp, path)
+
+
+def _remove_leftovers(target: str, keep: str) -> None:
+    """Remove version directories and temporary links that `..data` does not name."""
+    current = _current_version(target)
+    with os.scandir(target) as entries:
+        children = list(entries)
+    for entry in children:
+        if entry.name in (keep, current):
             continue
-        if visible.is_dir():
-            shutil.rmtree(visible)
-        elif visible.exists():
-            visible.unlink()
-        os.symlink(f"{DATA_DIR}/{name}", visible)
+        if _VERSION_DIR.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False):
+            _best_effort(shutil.rmtree, entry.path)
+        elif entry.name in (DATA_LINK_TMP, _VISIBLE_LINK_TMP) and entry.is_symlink():
+            _best_effort(os.unlink, entry.path)
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+def _best_effort(remove: Callable[[str], object], path: str) -> None:
+    # Cleanup after the switch is not fatal: the new version is already published, and the
+    # next write retries. Only the path is logged, never file contents.
+    try:
+        remove(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.warning("could not remove %s: %s", path, exc.strerror or exc)
+
+
+def _remove_if_symlink(path: str) -> None:
+    try:
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
     finally:

@@ -7,7 +7,7 @@ A dialect turns SPC parameters into `MountObject`s; each names a hashable `sourc
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -29,7 +29,6 @@ class FileSource:
     path: str
 
 
-Source = FileSource
 
 
 @dataclass(frozen=True)
@@ -42,8 +41,9 @@ class MountObject:
     file_name: str
     mode: int
     encoding: Encoding
-    source: Source
+    source: Hashable
     spec_json: str = field(repr=False)
+    options: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def label(self) -> str:

@@ -1,5 +1,5 @@
 """Resolve the objects of one Mount: fetch in parallel, once per distinct source,
-decode, version.
+render, decode, version.
 
 Backends are blocking (hvac, boto3, file I/O) and run in a bounded thread pool, so a
 slow backend never stalls the event loop serving other Mounts.
@@ -8,16 +8,22 @@ slow backend never stalls the event loop serving other Mounts.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Hashable, Mapping, Sequence
 from concurrent.futures import Executor
+from typing import Any
 
+from csiprovider.atomic_writer import PayloadError, validate_path
 from csiprovider.backends import Backend
-from csiprovider.errors import DeadlineExceeded, FailedPrecondition, MountError
-from csiprovider.model import MountObject, MountResult, OutputFile, Source
+from csiprovider.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, MountError
+from csiprovider.model import MountObject, MountResult, OutputFile
 from csiprovider.transforms import decode
 from csiprovider.versions import Versioner
 
-_ENABLE_HINTS = {"file": "start the daemon with --file-root DIR"}
+_ENABLE_HINTS = {
+    "file": "start the daemon with --file-root DIR",
+    "vault": "serve a provider name with the vault dialect (--name vault)",
+}
 
 
 class Resolver:
@@ -25,7 +31,7 @@ class Resolver:
 
     def __init__(
         self,
-        backends: Mapping[type, Backend],
+        backends: Mapping[str, Backend],
         versioner: Versioner,
         executor: Executor,
     ) -> None:
@@ -36,11 +42,15 @@ class Resolver:
     async def resolve(self, objects: Sequence[MountObject], timeout: float) -> MountResult:
         """Fetch every distinct source once, all in parallel, within `timeout` seconds."""
         loop = asyncio.get_running_loop()
-        fetches: dict[Source, asyncio.Future[bytes]] = {}
+        deadline = time.monotonic() + timeout
+        fetches: dict[tuple[str, Hashable], asyncio.Future[Any]] = {}
         for obj in objects:
-            if obj.source not in fetches:
+            key = (obj.backend, obj.source)
+            if key not in fetches:
                 backend = self._backend(obj)
-                fetches[obj.source] = loop.run_in_executor(self._executor, backend.fetch, obj)
+                fetches[key] = loop.run_in_executor(
+                    self._executor, backend.fetch, obj, deadline
+                )
         done, pending = await asyncio.wait(
             fetches.values(), timeout=timeout, return_when=asyncio.FIRST_EXCEPTION
         )
@@ -48,14 +58,14 @@ class Resolver:
             future.cancel()
         # Report the first failing object in SPC order among those that finished.
         for obj in objects:
-            future = fetches[obj.source]
+            future = fetches[(obj.backend, obj.source)]
             if future in done and future.exception() is not None:
                 exc = future.exception()
                 if isinstance(exc, MountError):
                     raise exc
                 raise MountError(f"{obj.label}: backend failed ({type(exc).__name__})")
         if pending:
-            slow = [obj.label for obj in objects if fetches[obj.source] in pending]
+            slow = [o.label for o in objects if fetches[(o.backend, o.source)] in pending]
             raise DeadlineExceeded(
                 f"Mount did not finish within {timeout:.1f}s; still waiting for "
                 f"{', '.join(slow)}"
@@ -63,13 +73,38 @@ class Resolver:
         files: list[OutputFile] = []
         versions: list[tuple[str, str]] = []
         for obj in objects:
-            contents = decode(fetches[obj.source].result(), obj.encoding, obj.label)
-            files.append(OutputFile(path=obj.file_name, mode=obj.mode, contents=contents))
-            versions.append((obj.object_name, self._versioner.version(obj.spec_json, contents)))
+            fetched = fetches[(obj.backend, obj.source)].result()
+            rendered = self._backends[obj.backend].render(obj, fetched)
+            content = self._files(obj, rendered, files)
+            versions.append((obj.object_name, self._versioner.version(obj.spec_json, content)))
         return MountResult(files=tuple(files), versions=tuple(versions))
 
+    def _files(
+        self, obj: MountObject, rendered: bytes | Mapping[str, bytes], files: list[OutputFile]
+    ) -> bytes:
+        """Append the object's file(s); return the bytes its version covers."""
+        if isinstance(rendered, bytes):
+            contents = decode(rendered, obj.encoding, obj.label)
+            files.append(OutputFile(path=obj.file_name, mode=obj.mode, contents=contents))
+            return contents
+        covered = bytearray()
+        for name in sorted(rendered):
+            path = f"{obj.file_name}/{name}"
+            try:
+                validate_path(path)
+            except PayloadError:
+                raise InvalidArgument(
+                    f"{obj.label}: key {name!r} cannot be a file name; use secretKey or "
+                    "jmesPath to pick keys with such names"
+                ) from None
+            contents = decode(rendered[name], obj.encoding, obj.label)
+            files.append(OutputFile(path=path, mode=obj.mode, contents=contents))
+            covered += len(name).to_bytes(4, "big") + name.encode()
+            covered += len(contents).to_bytes(8, "big") + contents
+        return bytes(covered)
+
     def _backend(self, obj: MountObject) -> Backend:
-        backend = self._backends.get(type(obj.source))
+        backend = self._backends.get(obj.backend)
         if backend is None:
             raise FailedPrecondition(
                 f"{obj.label}: backend {obj.backend!r} is not enabled on this daemon; "

@@ -65,9 +65,10 @@ def _render(obj: Mapping[str, Any], files: Mapping[str, str], namespace: str) ->
     name = str(obj.get("secretName") or "").strip()
     if not name:
         raise SyncError("failed to validate secret object in spc: secret name is empty")
-    secret_type = str(obj.get("type") or "").strip()
-    if not secret_type:
+    raw_type = str(obj.get("type") or "")
+    if not raw_type:
         raise SyncError(f"secret {name}: failed to validate secret object: secret type is empty")
+    secret_type = raw_type.strip() or "Opaque"  # the driver validates before trimming
     entries = obj.get("data") or []
     if not entries:
         raise SyncError(f"secret {name}: failed to validate secret object: data is empty")

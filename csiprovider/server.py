@@ -22,7 +22,6 @@ import grpc
 
 from csiprovider.backends import Backend
 from csiprovider.backends.file import FileBackend
-from csiprovider.model import FileSource
 from csiprovider.resolver import Resolver
 from csiprovider.service import ProviderService, WriteMode
 from csiprovider.v1alpha1 import service_pb2_grpc as pb_grpc
@@ -55,9 +54,9 @@ class SocketInUse(ServeError):
 
 def build_resolver(config: ServeConfig, executor: ThreadPoolExecutor) -> Resolver:
     """Wire the configured backends and the versioner."""
-    backends: dict[type, Backend] = {}
+    backends: dict[str, Backend] = {}
     if config.file_root is not None:
-        backends[FileSource] = FileBackend(config.file_root)
+        backends["file"] = FileBackend(config.file_root)
     if config.hmac_key_file is not None:
         versioner = Versioner.from_file(config.hmac_key_file)
     else:

@@ -1,15 +1,18 @@
-"""The atomic writer: the kubelet layout, exact modes, no-op detection, and consistency
-under concurrent readers and SIGKILL at random points."""
+"""The atomic writer as a pod sees it: the kubelet layout, exact modes, no-op detection, path
+rules, and one complete version at every instant, under concurrent readers and under SIGKILL
+at random points of a write."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import signal
 import stat
 import subprocess
 import sys
-import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,181 +22,405 @@ from csiprovider.atomic_writer import FileProjection, PayloadError, validate_pat
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def payload(files: dict[str, str], mode: int = 0o644) -> dict[str, FileProjection]:
-    return {p: FileProjection(data=c.encode(), mode=mode) for p, c in files.items()}
+def files(contents: dict[str, str], mode: int = 0o644) -> dict[str, FileProjection]:
+    return {p: FileProjection(data=c.encode(), mode=mode) for p, c in contents.items()}
 
 
 def visible(target: Path) -> dict[str, str]:
-    return {n: (target / n).read_text() for n in sorted(os.listdir(target))
-            if not n.startswith("..") and (target / n).is_file()}
+    """Every user-visible file, read the way a pod would: through the top-level names."""
+    found: dict[str, str] = {}
+    for dirpath, _dirs, names in os.walk(target, followlinks=True):
+        rel = Path(dirpath).relative_to(target)
+        if rel.parts and rel.parts[0].startswith(".."):
+            continue
+        for name in names:
+            if rel.parts or not name.startswith(".."):
+                found[str(rel / name)] = (Path(dirpath) / name).read_text()
+    return found
 
 
-def hidden_dirs(target: Path) -> list[str]:
-    return sorted(n for n in os.listdir(target) if n.startswith("..") and n != "..data")
+def hidden(target: Path) -> list[str]:
+    return sorted(n for n in os.listdir(target) if n.startswith(".."))
 
 
-def test_first_write_creates_layout_with_exact_modes(tmp_path: Path) -> None:
+def version_dir(target: Path) -> Path:
+    return target / os.readlink(target / "..data")
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def umask_077() -> Iterator[None]:
     old = os.umask(0o077)
     try:
-        assert write_atomic(tmp_path, {**payload({"a": "1"}, 0o644), **payload({"b": "2"}, 0o440)})
+        yield
     finally:
         os.umask(old)
-    assert visible(tmp_path) == {"a": "1", "b": "2"}
+
+
+def test_first_write_creates_data_link_and_exact_modes_under_umask_077(
+    tmp_path: Path, umask_077: None
+) -> None:
+    payload = {**files({"a": "1"}, 0o644), **files({"b": "2"}, 0o440)}
+    payload.update(files({"dir/c": "3"}, 0o755))
+    assert write_atomic(tmp_path, payload) is True
+
+    assert visible(tmp_path) == {"a": "1", "b": "2", "dir/c": "3"}
     assert os.readlink(tmp_path / "a") == "..data/a"
+    assert os.readlink(tmp_path / "dir") == "..data/dir"
     data = os.readlink(tmp_path / "..data")
-    assert data.startswith("..") and (tmp_path / data).is_dir()
-    assert stat.S_IMODE((tmp_path / "a").stat().st_mode) == 0o644
-    assert stat.S_IMODE((tmp_path / "b").stat().st_mode) == 0o440
-    assert stat.S_IMODE((tmp_path / data).stat().st_mode) == 0o755
+    assert data.startswith("..") and "/" not in data
+    assert hidden(tmp_path) == sorted([data, "..data"])
+    # Exact modes although the umask would strip group and other bits.
+    assert mode_of(tmp_path / "a") == 0o644
+    assert mode_of(tmp_path / "b") == 0o440
+    assert mode_of(tmp_path / "dir" / "c") == 0o755
+    assert mode_of(tmp_path / data) == 0o755
+    assert mode_of(tmp_path / data / "dir") == 0o755
 
 
-def test_update_swaps_and_removes_old(tmp_path: Path) -> None:
-    write_atomic(tmp_path, payload({"a": "1", "b": "2"}))
+def test_changed_content_swaps_version_and_removes_old_dir(tmp_path: Path) -> None:
+    write_atomic(tmp_path, files({"a": "1", "b": "2"}))
     first = os.readlink(tmp_path / "..data")
-    assert write_atomic(tmp_path, payload({"a": "changed", "c": "3"}))
-    assert visible(tmp_path) == {"a": "changed", "c": "3"}
+    assert write_atomic(tmp_path, files({"a": "changed", "b": "2"})) is True
+    second = os.readlink(tmp_path / "..data")
+    assert second != first
+    assert visible(tmp_path) == {"a": "changed", "b": "2"}
+    assert hidden(tmp_path) == sorted([second, "..data"])  # old version directory is gone
+
+
+def test_files_dropped_from_payload_disappear(tmp_path: Path) -> None:
+    write_atomic(tmp_path, files({"a": "1", "b": "2", "sub/c": "3"}))
+    assert write_atomic(tmp_path, files({"a": "1", "d": "4"})) is True
+    assert visible(tmp_path) == {"a": "1", "d": "4"}
     assert not os.path.lexists(tmp_path / "b")
-    assert hidden_dirs(tmp_path) == [os.readlink(tmp_path / "..data")] != [first]
+    assert not os.path.lexists(tmp_path / "sub")
+
+
+def test_nested_file_dropped_inside_kept_directory_disappears(tmp_path: Path) -> None:
+    write_atomic(tmp_path, files({"sub/a": "1", "sub/b": "2"}))
+    assert write_atomic(tmp_path, files({"sub/a": "1"})) is True
+    assert visible(tmp_path) == {"sub/a": "1"}
 
 
 def test_unchanged_payload_is_a_no_op(tmp_path: Path) -> None:
-    write_atomic(tmp_path, payload({"a": "1"}))
+    write_atomic(tmp_path, files({"a": "1", "sub/b": "2"}))
     before = os.readlink(tmp_path / "..data")
-    assert write_atomic(tmp_path, payload({"a": "1"})) is False
+    listing = hidden(tmp_path)
+    assert write_atomic(tmp_path, files({"a": "1", "sub/b": "2"})) is False
     assert os.readlink(tmp_path / "..data") == before
-    assert write_atomic(tmp_path, payload({"a": "1"}, 0o600)) is True  # a mode change counts
+    assert hidden(tmp_path) == listing  # no new version directory
 
 
-def test_nested_paths(tmp_path: Path) -> None:
-    write_atomic(tmp_path, payload({"certs/tls.crt": "c", "certs/tls.key": "k", "top": "t"}))
-    assert (tmp_path / "certs" / "tls.key").read_text() == "k"
+def test_mode_only_change_publishes_new_version(tmp_path: Path) -> None:
+    write_atomic(tmp_path, files({"a": "1"}, 0o644))
+    before = os.readlink(tmp_path / "..data")
+    assert write_atomic(tmp_path, files({"a": "1"}, 0o600)) is True
+    assert os.readlink(tmp_path / "..data") != before
+    assert mode_of(tmp_path / "a") == 0o600
+
+
+def test_nested_paths_link_top_level_directory(tmp_path: Path) -> None:
+    write_atomic(tmp_path, files({"certs/tls.crt": "c", "certs/ca/root.pem": "r", "top": "t"}))
     assert os.readlink(tmp_path / "certs") == "..data/certs"
-    write_atomic(tmp_path, payload({"top": "t"}))
+    assert (tmp_path / "certs").is_symlink()
+    assert visible(tmp_path) == {"certs/tls.crt": "c", "certs/ca/root.pem": "r", "top": "t"}
+    write_atomic(tmp_path, files({"top": "t"}))
     assert not os.path.lexists(tmp_path / "certs")
 
 
-def test_plain_file_left_by_a_provider_is_replaced(tmp_path: Path) -> None:
+def test_plain_file_and_directory_left_by_provider_are_replaced(tmp_path: Path) -> None:
     (tmp_path / "a").write_text("written directly")
-    write_atomic(tmp_path, payload({"a": "atomic"}))
-    assert (tmp_path / "a").is_symlink() and (tmp_path / "a").read_text() == "atomic"
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "old").write_text("written directly")
+    (tmp_path / "unrelated").write_text("not in the payload")
+    assert write_atomic(tmp_path, files({"a": "atomic", "d/new": "atomic"})) is True
+    assert os.readlink(tmp_path / "a") == "..data/a"
+    assert os.readlink(tmp_path / "d") == "..data/d"
+    assert visible(tmp_path) == {"a": "atomic", "d/new": "atomic", "unrelated": "not in the payload"}
 
 
-def test_empty_payload_clears_volume(tmp_path: Path) -> None:
-    write_atomic(tmp_path, payload({"a": "1"}))
-    assert write_atomic(tmp_path, {})
+def test_plain_file_is_replaced_even_when_data_already_matches(tmp_path: Path) -> None:
+    write_atomic(tmp_path, files({"a": "1"}))
+    (tmp_path / "a").unlink()
+    (tmp_path / "a").write_text("stale copy")
+    assert write_atomic(tmp_path, files({"a": "1"})) is True
+    assert (tmp_path / "a").is_symlink() and (tmp_path / "a").read_text() == "1"
+
+
+def test_empty_payload_removes_every_visible_name(tmp_path: Path) -> None:
+    write_atomic(tmp_path, files({"a": "1", "sub/b": "2"}))
+    assert write_atomic(tmp_path, {}) is True
     assert visible(tmp_path) == {}
+    assert os.listdir(version_dir(tmp_path)) == []
+    assert write_atomic(tmp_path, {}) is False
 
 
-@pytest.mark.parametrize("bad", ["/abs", "..", "../x", "a/../b", "..hidden", "a//b", "./a",
-                                 "a/", "", "x" * 256, "a/./b"])
-def test_invalid_paths_write_nothing(tmp_path: Path, bad: str) -> None:
+@pytest.mark.parametrize(
+    "bad",
+    ["/abs", "..", "../x", "a/../b", "..hidden", "...", "a//b", "./a", "a/.", "a/./b", "a/",
+     "", ".", "x" * 256, "d/" + "x" * 256, "/".join(["d"] * 2049), "nul\0byte"],
+)
+def test_invalid_paths_raise_and_write_nothing(tmp_path: Path, bad: str) -> None:
     with pytest.raises(PayloadError):
         validate_path(bad)
-    with pytest.raises(PayloadError):
-        write_atomic(tmp_path, payload({"ok": "1", bad: "2"}))
+    with pytest.raises(PayloadError) as info:
+        write_atomic(tmp_path, files({"ok": "secret-ok", bad: "secret-bad"}))
+    assert "secret" not in str(info.value)  # names the path, never the contents
     assert os.listdir(tmp_path) == []
 
 
-def test_missing_target_raises(tmp_path: Path) -> None:
+@pytest.mark.parametrize("good", ["a", ".hidden", "a/..b", "a/.b", "x" * 255, "d/e/f", "é" * 127])
+def test_unusual_valid_paths_are_accepted(tmp_path: Path, good: str) -> None:
+    validate_path(good)
+    assert write_atomic(tmp_path, files({good: "v"})) is True
+    assert visible(tmp_path) == {good: "v"}
+
+
+def test_lengths_count_bytes_like_the_kernel(tmp_path: Path) -> None:
+    with pytest.raises(PayloadError):
+        validate_path("é" * 128)  # 128 characters, 256 bytes
+
+
+def test_messages_keep_the_driver_wording() -> None:
+    with pytest.raises(PayloadError, match=r"^invalid path: must not contain '\.\.': \.\./x$"):
+        validate_path("../x")
+    with pytest.raises(PayloadError, match=r"^invalid path: must be relative path: /etc/x$"):
+        validate_path("/etc/x")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [files({"a": "1"}, 0o4755), files({"a": "1"}, -1), files({"a": "1", "a/b": "2"})],
+    ids=["setuid-mode", "negative-mode", "file-and-dir-clash"],
+)
+def test_bad_mode_or_clash_raises_and_writes_nothing(
+    tmp_path: Path, payload: dict[str, FileProjection]
+) -> None:
+    with pytest.raises(PayloadError):
+        write_atomic(tmp_path, payload)
+    assert os.listdir(tmp_path) == []
+
+
+def test_missing_or_non_directory_target_raises(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
-        write_atomic(tmp_path / "absent", payload({"a": "1"}))
+        write_atomic(tmp_path / "absent", files({"a": "1"}))
     assert not (tmp_path / "absent").exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError):
+        write_atomic(tmp_path / "file", files({"a": "1"}))
 
 
-VERSION_A = ("x", "y", "z")
-VERSION_B = ("x", "y", "w")  # a different set of names, so removals happen too
+def test_repr_never_shows_contents() -> None:
+    assert "hunter2" not in repr(FileProjection(data=b"hunter2", mode=0o600))
 
 
-def version(n: int) -> dict[str, FileProjection]:
-    names = VERSION_A if n % 2 == 0 else VERSION_B
-    return payload({name: f"{n}" for name in names})
+def test_crash_leftovers_are_removed_by_next_write(tmp_path: Path) -> None:
+    write_atomic(tmp_path, files({"a": "1"}))
+    stale = tmp_path / "..2001_01_01_00_00_00.crashed1"
+    stale.mkdir()
+    (stale / "a").write_text("half written")
+    os.symlink(stale.name, tmp_path / "..data_tmp")
+    os.symlink("..data/gone", tmp_path / "gone")  # dangling: a crash between swap and cleanup
+    # Same content: still a write, because a visible name has to go.
+    assert write_atomic(tmp_path, files({"a": "1"})) is True
+    assert hidden(tmp_path) == sorted([os.readlink(tmp_path / "..data"), "..data"])
+    assert sorted(os.listdir(tmp_path)) == sorted(["..data", os.readlink(tmp_path / "..data"), "a"])
 
 
-def check_consistent(target: Path) -> int:
-    """The set behind ..data is one complete version; visible names read from it."""
-    data = target / os.readlink(target / "..data")
-    names = sorted(os.listdir(data))
-    contents = {(data / n).read_text() for n in names}
-    assert len(contents) == 1, f"mixed set {names}: {contents}"
-    n = int(contents.pop())
-    assert tuple(sorted(names)) == tuple(sorted(VERSION_A if n % 2 == 0 else VERSION_B))
-    for name in os.listdir(target):
-        if not name.startswith("..") and (target / name).exists():
-            assert (target / name).read_text() == str(n)
-    return n
+def test_data_link_to_a_foreign_directory_is_never_deleted(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("precious")
+    target = tmp_path / "target"
+    target.mkdir()
+    os.symlink(str(outside), target / "..data")
+    assert write_atomic(target, files({"a": "1"})) is True
+    assert (outside / "keep").read_text() == "precious"
+    assert visible(target) == {"a": "1"}
+
+
+def test_failure_before_the_switch_keeps_old_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_atomic(tmp_path, files({"a": "old", "b": "old"}))
+    before = hidden(tmp_path)
+
+    def refuse(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "rename", refuse)
+    with pytest.raises(OSError, match="No space"):
+        write_atomic(tmp_path, files({"a": "new", "c": "new"}))
+    monkeypatch.undo()
+    assert hidden(tmp_path) == before  # new version directory and ..data_tmp removed
+    assert (tmp_path / "a").read_text() == "old" and (tmp_path / "b").read_text() == "old"
+    assert not (tmp_path / "c").exists()  # linked early, dangles until a switch: invisible
+    assert write_atomic(tmp_path, files({"a": "new", "c": "new"})) is True
+    assert visible(tmp_path) == {"a": "new", "c": "new"}
+
+
+# Two alternating versions with different name sets, so every switch also adds and removes
+# names, and different modes, so modes must be in place before a version is published.
+VERSIONS = {"A": (("x", "y", "z"), 0o644), "B": (("x", "y", "w"), 0o600)}
+
+
+def version(n: int) -> tuple[str, tuple[str, ...], int]:
+    tag = "A" if n % 2 == 0 else "B"
+    return (tag, *VERSIONS[tag])
+
+
+def version_payload(n: int) -> dict[str, FileProjection]:
+    tag, names, mode = version(n)
+    return files({name: f"{tag}-{n}" for name in names}, mode)
 
 
 WRITER = """
 import sys
 from csiprovider.atomic_writer import FileProjection, write_atomic
 target, n = sys.argv[1], int(sys.argv[2])
+versions = {"A": (("x", "y", "z"), 0o644), "B": (("x", "y", "w"), 0o600)}
 print("ready", flush=True)
 while True:
-    names = ("x", "y", "z") if n % 2 == 0 else ("x", "y", "w")
-    write_atomic(target, {name: FileProjection(data=str(n).encode(), mode=0o644) for name in names})
+    tag = "A" if n % 2 == 0 else "B"
+    names, mode = versions[tag]
+    data = f"{tag}-{n}".encode()
+    write_atomic(target, {name: FileProjection(data=data, mode=mode) for name in names})
     n += 1
 """
 
 
-def test_sigkill_at_random_points_leaves_a_complete_set(tmp_path: Path) -> None:
-    rng = random.Random(1234)
-    write_atomic(tmp_path, version(0))
-    n = 1
-    for _ in range(120):
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), str(n)],
-                                cwd=ROOT, stdout=subprocess.PIPE)
-        assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
-        time.sleep(rng.uniform(0, 0.02))
-        proc.kill()
-        proc.wait()
-        proc.stdout.close()
-        n = check_consistent(tmp_path) + 1
-    assert write_atomic(tmp_path, version(n))
-    check_consistent(tmp_path)
-    assert hidden_dirs(tmp_path) == [os.readlink(tmp_path / "..data")]
-    assert visible(tmp_path) == {name: str(n) for name in (VERSION_A if n % 2 == 0 else VERSION_B)}
+def start_writer(target: Path, n: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(target), str(n)], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"ready\n", proc.stderr.read() if proc.stderr else b""
+    return proc
 
 
-def test_concurrent_reader_never_sees_a_mix(tmp_path: Path) -> None:
-    write_atomic(tmp_path, version(0))
-    stop = threading.Event()
-    seen: list[tuple[str, ...]] = []
+def kill(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGKILL)
+    _, err = proc.communicate()
+    # Killed mid-loop, not dead of an exception: every write up to the kill succeeded.
+    assert proc.returncode == -signal.SIGKILL, err.decode()
 
-    def writer() -> None:
-        n = 1
-        while not stop.is_set():
-            write_atomic(tmp_path, version(n))
-            n += 1
 
-    thread = threading.Thread(target=writer)
-    thread.start()
+def check_one_complete_version(target: Path) -> int:
+    """Through ..data: exactly one version's names, contents and modes. Through the top-level
+    names: every name of that version resolves to it; any other name is one of our links
+    left dangling by a crash (so it cannot be read at all), never a file of another version.
+    Returns the version counter n."""
+    data = version_dir(target)
+    names = sorted(os.listdir(data))
+    contents = {(data / name).read_text() for name in names}
+    assert len(contents) == 1, f"mixed set behind ..data: {names} {contents}"
+    tag, n_text = contents.pop().split("-")
+    n = int(n_text)
+    expected_tag, expected_names, mode = version(n)
+    assert tag == expected_tag
+    assert names == sorted(expected_names), f"incomplete set behind ..data: {names}"
+    for name in names:
+        assert mode_of(data / name) == mode
+        assert (target / name).read_text() == f"{tag}-{n}"  # visible through its top-level link
+    for name in os.listdir(target):
+        if name.startswith(".."):
+            continue
+        assert os.readlink(target / name) == f"..data/{name}"
+        if name not in expected_names:
+            assert not (target / name).exists()
+    return n
+
+
+def test_sigkill_at_random_points_leaves_one_complete_version(tmp_path: Path) -> None:
+    rng = random.Random(20261123)
+    write_atomic(tmp_path, version_payload(0))
+    n = 0
+    advanced = debris = 0
+    for _ in range(150):
+        proc = start_writer(tmp_path, n + 1)
+        time.sleep(rng.uniform(0.0005, 0.008))  # a few writes' worth: lands anywhere in one
+        kill(proc)
+        now = check_one_complete_version(tmp_path)
+        assert now >= n
+        advanced += now > n
+        n = now
+        extra = [h for h in hidden(tmp_path) if h not in ("..data", os.readlink(tmp_path / "..data"))]
+        debris += bool(extra)
+
+    # The kills really landed mid-write (leftovers) and the writers made progress; loose
+    # bounds, as the exact split depends on machine speed (about 1 in 2 of each here).
+    assert advanced >= 10 and debris >= 10, (advanced, debris)
+
+    # A clean write on top of whatever the last crash left: exactly the expected set.
+    assert write_atomic(tmp_path, version_payload(n + 1)) is True
+    assert check_one_complete_version(tmp_path) == n + 1
+    tag, names, _ = version(n + 1)
+    assert visible(tmp_path) == {name: f"{tag}-{n + 1}" for name in names}
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        ["..data", os.readlink(tmp_path / "..data"), *names])
+
+
+def test_concurrent_reader_never_sees_a_mixed_set(tmp_path: Path) -> None:
+    write_atomic(tmp_path, version_payload(0))
+    proc = start_writer(tmp_path, 1)
+    seen: set[int] = set()
+    complete_rounds = mixed_top_level = 0
     try:
-        deadline = time.monotonic() + 2
+        deadline = time.monotonic() + 1.5
         while time.monotonic() < deadline:
-            # One snapshot: open the data directory once, read every file from it. ..data
-            # itself must exist at every instant: a reader never finds the volume empty.
+            # A pod that resolves ..data once and reads every file of that directory sees one
+            # whole version. A published version directory never changes; it is only deleted
+            # after ..data has moved on, so a short read means a switch happened meanwhile.
             before = os.readlink(tmp_path / "..data")
+            values: list[str] = []
+            names: list[str] = []
             try:
                 fd = os.open(tmp_path / before, os.O_RDONLY | os.O_DIRECTORY)
+                try:
+                    names = sorted(os.listdir(fd))
+                    for name in names:
+                        f = os.open(name, os.O_RDONLY, dir_fd=fd)
+                        try:
+                            values.append(os.read(f, 64).decode())
+                        finally:
+                            os.close(f)
+                finally:
+                    os.close(fd)
+                short = False
             except FileNotFoundError:
-                continue  # swapped and removed between readlink and open
-            try:
-                names = sorted(os.listdir(fd))
-                values = []
-                for name in names:
-                    f = os.open(name, os.O_RDONLY, dir_fd=fd)
-                    values.append(os.read(f, 64).decode())
-                    os.close(f)
-            except FileNotFoundError:
-                continue  # the set was removed after a swap: read again, as a pod would
-            finally:
-                os.close(fd)
-            if os.readlink(tmp_path / "..data") != before:
-                continue  # swapped while reading: the old set may be half deleted; read again
-            assert len(set(values)) == 1, f"mixed read {names}: {values}"
-            assert tuple(names) in (tuple(sorted(VERSION_A)), tuple(sorted(VERSION_B)))
-            seen.append(tuple(values))
+                short = True
+            after = os.readlink(tmp_path / "..data")
+            assert len(set(values)) <= 1, f"mixed read through ..data: {names} {values}"
+            if short or after != before:
+                assert after != before, "a file vanished although ..data never moved"
+            else:
+                tag, n_text = values[0].split("-")
+                assert names == sorted(version(int(n_text))[1]) and tag == version(int(n_text))[0]
+                seen.add(int(n_text))
+                complete_rounds += 1
+
+            # Reading the top-level names one by one resolves ..data once per name, so it can
+            # mix versions, but only across a switch.
+            before = os.readlink(tmp_path / "..data")
+            read: dict[str, str] = {}
+            for name in sorted(os.listdir(tmp_path)):
+                # A dangling name belongs to a version that was not current at that moment.
+                if not name.startswith(".."):
+                    with contextlib.suppress(FileNotFoundError):
+                        read[name] = (tmp_path / name).read_text()
+            after = os.readlink(tmp_path / "..data")
+            if len(set(read.values())) > 1:
+                mixed_top_level += 1
+                assert after != before, f"mixed top-level read without a switch: {read}"
+            elif after == before:
+                value = next(iter(read.values()))
+                assert sorted(read) == sorted(version(int(value.split("-")[1]))[1])
     finally:
-        stop.set()
-        thread.join()
-    assert len({v[0] for v in seen}) > 10  # the reader really raced many versions
+        kill(proc)
+    assert len(seen) > 10, "the reader did not race the writer"
+    assert complete_rounds > 10
+    check_one_complete_version(tmp_path)

@@ -29,10 +29,10 @@ class CountingBackend(FileBackend):
         self.calls: dict[Any, int] = {}
         self.lock = threading.Lock()
 
-    def fetch(self, obj: MountObject) -> bytes:
+    def fetch(self, obj: MountObject, deadline: float = 0.0) -> bytes:
         with self.lock:
             self.calls[obj.source] = self.calls.get(obj.source, 0) + 1
-        return super().fetch(obj)
+        return super().fetch(obj, deadline)
 
 
 class BarrierBackend(FileBackend):
@@ -42,9 +42,9 @@ class BarrierBackend(FileBackend):
         super().__init__(root)
         self.barrier = threading.Barrier(parties, timeout=5)
 
-    def fetch(self, obj: MountObject) -> bytes:
+    def fetch(self, obj: MountObject, deadline: float = 0.0) -> bytes:
         self.barrier.wait()
-        return super().fetch(obj)
+        return super().fetch(obj, deadline)
 
 
 class StuckBackend(FileBackend):
@@ -55,11 +55,11 @@ class StuckBackend(FileBackend):
         self.stuck_path = stuck_path
         self.release = threading.Event()
 
-    def fetch(self, obj: MountObject) -> bytes:
+    def fetch(self, obj: MountObject, deadline: float = 0.0) -> bytes:
         assert isinstance(obj.source, FileSource)
         if obj.source.path == self.stuck_path:
             self.release.wait(10)
-        return super().fetch(obj)
+        return super().fetch(obj, deadline)
 
 
 def objects(spec: list[dict[str, Any]]) -> list[MountObject]:
@@ -73,7 +73,7 @@ def executor() -> Any:
 
 
 def resolver(backend: FileBackend, executor: Any) -> Resolver:
-    return Resolver({FileSource: backend}, Versioner(b"k" * 32), executor)
+    return Resolver({"file": backend}, Versioner(b"k" * 32), executor)
 
 
 async def test_same_source_is_fetched_once(file_root: Path, executor: Any) -> None:

@@ -22,7 +22,10 @@ class FileBackend:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).resolve()
 
-    def fetch(self, obj: MountObject) -> bytes:
+    def render(self, obj: MountObject, fetched: bytes) -> bytes:
+        return fetched
+
+    def fetch(self, obj: MountObject, deadline: float = 0.0) -> bytes:
         source = obj.source
         assert isinstance(source, FileSource)
         base = self.root / source.namespace
