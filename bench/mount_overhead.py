@@ -61,7 +61,8 @@ def main() -> None:
         key.write_text("bench-key-0123456789abcdef")
         daemon = subprocess.Popen(
             [sys.executable, "-m", "csiprovider", "serve", "--providers-dir", str(providers),
-             "--file-root", str(root), "--hmac-key-file", str(key), "--log-level", "warning"],
+             "--file-root", str(root), "--hmac-key-file", str(key), "--log-level", "warning",
+             "--health-addr", ""],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         try:

@@ -13,10 +13,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from csiprovider import __version__, logs
 
 DEFAULT_PROVIDERS_DIR = "/var/run/secrets-store-csi-providers"
+LOG_LEVELS = {"trace": "debug", "debug": "debug", "info": "info", "warn": "warning",
+              "warning": "warning", "error": "error", "off": "critical"}
 ENV_PREFIX = "CSIPROVIDER_"
 
 
@@ -25,12 +28,15 @@ def _env(flag: str) -> str:
 
 
 def _add(
-    parser: argparse.ArgumentParser, flag: str, default: str | None, help_text: str, **kw: object
+    parser: argparse._ActionsContainer, flag: str, default: str | None, help_text: str,
+    **kw: Any,
 ) -> None:
-    """A flag whose default comes from CSIPROVIDER_<FLAG> when set."""
+    """A flag whose default comes from CSIPROVIDER_<FLAG> when set; `-flag` works too, as
+    Go's flag package accepts it and vault-csi-provider manifests use it."""
     env = _env(flag)
     value = os.environ.get(env, default)
-    parser.add_argument(f"--{flag}", default=value, help=f"{help_text} [env {env}]", **kw)  # type: ignore[arg-type]
+    parser.add_argument(f"--{flag}", f"-{flag}", default=value,
+                        help=f"{help_text} [env {env}]", **kw)
 
 
 def _octal(text: str) -> int:
@@ -76,8 +82,37 @@ def parser() -> argparse.ArgumentParser:
          "seconds in-flight Mounts may take to finish on SIGTERM", type=float)
     _add(serve, "fetch-workers", "16", "threads for blocking backend calls", type=int)
     _add(serve, "log-format", "json", "log line format", choices=["json", "text"])
-    _add(serve, "log-level", "info", "log level",
-         choices=["debug", "info", "warning", "error"])
+    _add(serve, "log-level", "info", "log level (trace, debug, info, warn, error, off)",
+         choices=sorted(LOG_LEVELS))
+    serve.add_argument("--endpoint", "-endpoint", action="append", default=[], type=Path,
+                       help="an extra socket path to serve, vault-csi-provider style "
+                       "(/provider/vault.sock); its file name selects the dialect; repeatable")
+    _add(serve, "health-addr", ":8080", "HTTP address of /health/ready; empty disables it")
+    _add(serve, "cache-size", "1000", "Vault sessions (one per pod and connection) kept",
+         type=int)
+    _add(serve, "lease-renew-fraction", str(2 / 3),
+         "reuse leased secrets and certificates until this fraction of their TTL", type=float)
+    _add(serve, "hmac-secret-name", "",
+         "Kubernetes Secret holding the version HMAC key (get-or-create, in the daemon's "
+         "namespace)")
+    _add(serve, "hmac-secret-namespace", "", "namespace of --hmac-secret-name")
+    _add(serve, "kube-api-url", "", "Kubernetes API URL (default: in-cluster)")
+    _add(serve, "kube-token-file", "", "bearer token file for --kube-api-url")
+    _add(serve, "kube-ca-file", "", "CA bundle for --kube-api-url")
+    vault = serve.add_argument_group("Vault (defaults under the SPC's own settings; the "
+                                     "VAULT_* environment variables are read first)")
+    _add(vault, "vault-addr", "", "Vault address (https://, http:// or unix://)")
+    _add(vault, "vault-mount", "kubernetes", "auth mount: kubernetes or jwt method")
+    _add(vault, "vault-namespace", "", "Vault namespace")
+    _add(vault, "vault-tls-ca-cert", "", "CA certificate file")
+    _add(vault, "vault-tls-ca-directory", "", "directory of CA certificates")
+    _add(vault, "vault-tls-server-name", "", "TLS server name (SNI)")
+    _add(vault, "vault-tls-client-cert", "", "client certificate for mTLS")
+    _add(vault, "vault-tls-client-key", "", "client key for mTLS")
+    vault.add_argument("--vault-tls-skip-verify", "-vault-tls-skip-verify",
+                       action="store_true",
+                       default=os.environ.get(_env("vault-tls-skip-verify"), "") == "true",
+                       help="skip TLS verification [env CSIPROVIDER_VAULT_TLS_SKIP_VERIFY]")
     serve.set_defaults(names_env=names_env)
 
     mount = sub.add_parser("mount", help="mount a SecretProviderClass locally, as the driver would")
@@ -119,9 +154,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from csiprovider.server import ServeConfig, ServeError, serve
+    from csiprovider.vault.config import VaultDefaults
 
-    logs.configure(args.log_format, args.log_level)
-    names = args.names or [n for n in (args.names_env or "").split(",") if n] or ["csiprovider"]
+    logs.configure(args.log_format, LOG_LEVELS[args.log_level])
+    names = args.names or [n for n in (args.names_env or "").split(",") if n]
+    if not names and not args.endpoint:
+        names = ["csiprovider"]
     for name in names:
         if not name or "/" in name or name.startswith("."):
             print(f"error: invalid provider name {name!r}", file=sys.stderr)
@@ -135,6 +173,26 @@ def _serve(args: argparse.Namespace) -> int:
         mount_timeout=args.mount_timeout,
         shutdown_grace=args.shutdown_grace,
         fetch_workers=args.fetch_workers,
+        endpoints=args.endpoint,
+        health_addr=args.health_addr,
+        vault=VaultDefaults.build(
+            auth_mount=args.vault_mount,
+            address=args.vault_addr,
+            namespace=args.vault_namespace,
+            ca_cert=args.vault_tls_ca_cert,
+            ca_path=args.vault_tls_ca_directory,
+            tls_server_name=args.vault_tls_server_name,
+            client_cert=args.vault_tls_client_cert,
+            client_key=args.vault_tls_client_key,
+            skip_verify=args.vault_tls_skip_verify,
+        ),
+        cache_size=args.cache_size,
+        renew_fraction=args.lease_renew_fraction,
+        hmac_secret_name=args.hmac_secret_name,
+        hmac_secret_namespace=args.hmac_secret_namespace,
+        kube_api_url=args.kube_api_url,
+        kube_token_file=args.kube_token_file,
+        kube_ca_file=args.kube_ca_file,
     )
     if config.file_root is not None and not config.file_root.is_dir():
         print(f"error: --file-root {config.file_root} is not a directory", file=sys.stderr)

@@ -15,16 +15,26 @@ import socket
 import stat
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 
+from csiprovider import health
 from csiprovider.backends import Backend
 from csiprovider.backends.file import FileBackend
+from csiprovider.dialects import Dialect, native
+from csiprovider.errors import MountError
+from csiprovider.kube import KubeClient, own_namespace
 from csiprovider.resolver import Resolver
 from csiprovider.service import ProviderService, WriteMode
 from csiprovider.v1alpha1 import service_pb2_grpc as pb_grpc
+from csiprovider.vault.auth import Authenticator
+from csiprovider.vault.backend import VaultBackend
+from csiprovider.vault.config import VaultDefaults
+from csiprovider.vault.dialect import VaultDialect
+from csiprovider.vault.leases import LeaseCache
+from csiprovider.vault.source import VaultIdentity
 from csiprovider.versions import Versioner
 
 log = logging.getLogger("csiprovider.server")
@@ -42,6 +52,21 @@ class ServeConfig:
     mount_timeout: float
     shutdown_grace: float
     fetch_workers: int
+    endpoints: Sequence[Path] = ()
+    health_addr: str = ""
+    vault: VaultDefaults = field(default_factory=VaultDefaults.build)
+    cache_size: int = 1000
+    renew_fraction: float = 2 / 3
+    hmac_secret_name: str = ""
+    hmac_secret_namespace: str = ""
+    kube_api_url: str = ""
+    kube_token_file: str = ""
+    kube_ca_file: str = ""
+
+    def sockets(self) -> list[tuple[str, Path]]:
+        """(provider name, socket path): the name is what selects the dialect."""
+        listed = [(n, self.providers_dir.absolute() / f"{n}.sock") for n in self.names]
+        return listed + [(p.stem, p.absolute()) for p in self.endpoints]
 
 
 class ServeError(RuntimeError):
@@ -52,19 +77,47 @@ class SocketInUse(ServeError):
     """Another process is serving on the socket we were asked to create."""
 
 
-def build_resolver(config: ServeConfig, executor: ThreadPoolExecutor) -> Resolver:
-    """Wire the configured backends and the versioner."""
+def build_resolver(
+    config: ServeConfig, executor: ThreadPoolExecutor, kube: KubeClient | None
+) -> Resolver:
+    """Wire the backends and the versioner."""
     backends: dict[str, Backend] = {}
     if config.file_root is not None:
         backends["file"] = FileBackend(config.file_root)
+    token_source = None
+    if kube is not None:
+        def token_source(identity: VaultIdentity) -> str:
+            return kube.token_request(identity.pod_namespace, identity.service_account,
+                                      identity.pod_name, identity.pod_uid, identity.audience)
+    backends["vault"] = VaultBackend(
+        Authenticator(token_source, config.cache_size, config.renew_fraction),
+        LeaseCache(config.renew_fraction),
+    )
+    return Resolver(backends, _versioner(config, kube), executor)
+
+
+def _versioner(config: ServeConfig, kube: KubeClient | None) -> Versioner:
+    """The HMAC key: a file, else a Kubernetes Secret (read once), else random."""
     if config.hmac_key_file is not None:
-        versioner = Versioner.from_file(config.hmac_key_file)
-    else:
-        log.warning(
-            "no --hmac-key-file: using a random key, object versions will change on restart"
-        )
-        versioner = Versioner.random()
-    return Resolver(backends, versioner, executor)
+        return Versioner.from_file(config.hmac_key_file)
+    if config.hmac_secret_name:
+        if kube is None:
+            raise ServeError(
+                "--hmac-secret-name needs the Kubernetes API: run in a cluster or set "
+                "--kube-api-url"
+            )
+        namespace = config.hmac_secret_namespace or own_namespace()
+        if not namespace:
+            raise ServeError("--hmac-secret-name needs --hmac-secret-namespace outside a pod")
+        try:
+            return Versioner(kube.hmac_key(namespace, config.hmac_secret_name))
+        except MountError as exc:
+            raise ServeError(f"HMAC key: {exc.message}") from None
+    log.warning(
+        "no --hmac-key-file or --hmac-secret-name: using a random key, object versions "
+        "will change on restart"
+    )
+    return Versioner.random()
 
 
 def socket_path(providers_dir: Path, name: str) -> Path:
@@ -99,18 +152,23 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    config.providers_dir.mkdir(parents=True, exist_ok=True)
+    kube = KubeClient.from_environment(
+        config.kube_api_url, config.kube_token_file, config.kube_ca_file
+    )
     executor = ThreadPoolExecutor(config.fetch_workers, thread_name_prefix="fetch")
-    resolver = build_resolver(config, executor)
+    resolver = build_resolver(config, executor, kube)
+    dialects: dict[str, tuple[str, Dialect]] = {"vault": ("vault", VaultDialect(config.vault))}
     servers: list[tuple[grpc.aio.Server, Path]] = []
+    health = await _health(config.health_addr)
     try:
-        for name in config.names:
-            path = socket_path(config.providers_dir.absolute(), name)
+        for name, path in config.sockets():
+            path.parent.mkdir(parents=True, exist_ok=True)
             prepare_socket(path)
             server = grpc.aio.server()
+            dialect_name, dialect = dialects.get(name, ("native", native.parse))
             pb_grpc.add_CSIDriverProviderServicer_to_server(
-                ProviderService(name, resolver, executor, config.write_mode,
-                                config.mount_timeout),
+                ProviderService(name, dialect_name, dialect, resolver, executor,
+                                config.write_mode, config.mount_timeout),
                 server,
             )
             old_umask = os.umask(0o177)  # the socket is born 0600: only root (kubelet) talks
@@ -132,8 +190,19 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
         log.info("stopping: draining in-flight mounts",
                  extra={"fields": {"grace_seconds": config.shutdown_grace}})
     finally:
+        if health is not None:
+            health.close()
         await asyncio.gather(*(s.stop(config.shutdown_grace) for s, _ in servers))
         for _, path in servers:
             path.unlink(missing_ok=True)
         executor.shutdown(wait=False, cancel_futures=True)
         log.info("stopped")
+
+
+async def _health(address: str) -> asyncio.Server | None:
+    if not address:
+        return None
+    try:
+        return await health.start(address)
+    except OSError as exc:
+        raise ServeError(f"cannot listen on --health-addr {address}: {exc.strerror}") from None

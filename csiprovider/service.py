@@ -17,7 +17,7 @@ import grpc
 
 from csiprovider import API_VERSION, RUNTIME_NAME, __version__
 from csiprovider.atomic_writer import FileProjection, write_atomic
-from csiprovider.dialects import dialect_for
+from csiprovider.dialects import Dialect
 from csiprovider.errors import InvalidArgument, MountError, ResourceExhausted
 from csiprovider.model import MountResult
 from csiprovider.request import MountParams, parse_mount_request
@@ -39,13 +39,15 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
     def __init__(
         self,
         name: str,
+        dialect_name: str,
+        dialect: Dialect,
         resolver: Resolver,
         executor: Executor,
         write_mode: WriteMode = "driver",
         mount_timeout: float = 30.0,
     ) -> None:
         self.name = name
-        self.dialect_name, self._dialect = dialect_for(name)
+        self.dialect_name, self._dialect = dialect_name, dialect
         self._resolver = resolver
         self._executor = executor
         self._write_mode = write_mode

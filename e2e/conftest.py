@@ -75,7 +75,8 @@ def start_daemon(tmp_path: Path, file_root: Path) -> Iterator[Callable[..., Daem
         pdir = providers_dir or tmp_path / "providers"
         log_path = tmp_path / f"daemon-{len(started)}.log"
         args = ["serve", "--providers-dir", str(pdir), "--file-root", str(file_root),
-                "--hmac-key-file", str(key), "--log-level", "debug", "--shutdown-grace", "10"]
+                "--hmac-key-file", str(key), "--log-level", "debug", "--shutdown-grace", "10",
+                "--health-addr", ""]
         if env is None:  # names from the environment are tested with env=
             for name in names:
                 args += ["--name", name]

@@ -11,7 +11,7 @@ mkdir -p "$DEMO/providers" "$DEMO/mnt"
 head -c 32 /dev/urandom | base64 > "$DEMO/hmac.key"
 
 "$BIN" serve --providers-dir "$DEMO/providers" --file-root examples/secrets \
-  --hmac-key-file "$DEMO/hmac.key" --log-format text --log-level warning &
+  --hmac-key-file "$DEMO/hmac.key" --log-format text --log-level warning --health-addr "" &
 daemon=$!
 stop() { trap - EXIT INT TERM; kill -TERM "$daemon" 2>/dev/null || true; wait "$daemon" 2>/dev/null || true; echo "demo stopped"; }
 trap stop EXIT INT TERM

@@ -8,15 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from csiprovider.dialects import native
 from csiprovider.model import MountObject
 from csiprovider.request import MountParams
 
 Dialect = Callable[[MountParams], Sequence[MountObject]]
-
-_BY_PROVIDER: dict[str, tuple[str, Dialect]] = {}
-
-
-def dialect_for(provider_name: str) -> tuple[str, Dialect]:
-    """The (dialect name, parser) serving a provider name; native unless registered."""
-    return _BY_PROVIDER.get(provider_name, ("native", native.parse))

@@ -1,0 +1,54 @@
+"""Session-wide real servers shared by tests/ and e2e/ (started once, on demand)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers import (
+    KubeAPI,
+    OpenBao,
+    Postgres,
+    Signer,
+    configure_database_engine,
+    configure_openbao,
+    openbao_server,
+    postgres_server,
+    start_kube_api,
+)
+
+
+@pytest.fixture(scope="session")
+def signer() -> Signer:
+    return Signer()
+
+
+@pytest.fixture(scope="session")
+def kube_api(signer: Signer) -> Iterator[KubeAPI]:
+    api = start_kube_api(signer)
+    yield api
+    assert api.server is not None
+    api.server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def openbao(tmp_path_factory: pytest.TempPathFactory, signer: Signer,
+            kube_api: KubeAPI) -> Iterator[OpenBao]:
+    workdir: Path = tmp_path_factory.mktemp("openbao")
+    with openbao_server(workdir) as bao:
+        configure_openbao(bao, signer, kube_api)
+        yield bao
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    with postgres_server() as pg:
+        yield pg
+
+
+@pytest.fixture(scope="session")
+def openbao_db(openbao: OpenBao, postgres: Postgres) -> OpenBao:
+    configure_database_engine(openbao, postgres)
+    return openbao

@@ -1,0 +1,140 @@
+"""The Vault backend: one request per distinct source, with token handling, lease reuse
+and retries of transient failures within the Mount's deadline."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+
+from csiprovider import gojson
+from csiprovider.errors import DeadlineExceeded, MountError, NotFound, Unavailable
+from csiprovider.model import MountObject
+from csiprovider.vault import extract
+from csiprovider.vault.auth import Authenticator, Session
+from csiprovider.vault.errors import api_error, for_status
+from csiprovider.vault.leases import LeaseCache, lease_of, now_pair
+from csiprovider.vault.source import VaultSource
+
+RETRY_STATUSES = frozenset({412, 429, 500, 502, 503, 504})
+FIRST_BACKOFF = 0.2
+MAX_BACKOFF = 2.0
+
+
+class VaultBackend:
+    """Fetches Vault objects for the resolver (blocking; runs in its thread pool)."""
+
+    def __init__(self, auth: Authenticator, leases: LeaseCache | None = None) -> None:
+        self.auth = auth
+        self.leases = leases if leases is not None else LeaseCache()
+        self.requests_sent = 0
+
+    def render(self, obj: MountObject, fetched: Mapping[str, Any]) -> bytes | dict[str, bytes]:
+        return extract.render(obj, fetched)
+
+    def fetch(self, obj: MountObject, deadline: float) -> Mapping[str, Any]:
+        source = obj.source
+        assert isinstance(source, VaultSource)
+        now = time.monotonic()
+        reused = self.leases.fresh(source, now)
+        if reused is not None:
+            return reused
+        session = self.auth.session(source.identity)
+        lease = self.leases.get(source)
+        if lease is not None and lease.renewable and now < lease.expires():
+            ttl = self._renew_lease(session, source, lease.lease_id, deadline)
+            if ttl is not None:  # same credentials, longer life
+                lease.obtained, lease.ttl = time.monotonic(), ttl
+                return lease.response
+        response = self._read(obj, session, source, deadline)
+        fresh = lease_of(response, *now_pair())
+        if fresh is not None:
+            self.leases.put(source, fresh)
+        else:
+            self.leases.drop(source)
+        return response
+
+    def _read(
+        self, obj: MountObject, session: Session, source: VaultSource, deadline: float
+    ) -> Mapping[str, Any]:
+        url = session.base_url + source.path
+        where = f'couldn\'t read secret "{obj.object_name}": error requesting secret'
+        response = self._send(obj, session, source, deadline, where, url)
+        if response.status_code == 204 or not response.content:
+            raise NotFound(f'empty response from "{source.path}", warnings: []')
+        try:
+            parsed = gojson.loads(response.content)
+        except ValueError:
+            raise MountError(
+                f"{where}: the reply from {source.method} {url} is not JSON; point secretPath "
+                "at an API path that returns JSON"
+            ) from None
+        if not isinstance(parsed, dict):
+            raise MountError(f"{where}: the reply from {url} is not a JSON object")
+        return parsed
+
+    def _send(
+        self, obj: MountObject, session: Session, source: VaultSource, deadline: float,
+        where: str, url: str,
+    ) -> requests.Response:
+        """Send with the session's token: one re-login on 403, retries on 5xx/network."""
+        backoff = FIRST_BACKOFF
+        relogged = False
+        token = self.auth.token(session, source.jwt)
+        while True:
+            try:
+                self.requests_sent += 1
+                response: requests.Response = session.client.adapter.request(
+                    source.method, source.path, raise_exception=False,
+                    headers={"X-Vault-Token": token}, params=list(source.query) or None,
+                    data=source.body or None,
+                    timeout=max(0.1, deadline - time.monotonic()),
+                )
+            except requests.RequestException as exc:
+                failure: MountError = Unavailable(
+                    f"{where}: cannot reach Vault for {source.method} {url} "
+                    f"({type(exc).__name__}); {obj.label}"
+                )
+            else:
+                if response.status_code == 403 and not relogged:
+                    relogged = True
+                    token = self.auth.token(session, source.jwt, stale=token)
+                    continue
+                if response.ok or response.status_code == 204:
+                    return response
+                failure = for_status(
+                    response.status_code, f"{where}: {api_error(source.method, url, response)}"
+                )
+                if response.status_code not in RETRY_STATUSES:
+                    raise failure
+            if time.monotonic() + backoff >= deadline:
+                if isinstance(failure, Unavailable):
+                    raise failure
+                raise DeadlineExceeded(f"{failure.message} (gave up at the Mount deadline)")
+            time.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF)
+
+    def _renew_lease(
+        self, session: Session, source: VaultSource, lease_id: str, deadline: float
+    ) -> float | None:
+        """Renew a lease; its new TTL, or None when it cannot be renewed (re-issue)."""
+        token = self.auth.token(session, source.jwt)
+        try:
+            response = session.client.adapter.request(
+                "PUT", "/v1/sys/leases/renew", raise_exception=False,
+                headers={"X-Vault-Token": token},
+                data=json.dumps({"lease_id": lease_id}),
+                timeout=max(0.1, deadline - time.monotonic()),
+            )
+        except requests.RequestException:
+            return None
+        if not response.ok:
+            return None
+        try:
+            ttl = float(response.json().get("lease_duration") or 0)
+        except ValueError:
+            return None
+        return ttl if ttl > 0 else None

@@ -1,0 +1,42 @@
+"""What a Vault fetch needs: who logs in (identity) and what is requested (source).
+
+Both are hashable: the identity keys the token cache, the source keys in-Mount dedup
+and the lease cache. The pod's JWT rides along but takes no part in equality, so a
+fresh token from the driver does not split the cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from csiprovider.vault.config import VaultConnection
+
+
+@dataclass(frozen=True)
+class VaultIdentity:
+    """One Vault login: connection, auth mount, role, audience and the pod it is for."""
+
+    connection: VaultConnection
+    auth_mount: str
+    role: str
+    audience: str
+    pod_namespace: str
+    pod_name: str
+    pod_uid: str
+    service_account: str
+
+    @property
+    def pod(self) -> str:
+        return f"{self.pod_namespace}/{self.pod_name}"
+
+
+@dataclass(frozen=True)
+class VaultSource:
+    """One Vault request; equal sources in a Mount are fetched once."""
+
+    identity: VaultIdentity
+    path: str
+    method: str
+    query: tuple[tuple[str, str], ...]
+    body: str
+    jwt: str = field(default="", compare=False, repr=False)

