@@ -122,6 +122,7 @@ class KubeAPI:
     url: str = ""
     calls: list[tuple[str, str]] = field(default_factory=list)
     secrets: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    hide_once: set[tuple[str, str]] = field(default_factory=set)  # GET misses it once
     server: ThreadingHTTPServer | None = None
 
     def count(self, method: str, fragment: str) -> int:
@@ -192,7 +193,10 @@ def start_kube_api(signer: Signer) -> KubeAPI:
         def do_GET(self) -> None:
             api.calls.append(("GET", self.path))
             parts = self.path.split("?")[0].strip("/").split("/")
-            if len(parts) == 6 and parts[4] == "secrets" and (parts[3], parts[5]) in api.secrets:
+            key = (parts[3], parts[5]) if len(parts) == 6 else ("", "")
+            hidden = key in api.hide_once
+            api.hide_once.discard(key)
+            if not hidden and len(parts) == 6 and parts[4] == "secrets" and key in api.secrets:
                 self._send(200, api.secrets[(parts[3], parts[5])])
             else:
                 name = parts[-1]
@@ -215,11 +219,12 @@ class OpenBao:
     token: str
     audit_log: Path
     proc: subprocess.Popen[bytes]
+    ca: str = ""
 
     def api(self, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
         response = requests.request(
             method, f"{self.addr}/v1/{path.lstrip('/')}", json=body,
-            headers={"X-Vault-Token": token or self.token}, timeout=30)
+            headers={"X-Vault-Token": token or self.token}, timeout=30, verify=self.ca or True)
         if not response.ok:
             raise RuntimeError(f"{method} {path}: {response.status_code} {response.text}")
         return response.json() if response.content else None
@@ -247,7 +252,8 @@ def bao_binary() -> str:
 
 
 @contextlib.contextmanager
-def openbao_server(workdir: Path, port: int | None = None) -> Iterator[OpenBao]:
+def openbao_server(workdir: Path, port: int | None = None, tls: bool = False) -> Iterator[OpenBao]:
+    """A dev server; with `tls`, HTTPS with a CA written to workdir/tls/vault-ca.pem."""
     port = port or free_port()
     audit = workdir / "audit.log"
     config = workdir / "bao.hcl"
@@ -256,14 +262,20 @@ def openbao_server(workdir: Path, port: int | None = None) -> Iterator[OpenBao]:
         f'    file_path = "{audit}"\n  }}\n}}\n'
     )
     log = open(workdir / "bao.log", "wb")  # noqa: SIM115 - lives as long as the server
+    extra = [f"-dev-tls-cert-dir={workdir / 'tls'}", "-dev-tls"] if tls else []
+    if tls:
+        (workdir / "tls").mkdir()
     proc = subprocess.Popen(
         [bao_binary(), "server", "-dev", "-dev-root-token-id=root",
-         f"-dev-listen-address=127.0.0.1:{port}", f"-config={config}"],
+         f"-dev-listen-address=127.0.0.1:{port}", f"-config={config}", *extra],
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HOME": str(workdir)},
     )
-    bao = OpenBao(f"http://127.0.0.1:{port}", "root", audit, proc)
+    scheme = "https" if tls else "http"
+    bao = OpenBao(f"{scheme}://127.0.0.1:{port}", "root", audit, proc)
+    bao.ca = str(workdir / "tls" / "vault-ca.pem") if tls else ""
     try:
-        wait_until(lambda: requests.get(f"{bao.addr}/v1/sys/health", timeout=1).ok, "OpenBao")
+        wait_until(lambda: requests.get(f"{bao.addr}/v1/sys/health", timeout=1,
+                                        verify=bao.ca or True).ok, "OpenBao")
         yield bao
     finally:
         proc.terminate()
@@ -389,3 +401,81 @@ def configure_database_engine(bao: OpenBao, pg: Postgres) -> None:
         "db_name": "pg", "default_ttl": "1h", "max_ttl": "24h",
         "creation_statements": ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' "
                                 "VALID UNTIL '{{expiration}}';"]})
+
+
+# ---------------------------------------------------------------- a proxy in front of OpenBao
+
+
+@dataclass
+class VaultProxy:
+    """Forwards to the real OpenBao, with scripted faults: queued statuses per path,
+    canned replies, a delay; it records the most requests in flight at once."""
+
+    target: str
+    url: str = ""
+    faults: dict[str, list[int]] = field(default_factory=dict)
+    canned: dict[str, tuple[int, bytes]] = field(default_factory=dict)
+    delay: float = 0.0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    server: Any = None
+
+
+def start_vault_proxy(target: str, unix_path: Path | None = None) -> VaultProxy:
+    import socketserver
+
+    proxy = VaultProxy(target)
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def address_string(self) -> str:
+            return "proxy-client"
+
+        def _relay(self) -> None:
+            path = self.path.split("?")[0]
+            with proxy.lock:
+                proxy.in_flight += 1
+                proxy.max_in_flight = max(proxy.max_in_flight, proxy.in_flight)
+                queued = proxy.faults.get(path)
+                fault = queued.pop(0) if queued else None
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                time.sleep(proxy.delay)
+                if fault is not None:
+                    status, data = fault, b'{"errors":["injected fault"]}'
+                elif path in proxy.canned:
+                    status, data = proxy.canned[path]
+                else:
+                    headers = {k: v for k, v in self.headers.items()
+                               if k.lower() in ("x-vault-token", "x-vault-namespace",
+                                                "content-type", "x-vault-request")}
+                    reply = requests.request(self.command, proxy.target + self.path,
+                                             data=body, headers=headers, timeout=30)
+                    status, data = reply.status_code, reply.content
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            finally:
+                with proxy.lock:
+                    proxy.in_flight -= 1
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_LIST = _relay
+
+    if unix_path is not None:
+        class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+            daemon_threads = True
+
+        server: Any = UnixServer(str(unix_path), Handler)
+        proxy.url = f"unix://{unix_path}"
+    else:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        proxy.url = f"http://127.0.0.1:{server.server_address[1]}"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    proxy.server = server
+    return proxy

@@ -231,3 +231,130 @@ async def test_daemon_environment_token_is_never_used(
             await stubs["vault"].Mount(request(kv, signer, "- {objectName: m, secretPath: sys/mounts}"))
     assert info.value.code() is grpc.StatusCode.PERMISSION_DENIED
     assert "permission denied" in (info.value.details() or "")
+
+
+@pytest.fixture
+def proxy(kv: OpenBao) -> Any:
+    from tests.servers import start_vault_proxy
+
+    p = start_vault_proxy(kv.addr)
+    yield p
+    p.server.shutdown()
+
+
+USER = "- {objectName: u, secretPath: secret/data/app, secretKey: user}"
+
+
+async def test_transient_errors_are_retried(vault: Any, kv: OpenBao, proxy: Any,
+                                            signer: Signer) -> None:
+    proxy.faults["/v1/secret/data/app"] = [503, 502]
+    reply = await vault.Mount(request(kv, signer, USER, vaultAddress=proxy.url))
+    assert files(reply) == {"u": b"app_user"}
+    assert proxy.faults["/v1/secret/data/app"] == []  # both faults were met, then success
+
+
+async def test_persistent_outage_names_object_path_and_cause(
+    serve_config: Callable[..., ServeConfig], kv: OpenBao, proxy: Any, signer: Signer
+) -> None:
+    proxy.faults["/v1/secret/data/app"] = [503] * 100
+    async with running(serve_config(names=["vault"], mount_timeout=1.5)) as stubs:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stubs["vault"].Mount(request(kv, signer, USER, vaultAddress=proxy.url))
+    assert info.value.code() is grpc.StatusCode.UNAVAILABLE
+    assert info.value.details() == (
+        'couldn\'t read secret "u": error requesting secret: Error making API request. '
+        f"URL: GET {proxy.url}/v1/secret/data/app Code: 503. Errors: * injected fault")
+
+
+async def test_vault_unreachable_is_unavailable(
+    serve_config: Callable[..., ServeConfig], kv: OpenBao, signer: Signer
+) -> None:
+    from tests.servers import free_port
+
+    down = f"http://127.0.0.1:{free_port()}"
+    async with running(serve_config(names=["vault"], mount_timeout=1.0)) as stubs:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stubs["vault"].Mount(request(kv, signer, USER, vaultAddress=down))
+    assert info.value.code() is grpc.StatusCode.UNAVAILABLE
+    assert f"failed to login: cannot reach Vault at {down}/v1/auth/kubernetes/login" in (
+        info.value.details() or "")
+
+
+async def test_login_reply_without_auth_is_an_error_not_a_crash(
+    vault: Any, kv: OpenBao, proxy: Any, signer: Signer
+) -> None:
+    proxy.canned["/v1/auth/kubernetes/login"] = (200, b'{"data": {}, "warnings": null}')
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await vault.Mount(request(kv, signer, USER, vaultAddress=proxy.url))
+    assert info.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    assert "has no auth block" in (info.value.details() or "")
+    del proxy.canned["/v1/auth/kubernetes/login"]
+    reply = await vault.Mount(request(kv, signer, USER, vaultAddress=proxy.url))
+    assert files(reply) == {"u": b"app_user"}  # the daemon is still serving
+
+
+async def test_objects_are_fetched_in_parallel(vault: Any, kv: OpenBao, proxy: Any,
+                                               signer: Signer) -> None:
+    kv.api("POST", "secret/data/p1", {"data": {"k": "1"}})
+    kv.api("POST", "secret/data/p2", {"data": {"k": "2"}})
+    kv.api("POST", "secret/data/p3", {"data": {"k": "3"}})
+    await vault.Mount(request(kv, signer, USER, vaultAddress=proxy.url))  # log in first
+    proxy.delay = 0.3
+    reply = await vault.Mount(request(kv, signer, "".join(
+        f"- {{objectName: s{i}, secretPath: secret/data/p{i}, secretKey: k}}\n"
+        for i in (1, 2, 3)), vaultAddress=proxy.url))
+    assert files(reply) == {"s1": b"1", "s2": b"2", "s3": b"3"}
+    assert proxy.max_in_flight == 3
+
+
+async def test_unix_socket_address(vault: Any, kv: OpenBao, signer: Signer,
+                                   tmp_path: Path) -> None:
+    from tests.servers import start_vault_proxy
+
+    agent = start_vault_proxy(kv.addr, unix_path=tmp_path / "agent.sock")
+    try:
+        reply = await vault.Mount(request(kv, signer, USER, vaultAddress=agent.url))
+    finally:
+        agent.server.shutdown()
+    assert files(reply) == {"u": b"app_user"}
+
+
+async def test_token_renewed_instead_of_new_login(
+    serve_config: Callable[..., ServeConfig], kv: OpenBao, signer: Signer
+) -> None:
+    logins = kv.requests_to("auth/kubernetes/login")
+    renewals = kv.requests_to("auth/token/renew-self")
+    async with running(serve_config(names=["vault"], renew_fraction=0.0)) as stubs:
+        for _ in range(3):
+            assert files(await stubs["vault"].Mount(request(kv, signer, USER))) == {
+                "u": b"app_user"}
+    assert kv.requests_to("auth/kubernetes/login") - logins == 1
+    assert kv.requests_to("auth/token/renew-self") - renewals == 2
+
+
+async def test_token_request_when_driver_sent_no_token_for_audience(
+    serve_config: Callable[..., ServeConfig], kv: OpenBao, signer: Signer, kube_api: Any
+) -> None:
+    before = kube_api.count("POST", "/serviceaccounts/app/token")
+    config = serve_config(names=["vault"], kube_api_url=kube_api.url)
+    async with running(config) as stubs:
+        # The driver only issued a `vault` token; the SPC wants `custom-audience`.
+        req = request(kv, signer, USER, role="custom-aud", audience="vault")
+        params = dict(json.loads(req.attributes), audience="custom-audience")
+        req.attributes = json.dumps(params)
+        for _ in range(2):
+            assert files(await stubs["vault"].Mount(req)) == {"u": b"app_user"}
+    assert kube_api.count("POST", "/api/v1/namespaces/default/serviceaccounts/app/token") \
+        - before == 1  # the Vault token is cached: one TokenRequest, one login
+
+
+async def test_no_token_and_no_kubernetes_api_is_a_clear_error(
+    vault: Any, kv: OpenBao, signer: Signer
+) -> None:
+    req = request(kv, signer, USER, audience="vault")
+    params = dict(json.loads(req.attributes), audience="other")
+    req.attributes = json.dumps(params)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await vault.Mount(req)
+    assert info.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert "add the audience to the CSIDriver's tokenRequests" in (info.value.details() or "")

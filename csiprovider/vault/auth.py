@@ -87,7 +87,7 @@ class Authenticator:
                 # request carries the pod's own token, passed explicitly.
                 client=hvac.Client(
                     url=base, token="", namespace=identity.connection.namespace or None,
-                    session=http,
+                    session=http, verify=http.verify, cert=http.cert,  # hvac ignores a False
                     adapter=hvac.adapters.RawAdapter, timeout=REQUEST_TIMEOUT,
                 ),
                 base_url=base,

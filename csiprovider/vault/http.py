@@ -6,7 +6,9 @@ work; requests has no Unix transport, hence the small adapter here.
 
 from __future__ import annotations
 
+import logging
 import socket
+import warnings
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -14,10 +16,15 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection
 from urllib3.connectionpool import HTTPConnectionPool
+from urllib3.exceptions import InsecureRequestWarning
 
 from csiprovider.vault.config import VaultConnection
 
-UNIX_BASE = "http://vault.unix"  # the host part is ignored: every request goes to the socket
+log = logging.getLogger("csiprovider.vault")
+warnings.simplefilter("ignore", InsecureRequestWarning)
+
+UNIX_BASE = "http://vault.unix"
+POOL_SIZE = 32  # the host part is ignored: every request goes to the socket
 
 
 class _UnixConnection(HTTPConnection):
@@ -55,7 +62,7 @@ class _SniAdapter(HTTPAdapter):
 
     def __init__(self, server_name: str) -> None:
         self._server_name = server_name
-        super().__init__()
+        super().__init__(pool_maxsize=POOL_SIZE)
 
     def init_poolmanager(self, *args: Any, **kw: Any) -> None:
         kw["server_hostname"] = self._server_name
@@ -66,8 +73,15 @@ class _SniAdapter(HTTPAdapter):
 def session_for(connection: VaultConnection) -> tuple[requests.Session, str]:
     """A session configured for the connection, and the base URL to use with it."""
     session = requests.Session()
+    # Objects of a Mount are fetched in parallel: keep enough pooled connections for them.
+    pooled = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
+    session.mount("http://", pooled)
+    session.mount("https://", pooled)
     session.trust_env = False  # proxies and netrc from the daemon's env are not Vault settings
     if connection.skip_verify:
+        # The SPC or the operator asked for it; say so once per session, not per request.
+        log.warning("TLS verification disabled for Vault",
+                    extra={"fields": {"address": connection.address}})
         session.verify = False
     elif connection.ca_cert:
         session.verify = connection.ca_cert
