@@ -252,14 +252,16 @@ def bao_binary() -> str:
 
 
 @contextlib.contextmanager
-def openbao_server(workdir: Path, port: int | None = None, tls: bool = False) -> Iterator[OpenBao]:
+def openbao_server(
+    workdir: Path, port: int | None = None, tls: bool = False, extra_hcl: str = ""
+) -> Iterator[OpenBao]:
     """A dev server; with `tls`, HTTPS with a CA written to workdir/tls/vault-ca.pem."""
     port = port or free_port()
     audit = workdir / "audit.log"
     config = workdir / "bao.hcl"
     config.write_text(
         'audit "file" "test-audit" {\n  options {\n'
-        f'    file_path = "{audit}"\n  }}\n}}\n'
+        f'    file_path = "{audit}"\n  }}\n}}\n' + extra_hcl
     )
     log = open(workdir / "bao.log", "wb")  # noqa: SIM115 - lives as long as the server
     extra = [f"-dev-tls-cert-dir={workdir / 'tls'}", "-dev-tls"] if tls else []
