@@ -90,6 +90,9 @@ def parser() -> argparse.ArgumentParser:
     _add(serve, "health-addr", ":8080", "HTTP address of /health/ready; empty disables it")
     _add(serve, "cache-size", "1000", "Vault sessions (one per pod and connection) kept",
          type=int)
+    _add(serve, "cache-ttl", "60",
+         "seconds a Vault response is reused for Mounts of the same pod (0: never); "
+         "keep it below the driver's rotation poll interval", type=float)
     _add(serve, "lease-renew-fraction", str(2 / 3),
          "reuse leased secrets and certificates until this fraction of their TTL", type=float)
     _add(serve, "hmac-secret-name", "",
@@ -187,6 +190,7 @@ def _serve(args: argparse.Namespace) -> int:
             skip_verify=args.vault_tls_skip_verify,
         ),
         cache_size=args.cache_size,
+        cache_ttl=args.cache_ttl,
         renew_fraction=args.lease_renew_fraction,
         hmac_secret_name=args.hmac_secret_name,
         hmac_secret_namespace=args.hmac_secret_namespace,

@@ -16,6 +16,7 @@ from typing import Any
 from csiprovider.atomic_writer import PayloadError, validate_path
 from csiprovider.backends import Backend
 from csiprovider.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, MountError
+from csiprovider.fetchcache import FetchCache
 from csiprovider.model import MountObject, MountResult, OutputFile
 from csiprovider.transforms import decode
 from csiprovider.versions import Versioner
@@ -34,10 +35,12 @@ class Resolver:
         backends: Mapping[str, Backend],
         versioner: Versioner,
         executor: Executor,
+        cache: FetchCache | None = None,
     ) -> None:
         self._backends = backends
         self._versioner = versioner
         self._executor = executor
+        self.cache = cache if cache is not None else FetchCache(ttl=0)
 
     async def resolve(self, objects: Sequence[MountObject], timeout: float) -> MountResult:
         """Fetch every distinct source once, all in parallel, within `timeout` seconds."""
@@ -48,14 +51,15 @@ class Resolver:
             key = (obj.backend, obj.source)
             if key not in fetches:
                 backend = self._backend(obj)
-                fetches[key] = loop.run_in_executor(
-                    self._executor, backend.fetch, obj, deadline
+                fetches[key] = self.cache.fetch(
+                    key, getattr(backend, "cacheable", False),
+                    lambda b=backend, o=obj: loop.run_in_executor(  # type: ignore[misc]
+                        self._executor, b.fetch, o, deadline),
                 )
+        # Fetches may be shared with other Mounts: stop waiting on them, never cancel them.
         done, pending = await asyncio.wait(
-            fetches.values(), timeout=timeout, return_when=asyncio.FIRST_EXCEPTION
+            set(fetches.values()), timeout=timeout, return_when=asyncio.FIRST_EXCEPTION
         )
-        for future in pending:
-            future.cancel()
         # Report the first failing object in SPC order among those that finished.
         for obj in objects:
             future = fetches[(obj.backend, obj.source)]

@@ -25,6 +25,7 @@ from csiprovider.backends import Backend
 from csiprovider.backends.file import FileBackend
 from csiprovider.dialects import Dialect, native
 from csiprovider.errors import MountError
+from csiprovider.fetchcache import FetchCache
 from csiprovider.kube import KubeClient, own_namespace
 from csiprovider.resolver import Resolver
 from csiprovider.service import ProviderService, WriteMode
@@ -56,6 +57,7 @@ class ServeConfig:
     health_addr: str = ""
     vault: VaultDefaults = field(default_factory=VaultDefaults.build)
     cache_size: int = 1000
+    cache_ttl: float = 60.0
     renew_fraction: float = 2 / 3
     hmac_secret_name: str = ""
     hmac_secret_namespace: str = ""
@@ -93,7 +95,7 @@ def build_resolver(
         Authenticator(token_source, config.cache_size, config.renew_fraction),
         LeaseCache(config.renew_fraction),
     )
-    return Resolver(backends, _versioner(config, kube), executor)
+    return Resolver(backends, _versioner(config, kube), executor, FetchCache(config.cache_ttl))
 
 
 def _versioner(config: ServeConfig, kube: KubeClient | None) -> Versioner:

@@ -10,6 +10,8 @@ import asyncio
 import logging
 import os
 import time
+from collections import OrderedDict
+from collections.abc import Sequence
 from concurrent.futures import Executor
 from typing import Any, Literal
 
@@ -19,7 +21,7 @@ from csiprovider import API_VERSION, RUNTIME_NAME, __version__
 from csiprovider.atomic_writer import FileProjection, write_atomic
 from csiprovider.dialects import Dialect
 from csiprovider.errors import InvalidArgument, MountError, ResourceExhausted
-from csiprovider.model import MountResult
+from csiprovider.model import MountObject, MountResult
 from csiprovider.request import MountParams, parse_mount_request
 from csiprovider.resolver import Resolver
 from csiprovider.v1alpha1 import service_pb2 as pb
@@ -30,6 +32,7 @@ log = logging.getLogger("csiprovider.mount")
 WriteMode = Literal["driver", "provider"]
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024  # the driver's default --max-call-recv-msg-size
 SYNC_LIMIT_BYTES = 1024 * 1024  # a Kubernetes Secret holds at most 1 MiB
+PARSED_CACHE_SIZE = 1024  # distinct (attributes, permission) pairs kept parsed
 DEADLINE_MARGIN = 0.25  # seconds kept to answer before the caller's deadline
 
 
@@ -52,6 +55,7 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
         self._executor = executor
         self._write_mode = write_mode
         self._mount_timeout = mount_timeout
+        self._parsed: OrderedDict[tuple[str, str], tuple[MountObject, ...]] = OrderedDict()
 
     async def Version(self, request: pb.VersionRequest, context: Any) -> pb.VersionResponse:
         return pb.VersionResponse(
@@ -66,7 +70,7 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
             fields.update(
                 pod=f"{params.pod.namespace}/{params.pod.name}", spc=params.spc_name
             )
-            objects = self._dialect(params)
+            objects = self._objects(request, params)
             fields["objects"] = [o.object_name for o in objects]
             result = await self._resolver.resolve(objects, self._timeout(context))
             response = await self._respond(params, result)
@@ -86,6 +90,19 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
             raise AssertionError("unreachable") from None
         self._log(fields, started, "OK", None)
         return response
+
+    def _objects(self, request: pb.MountRequest, params: MountParams) -> Sequence[MountObject]:
+        """The dialect's objects; republishes repeat the same attributes, so keep them."""
+        key = (request.attributes, request.permission)
+        found = self._parsed.get(key)
+        if found is not None:
+            self._parsed.move_to_end(key)
+            return found
+        objects = tuple(self._dialect(params))
+        self._parsed[key] = objects
+        if len(self._parsed) > PARSED_CACHE_SIZE:
+            self._parsed.popitem(last=False)
+        return objects
 
     def _timeout(self, context: Any) -> float:
         remaining: float | None = context.time_remaining()

@@ -45,6 +45,7 @@ def serve_config(tmp_path: Path, file_root: Path, hmac_key: Path) -> Callable[..
             "mount_timeout": 10.0,
             "shutdown_grace": 2.0,
             "fetch_workers": 4,
+            "cache_ttl": 0.0,  # tests that change secrets between Mounts see the change
         }
         values.update(overrides)
         return ServeConfig(**values)

@@ -358,3 +358,40 @@ async def test_no_token_and_no_kubernetes_api_is_a_clear_error(
         await vault.Mount(req)
     assert info.value.code() is grpc.StatusCode.FAILED_PRECONDITION
     assert "add the audience to the CSIDriver's tokenRequests" in (info.value.details() or "")
+
+
+async def test_republishes_share_one_read_per_ttl_and_identity(
+    serve_config: Callable[..., ServeConfig], kv: OpenBao, proxy: Any, signer: Signer
+) -> None:
+    kv.api("POST", "secret/data/shared", {"data": {"k": "v"}})
+    objects = "- {objectName: k, secretPath: secret/data/shared, secretKey: k}"
+    before = kv.requests_to("secret/data/shared")
+    async with running(serve_config(names=["vault"], cache_ttl=60.0)) as stubs:
+        stub = stubs["vault"]
+        for _ in range(3):  # kubelet republishing the same pod's volume
+            assert files(await stub.Mount(request(kv, signer, objects))) == {"k": b"v"}
+        assert kv.requests_to("secret/data/shared") - before == 1
+        other_pod = request(kv, signer, objects)
+        attrs = json.loads(other_pod.attributes)
+        attrs["csi.storage.k8s.io/pod.uid"] = "another-pod"
+        other_pod.attributes = json.dumps(attrs)
+        assert files(await stub.Mount(other_pod)) == {"k": b"v"}
+        assert kv.requests_to("secret/data/shared") - before == 2  # never shared across pods
+
+
+async def test_concurrent_identical_mounts_coalesce(
+    serve_config: Callable[..., ServeConfig], kv: OpenBao, proxy: Any, signer: Signer
+) -> None:
+    import asyncio
+
+    kv.api("POST", "secret/data/coalesce", {"data": {"k": "v"}})
+    objects = "- {objectName: k, secretPath: secret/data/coalesce, secretKey: k}"
+    async with running(serve_config(names=["vault"], cache_ttl=0.0)) as stubs:
+        stub = stubs["vault"]
+        await stub.Mount(request(kv, signer, USER, vaultAddress=proxy.url))  # log in
+        before = kv.requests_to("secret/data/coalesce")
+        proxy.delay = 0.3
+        req = request(kv, signer, objects, vaultAddress=proxy.url)
+        replies = await asyncio.gather(*(stub.Mount(req) for _ in range(5)))
+    assert all(files(r) == {"k": b"v"} for r in replies)
+    assert kv.requests_to("secret/data/coalesce") - before == 1

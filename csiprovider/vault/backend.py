@@ -27,6 +27,8 @@ MAX_BACKOFF = 2.0
 class VaultBackend:
     """Fetches Vault objects for the resolver (blocking; runs in its thread pool)."""
 
+    cacheable = True  # responses may be shared by Mounts of the same pod for --cache-ttl
+
     def __init__(self, auth: Authenticator, leases: LeaseCache | None = None) -> None:
         self.auth = auth
         self.leases = leases if leases is not None else LeaseCache()
