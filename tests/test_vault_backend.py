@@ -395,3 +395,16 @@ async def test_concurrent_identical_mounts_coalesce(
         replies = await asyncio.gather(*(stub.Mount(req) for _ in range(5)))
     assert all(files(r) == {"k": b"v"} for r in replies)
     assert kv.requests_to("secret/data/coalesce") - before == 1
+
+
+async def test_certificate_reissued_past_renewal_point(
+    serve_config: Callable[..., ServeConfig], openbao: OpenBao, signer: Signer
+) -> None:
+    objects = ("- {objectName: c, secretPath: pki/issue/example-dot-com, method: PUT, "
+               "secretKey: serial_number, secretArgs: {common_name: due.example.com, ttl: 1h}}")
+    before = openbao.requests_to("pki/issue/example-dot-com")
+    async with running(serve_config(names=["vault"], renew_fraction=0.0)) as stubs:
+        first = files(await stubs["vault"].Mount(request(openbao, signer, objects)))
+        second = files(await stubs["vault"].Mount(request(openbao, signer, objects)))
+    assert first["c"] != second["c"]  # certificates cannot be renewed: a new one is issued
+    assert openbao.requests_to("pki/issue/example-dot-com") - before == 2
