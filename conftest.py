@@ -14,6 +14,7 @@ from tests.servers import (
     Signer,
     configure_database_engine,
     configure_openbao,
+    moto_server,
     openbao_server,
     postgres_server,
     start_kube_api,
@@ -52,3 +53,9 @@ def postgres() -> Iterator[Postgres]:
 def openbao_db(openbao: OpenBao, postgres: Postgres) -> OpenBao:
     configure_database_engine(openbao, postgres)
     return openbao
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[str]:
+    with moto_server() as url:
+        yield url

@@ -102,6 +102,9 @@ def parser() -> argparse.ArgumentParser:
     _add(serve, "kube-api-url", "", "Kubernetes API URL (default: in-cluster)")
     _add(serve, "kube-token-file", "", "bearer token file for --kube-api-url")
     _add(serve, "kube-ca-file", "", "CA bundle for --kube-api-url")
+    _add(serve, "aws-pod-identity-endpoint", "",
+         "EKS Pod Identity agent URL (default: the link-local agent, IPv4 then IPv6); AWS "
+         "service endpoints follow boto3's AWS_ENDPOINT_URL[_<SERVICE>] variables")
     vault = serve.add_argument_group("Vault (defaults under the SPC's own settings; the "
                                      "VAULT_* environment variables are read first)")
     _add(vault, "vault-addr", "", "Vault address (https://, http:// or unix://)")
@@ -197,6 +200,7 @@ def _serve(args: argparse.Namespace) -> int:
         kube_api_url=args.kube_api_url,
         kube_token_file=args.kube_token_file,
         kube_ca_file=args.kube_ca_file,
+        aws_pod_identity_endpoint=args.aws_pod_identity_endpoint,
     )
     if config.file_root is not None and not config.file_root.is_dir():
         print(f"error: --file-root {config.file_root} is not a directory", file=sys.stderr)

@@ -91,6 +91,31 @@ class KubeClient:
                                    "returned no token")
         return token
 
+    def service_account(self, namespace: str, name: str) -> dict[str, Any]:
+        response = self._request("GET", f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}")
+        if not response.ok:
+            raise PermissionDenied(f"failed to get service account {namespace}/{name}: "
+                                   f"{_status_message(response)}")
+        body: dict[str, Any] = response.json()
+        return body
+
+    def node_region(self, namespace: str, pod: str) -> str:
+        """The `topology.kubernetes.io/region` label of the pod's node."""
+        response = self._request("GET", f"/api/v1/namespaces/{namespace}/pods/{pod}")
+        if not response.ok:
+            raise Unavailable(f"failed to retrieve region from node. error "
+                              f"{_status_message(response)}")
+        node = (response.json().get("spec") or {}).get("nodeName", "")
+        response = self._request("GET", f"/api/v1/nodes/{node}")
+        if not response.ok:
+            raise Unavailable(f"failed to retrieve region from node. error "
+                              f"{_status_message(response)}")
+        labels = (response.json().get("metadata") or {}).get("labels") or {}
+        region = labels.get("topology.kubernetes.io/region", "")
+        if not region:
+            raise Unavailable("failed to retrieve region from node. error Region not found")
+        return str(region)
+
     def hmac_key(self, namespace: str, name: str) -> bytes:
         """Get the key Secret, creating it if absent; a lost create race re-reads it."""
         path = f"/api/v1/namespaces/{namespace}/secrets"

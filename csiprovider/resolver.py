@@ -78,9 +78,14 @@ class Resolver:
         versions: list[tuple[str, str]] = []
         for obj in objects:
             fetched = fetches[(obj.backend, obj.source)].result()
-            rendered = self._backends[obj.backend].render(obj, fetched)
+            backend = self._backends[obj.backend]
+            rendered = backend.render(obj, fetched)
             content = self._files(obj, rendered, files)
-            versions.append((obj.object_name, self._versioner.version(obj.spec_json, content)))
+            own = getattr(backend, "object_version", None)
+            version = own(obj, fetched) if own is not None else None
+            if version is None:
+                version = self._versioner.version(obj.spec_json, content)
+            versions.append((obj.object_name, version))
         return MountResult(files=tuple(files), versions=tuple(versions))
 
     def _files(

@@ -21,6 +21,9 @@ from pathlib import Path
 import grpc
 
 from csiprovider import health
+from csiprovider.aws.backend import AwsBackend
+from csiprovider.aws.credentials import AwsCredentials
+from csiprovider.aws.dialect import AwsDialect
 from csiprovider.backends import Backend
 from csiprovider.backends.file import FileBackend
 from csiprovider.dialects import Dialect, native
@@ -64,6 +67,7 @@ class ServeConfig:
     kube_api_url: str = ""
     kube_token_file: str = ""
     kube_ca_file: str = ""
+    aws_pod_identity_endpoint: str = ""
 
     def sockets(self) -> list[tuple[str, Path]]:
         """(provider name, socket path): the name is what selects the dialect."""
@@ -91,6 +95,7 @@ def build_resolver(
         def token_source(identity: VaultIdentity) -> str:
             return kube.token_request(identity.pod_namespace, identity.service_account,
                                       identity.pod_name, identity.pod_uid, identity.audience)
+    backends["aws"] = AwsBackend(AwsCredentials(kube, config.aws_pod_identity_endpoint))
     backends["vault"] = VaultBackend(
         Authenticator(token_source, config.cache_size, config.renew_fraction),
         LeaseCache(config.renew_fraction),
@@ -159,7 +164,10 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
     )
     executor = ThreadPoolExecutor(config.fetch_workers, thread_name_prefix="fetch")
     resolver = build_resolver(config, executor, kube)
-    dialects: dict[str, tuple[str, Dialect]] = {"vault": ("vault", VaultDialect(config.vault))}
+    dialects: dict[str, tuple[str, Dialect]] = {
+        "vault": ("vault", VaultDialect(config.vault)),
+        "aws": ("aws", AwsDialect(kube.node_region if kube is not None else None)),
+    }
     servers: list[tuple[grpc.aio.Server, Path]] = []
     health = await _health(config.health_addr)
     try:

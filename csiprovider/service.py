@@ -70,7 +70,7 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
             fields.update(
                 pod=f"{params.pod.namespace}/{params.pod.name}", spc=params.spc_name
             )
-            objects = self._objects(request, params)
+            objects = await self._objects(request, params)
             fields["objects"] = [o.object_name for o in objects]
             result = await self._resolver.resolve(objects, self._timeout(context))
             response = await self._respond(params, result)
@@ -91,14 +91,18 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
         self._log(fields, started, "OK", None)
         return response
 
-    def _objects(self, request: pb.MountRequest, params: MountParams) -> Sequence[MountObject]:
-        """The dialect's objects; republishes repeat the same attributes, so keep them."""
+    async def _objects(
+        self, request: pb.MountRequest, params: MountParams
+    ) -> Sequence[MountObject]:
+        """The dialect's objects; republishes repeat the same attributes, so keep them.
+        A dialect may look things up (the node's region), so it runs off the loop."""
         key = (request.attributes, request.permission)
         found = self._parsed.get(key)
         if found is not None:
             self._parsed.move_to_end(key)
             return found
-        objects = tuple(self._dialect(params))
+        loop = asyncio.get_running_loop()
+        objects = tuple(await loop.run_in_executor(self._executor, self._dialect, params))
         self._parsed[key] = objects
         if len(self._parsed) > PARSED_CACHE_SIZE:
             self._parsed.popitem(last=False)

@@ -123,6 +123,9 @@ class KubeAPI:
     calls: list[tuple[str, str]] = field(default_factory=list)
     secrets: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     hide_once: set[tuple[str, str]] = field(default_factory=set)  # GET misses it once
+    service_accounts: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    pods: dict[tuple[str, str], str] = field(default_factory=dict)  # -> node name
+    nodes: dict[str, dict[str, str]] = field(default_factory=dict)  # -> labels
     server: ThreadingHTTPServer | None = None
 
     def count(self, method: str, fragment: str) -> int:
@@ -194,6 +197,20 @@ def start_kube_api(signer: Signer) -> KubeAPI:
             api.calls.append(("GET", self.path))
             parts = self.path.split("?")[0].strip("/").split("/")
             key = (parts[3], parts[5]) if len(parts) == 6 else ("", "")
+            if len(parts) == 6 and parts[4] == "serviceaccounts" and key in api.service_accounts:
+                self._send(200, {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {
+                    "name": key[1], "namespace": key[0],
+                    "annotations": api.service_accounts[key]}})
+                return
+            if len(parts) == 6 and parts[4] == "pods" and key in api.pods:
+                self._send(200, {"apiVersion": "v1", "kind": "Pod",
+                                 "metadata": {"name": key[1], "namespace": key[0]},
+                                 "spec": {"nodeName": api.pods[key]}})
+                return
+            if len(parts) == 4 and parts[2] == "nodes" and parts[3] in api.nodes:
+                self._send(200, {"apiVersion": "v1", "kind": "Node", "metadata": {
+                    "name": parts[3], "labels": api.nodes[parts[3]]}})
+                return
             hidden = key in api.hide_once
             api.hide_once.discard(key)
             if not hidden and len(parts) == 6 and parts[4] == "secrets" and key in api.secrets:
@@ -481,3 +498,106 @@ def start_vault_proxy(target: str, unix_path: Path | None = None) -> VaultProxy:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     proxy.server = server
     return proxy
+
+
+# ---------------------------------------------------------------- moto (AWS)
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """A moto server process; yields its endpoint URL (what AWS_ENDPOINT_URL points at)."""
+    import sys
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: requests.get(f"{url}/moto-api/", timeout=1).status_code < 500, "moto")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+AWS_TEST_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@dataclass
+class AwsProxy:
+    """Forwards to moto; answers 503 for regions in `down`, or queued error replies per
+    operation; counts operations per region (from the SigV4 scope and X-Amz-Target)."""
+
+    target: str
+    url: str = ""
+    down: set[str] = field(default_factory=set)
+    errors: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    server: Any = None
+
+    def count(self, operation: str, region: str | None = None) -> int:
+        return sum(1 for op, r in self.calls if op == operation and region in (None, r))
+
+
+def start_aws_proxy(target: str) -> AwsProxy:
+    import re as _re
+
+    proxy = AwsProxy(target)
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            scope = _re.search(r"Credential=[^/]+/\d+/([^/]+)/", self.headers.get("Authorization", ""))
+            region = scope.group(1) if scope else ""
+            operation = (self.headers.get("X-Amz-Target") or "").rsplit(".", 1)[-1]
+            proxy.calls.append((operation, region))
+            queued = proxy.errors.get(operation)
+            if region in proxy.down:
+                status, data = 503, b'{"__type":"ServiceUnavailable","message":"region down"}'
+            elif queued:
+                code, kind = queued.pop(0)
+                status, data = code, json.dumps({"__type": kind, "message": "injected"}).encode()
+            else:
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                reply = requests.post(proxy.target + self.path, data=body, headers=headers,
+                                      timeout=30)
+                status, data = reply.status_code, reply.content
+            self.send_response(status)
+            self.send_header("Content-Type", "application/x-amz-json-1.1")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    proxy.server = server
+    proxy.url = f"http://127.0.0.1:{server.server_address[1]}"
+    return proxy
+
+
+def start_pod_identity_agent(credentials: dict[str, str]) -> tuple[Any, str, list[str]]:
+    """A stand-in EKS Pod Identity agent: checks nothing, records Authorization headers."""
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization", ""))
+            data = json.dumps(credentials).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/v1/credentials", seen

@@ -1,0 +1,1 @@
+"""AWS: the `provider: aws` dialect (ASCP's schema), Secrets Manager, SSM and KMS."""

@@ -1,0 +1,208 @@
+"""The AWS backend: Secrets Manager, SSM Parameter Store and KMS with the pod's identity.
+
+Better than ASCP: objects are fetched in parallel (the resolver runs sources at once;
+SSM parameters go in batches of 10, batches in parallel); the failover region is only
+called when the primary fails; a repeated Mount asks DescribeSecret whether the wanted
+stage still points at the version served last and skips GetSecretValue when it does;
+errors say what failed (access denied, not found, throttled) for which object.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from csiprovider.aws.credentials import AwsCredentials
+from csiprovider.aws.extract import render_value
+from csiprovider.aws.source import KmsSource, ParameterBatch, SecretSource
+from csiprovider.errors import (
+    InvalidArgument,
+    MountError,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
+from csiprovider.model import MountObject
+
+NOT_FOUND = {"ResourceNotFoundException", "ParameterNotFound", "ParameterVersionNotFound",
+             "NotFoundException", "404"}
+DENIED = {"AccessDeniedException", "AccessDenied", "403", "UnrecognizedClientException",
+          "InvalidSignatureException", "ExpiredTokenException", "DecryptionFailure",
+          "KMSInvalidStateException", "IncorrectKeyException", "InvalidCiphertextException"}
+THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException",
+             "RequestLimitExceeded", "ThrottledException"}
+
+
+@dataclass
+class Served:
+    """What a source last returned for an identity: the basis of change detection."""
+
+    version_id: str
+    value: Mapping[str, Any]
+
+
+class AwsBackend:
+    """Fetch/render for the resolver; blocking, runs in its thread pool."""
+
+    cacheable = True
+
+    def __init__(self, credentials: AwsCredentials) -> None:
+        self.credentials = credentials
+        self._served: dict[Hashable, Served] = {}
+        self._lock = threading.Lock()
+        self.calls: dict[str, int] = {}
+
+    # -- resolver interface
+
+    def fetch(self, obj: MountObject, deadline: float) -> Mapping[str, Any]:
+        source = obj.source
+        if isinstance(source, SecretSource):
+            return self._secret(obj, source)
+        if isinstance(source, ParameterBatch):
+            return self._parameters(obj, source)
+        assert isinstance(source, KmsSource)
+        return self._decrypt(obj, source)
+
+    def render(self, obj: MountObject, fetched: Mapping[str, Any]) -> bytes:
+        return render_value(obj, fetched)
+
+    def object_version(self, obj: MountObject, fetched: Mapping[str, Any]) -> str | None:
+        """ASCP's versions: the VersionId, or the SSM parameter's version number."""
+        if isinstance(obj.source, ParameterBatch):
+            found = fetched["parameters"].get(obj.options["selector_index"])
+            return str(found["Version"]) if found is not None else ""
+        if isinstance(obj.source, KmsSource):
+            return None  # the HMAC of the plaintext, like the native dialect
+        return str(fetched.get("VersionId", ""))
+
+    # -- Secrets Manager
+
+    def _secret(self, obj: MountObject, source: SecretSource) -> Mapping[str, Any]:
+        served = self._served_for(source)
+        if served is not None:
+            if source.version_id and served.version_id == source.version_id:
+                return served.value  # pinned version: nothing can have changed
+            try:
+                if self._still_current(source, served):
+                    return served.value
+            except MountError:
+                pass  # no DescribeSecret (permission, outage): just read the value
+        value = self._failover(obj, source.regions, lambda region, i: self._get_secret(
+            source, region, i), "secret")
+        with self._lock:
+            self._served[source] = Served(str(value.get("VersionId", "")), value)
+        return value
+
+    def _still_current(self, source: SecretSource, served: Served) -> bool:
+        client = self.credentials.client(source.identity, "secretsmanager", source.regions[0])
+        described = self._call(client, "DescribeSecret", SecretId=source.names[0])
+        stages = (described.get("VersionIdsToStages") or {}).get(served.version_id, [])
+        return (source.stages[0] or "AWSCURRENT") in stages
+
+    def _get_secret(self, source: SecretSource, region: str, index: int) -> Mapping[str, Any]:
+        client = self.credentials.client(source.identity, "secretsmanager", region)
+        args: dict[str, Any] = {"SecretId": source.names[index]}
+        if source.version_id:
+            args["VersionId"] = source.version_id
+        if source.stages[index]:
+            args["VersionStage"] = source.stages[index]
+        reply = self._call(client, "GetSecretValue", **args)
+        return {"VersionId": reply.get("VersionId", ""),
+                "SecretString": reply.get("SecretString"),
+                "SecretBinary": reply.get("SecretBinary"), "region": region}
+
+    # -- SSM
+
+    def _parameters(self, obj: MountObject, batch: ParameterBatch) -> Mapping[str, Any]:
+        def get(region: str, index: int) -> Mapping[str, Any]:
+            client = self.credentials.client(batch.identity, "ssm", region)
+            wanted = batch.selectors[index]
+            reply = self._call(client, "GetParameters", Names=list(wanted),
+                               WithDecryption=True)
+            invalid = reply.get("InvalidParameters") or []
+            if invalid:
+                raise NotFound(f"{region}: invalid parameters: "
+                               f"{', '.join(dict.fromkeys(invalid))}")
+            by_name = {}
+            for p in reply.get("Parameters") or []:
+                by_name[p["Name"]] = p
+                if p.get("ARN"):
+                    by_name[p["ARN"]] = p  # ARN objectNames and RAM-shared parameters
+            # The dialect never puts one name twice in a batch, so names identify answers.
+            found = {i: by_name.get(_name_of(sel)) for i, sel in enumerate(wanted)}
+            return {"parameters": found, "region": region}
+
+        return self._failover(obj, batch.regions, get, "parameters")
+
+    # -- KMS
+
+    def _decrypt(self, obj: MountObject, source: KmsSource) -> Mapping[str, Any]:
+        client = self.credentials.client(source.identity, "kms", source.region)
+        args: dict[str, Any] = {"CiphertextBlob": source.ciphertext}
+        if source.context:
+            args["EncryptionContext"] = dict(source.context)
+        try:
+            reply = self._call(client, "Decrypt", **args)
+        except MountError as exc:
+            raise type(exc)(f"{obj.label}: KMS Decrypt failed: {exc.message}") from None
+        return {"SecretBinary": reply["Plaintext"], "VersionId": ""}
+
+    # -- shared
+
+    def _failover(self, obj: MountObject, regions: tuple[str, ...], get: Any,
+                  what: str) -> Mapping[str, Any]:
+        failures: list[str] = []
+        for index, region in enumerate(regions):
+            try:
+                result: Mapping[str, Any] = get(region, index)
+                return result
+            except MountError as exc:
+                if not isinstance(exc, Unavailable) or index == len(regions) - 1:
+                    if failures:
+                        raise type(exc)(f"{obj.label}: {'; '.join(failures)}; "
+                                        f"{region}: {exc.message}") from None
+                    raise type(exc)(f"{obj.label}: {exc.message}") from None
+                failures.append(f"{region}: {exc.message}")  # try the failover region
+        raise Unavailable(f"{obj.label}: Failed to fetch {what} from all regions")
+
+    def _call(self, client: Any, operation: str, **args: Any) -> dict[str, Any]:
+        self.calls[operation] = self.calls.get(operation, 0) + 1
+        method = getattr(client, _snake(operation))
+        try:
+            reply: dict[str, Any] = method(**args)
+            return reply
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", ""))
+            message = f"{operation} {code}: {error.get('Message', '')}".rstrip(": ")
+            if code in THROTTLED:
+                raise Unavailable(f"throttled by AWS ({message}) after retries") from None
+            if code in NOT_FOUND:
+                raise NotFound(message) from None
+            if code in DENIED:
+                raise PermissionDenied(f"access denied: {message}") from None
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if status >= 500:
+                raise Unavailable(message) from None
+            raise InvalidArgument(message) from None
+        except BotoCoreError as exc:
+            raise Unavailable(f"{operation}: cannot reach AWS ({type(exc).__name__})") from None
+
+    def _served_for(self, source: SecretSource) -> Served | None:
+        with self._lock:
+            return self._served.get(source)
+
+
+def _name_of(selector: str) -> str:
+    """`name:3` or `name:label` → name; ARNs keep their colons."""
+    if selector.startswith("arn:"):
+        return selector if selector.count(":") <= 5 else selector.rsplit(":", 1)[0]
+    return selector.split(":", 1)[0]
+
+
+def _snake(name: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
