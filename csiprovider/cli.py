@@ -144,6 +144,15 @@ def parser() -> argparse.ArgumentParser:
                        help="re-mount every SECONDS with the current versions, like rotation")
     mount.add_argument("--timeout", type=float, default=30.0, help="Mount RPC deadline, seconds")
 
+    encrypt = sub.add_parser(
+        "encrypt", help="encrypt stdin with AWS KMS and print an aws-kms object for an SPC")
+    encrypt.add_argument("--key-id", required=True, help="KMS key id, ARN or alias/NAME")
+    encrypt.add_argument("--context", action="append", type=_pair, default=[],
+                         metavar="KEY=VALUE", help="encryption context; repeatable")
+    encrypt.add_argument("--region", default=os.environ.get("AWS_REGION", ""),
+                         help="KMS region (default: AWS_REGION)")
+    encrypt.add_argument("--object-name", default="secret", help="objectName of the snippet")
+
     sub.add_parser("version", help="print the version")
     return top
 
@@ -155,6 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "serve":
         return _serve(args)
+    if args.command == "encrypt":
+        return _encrypt(args)
     return _mount(args)
 
 
@@ -252,3 +263,37 @@ def _mount(args: argparse.Namespace) -> int:
         return asyncio.run(run(opts))
     except KeyboardInterrupt:
         return 0
+
+
+def _encrypt(args: argparse.Namespace) -> int:
+    """Plaintext from stdin (never argv: it would land in shell history and ps)."""
+    import base64
+
+    import boto3
+    import yaml
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    plaintext = sys.stdin.buffer.read()
+    if not plaintext:
+        print("error: nothing on stdin to encrypt", file=sys.stderr)
+        return 2
+    if not args.region:
+        print("error: set --region or AWS_REGION", file=sys.stderr)
+        return 2
+    context = dict(args.context)
+    request: dict[str, Any] = {"KeyId": args.key_id, "Plaintext": plaintext}
+    if context:
+        request["EncryptionContext"] = context
+    try:
+        kms = boto3.session.Session().client("kms", region_name=args.region)
+        blob = kms.encrypt(**request)["CiphertextBlob"]
+    except (BotoCoreError, ClientError) as exc:
+        print(f"error: KMS Encrypt failed: {exc}", file=sys.stderr)
+        return 1
+    entry: dict[str, Any] = {"objectName": args.object_name, "backend": "aws-kms",
+                             "region": args.region,
+                             "ciphertext": base64.b64encode(blob).decode()}
+    if context:
+        entry["encryptionContext"] = context
+    sys.stdout.write(yaml.safe_dump([entry], sort_keys=False, width=1 << 20))
+    return 0

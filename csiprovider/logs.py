@@ -44,6 +44,11 @@ def _text(value: Any) -> str:
     return json.dumps(text) if (" " in text or not text) else text
 
 
+# Client libraries log request and response bodies at debug level (botocore prints secret
+# values): they never go below WARNING, whatever --log-level says.
+QUIET_LIBRARIES = ("botocore", "boto3", "s3transfer", "urllib3", "requests", "hvac", "grpc")
+
+
 def configure(fmt: str = "text", level: str = "info") -> None:
     """Route the root logger to stderr in the chosen format."""
     handler = logging.StreamHandler(sys.stderr)
@@ -51,3 +56,5 @@ def configure(fmt: str = "text", level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

@@ -95,7 +95,9 @@ def build_resolver(
         def token_source(identity: VaultIdentity) -> str:
             return kube.token_request(identity.pod_namespace, identity.service_account,
                                       identity.pod_name, identity.pod_uid, identity.audience)
-    backends["aws"] = AwsBackend(AwsCredentials(kube, config.aws_pod_identity_endpoint))
+    aws = AwsBackend(AwsCredentials(kube, config.aws_pod_identity_endpoint))
+    for name in ("aws", "aws-kms", "aws-secretsmanager", "aws-ssm"):
+        backends[name] = aws  # one backend: credentials and clients are shared
     backends["vault"] = VaultBackend(
         Authenticator(token_source, config.cache_size, config.renew_fraction),
         LeaseCache(config.renew_fraction),

@@ -71,7 +71,8 @@ def start_daemon(tmp_path: Path, file_root: Path) -> Iterator[Callable[..., Daem
 
     def start(*extra: str, names: tuple[str, ...] = ("csiprovider",),
               providers_dir: Path | None = None, wait: bool = True,
-              env: dict[str, str] | None = None) -> Daemon:
+              env: dict[str, str] | None = None,
+              extra_env: dict[str, str] | None = None) -> Daemon:
         pdir = providers_dir or tmp_path / "providers"
         log_path = tmp_path / f"daemon-{len(started)}.log"
         args = ["serve", "--providers-dir", str(pdir), "--file-root", str(file_root),
@@ -82,6 +83,7 @@ def start_daemon(tmp_path: Path, file_root: Path) -> Iterator[Callable[..., Daem
                 args += ["--name", name]
         environ = {k: v for k, v in os.environ.items() if not k.startswith("CSIPROVIDER_")}
         environ.update(env or {})
+        environ.update(extra_env or {})
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(cli(*args, *extra), stdout=log, stderr=subprocess.STDOUT,
                                     cwd=ROOT, env=environ)

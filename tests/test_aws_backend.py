@@ -255,3 +255,44 @@ async def test_pod_identity_agent(
     finally:
         server.shutdown()
     assert seen == [token]  # credentials cached until near expiry: one agent call
+
+
+async def test_kms_round_trip_through_encrypt_command_and_native_objects(
+    serve_config: Callable[..., ServeConfig], kube_api: KubeAPI, aws_env: str, signer: Signer,
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    key = admin(aws_env, "kms").create_key()["KeyMetadata"]["KeyId"]
+    out = subprocess.run(
+        [sys.executable, "-m", "csiprovider", "encrypt", "--key-id", key, "--region",
+         "us-east-1", "--context", "app=web", "--object-name", "db-password"],
+        input=b"kms-plaintext-Qx9", capture_output=True, timeout=60,
+        env={**os.environ, "AWS_ACCESS_KEY_ID": "admin", "AWS_SECRET_ACCESS_KEY": "admin"})
+    assert out.returncode == 0, out.stderr
+    snippet = out.stdout.decode()
+    assert "kms-plaintext" not in snippet
+    (entry,) = yaml.safe_load(snippet)
+    assert entry["backend"] == "aws-kms" and entry["encryptionContext"] == {"app": "web"}
+    sm = admin(aws_env, "secretsmanager")
+    sm.create_secret(Name="native/db", SecretString=json.dumps({"user": "u1", "n": 3}))
+    admin(aws_env, "ssm").put_parameter(Name="/native/p", Value="pv", Type="String",
+                                        Overwrite=True)
+    objects = snippet + (
+        "- {objectName: db-user, backend: aws-secretsmanager, secretId: native/db,"
+        " jmesPath: user}\n"
+        "- {objectName: db-n, backend: aws-secretsmanager, secretId: native/db, jmesPath: n}\n"
+        "- {objectName: param, backend: aws-ssm, parameter: /native/p, filePermission: '0600'}\n")
+    async with running(serve_config(kube_api_url=kube_api.url)) as stubs:
+        reply = await stubs["csiprovider"].Mount(request(signer, objects))
+        assert files(reply) == {"db-password": b"kms-plaintext-Qx9", "db-user": b"u1",
+                                "db-n": b"3", "param": b"pv"}
+        wrong = yaml.safe_load(snippet)
+        wrong[0]["encryptionContext"] = {"app": "other"}
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stubs["csiprovider"].Mount(request(signer, yaml.safe_dump(wrong)))
+    assert "KMS Decrypt failed" in (info.value.details() or "")
+    assert all(len(v) == 44 for v in versions(reply).values())  # keyed hashes, not plaintext

@@ -72,6 +72,8 @@ class AwsBackend:
 
     def object_version(self, obj: MountObject, fetched: Mapping[str, Any]) -> str | None:
         """ASCP's versions: the VersionId, or the SSM parameter's version number."""
+        if obj.options.get("hmac_version"):
+            return None  # native dialect: the keyed hash, like every other backend
         if isinstance(obj.source, ParameterBatch):
             found = fetched["parameters"].get(obj.options["selector_index"])
             return str(found["Version"]) if found is not None else ""

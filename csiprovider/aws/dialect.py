@@ -72,6 +72,22 @@ class AwsDialect:
             raise type(exc)(exc.message) from None
 
 
+def native_identity(params: MountParams, region_lookup: RegionLookup | None = None
+                    ) -> tuple[AwsIdentity, str]:
+    """Identity and default region for native-dialect AWS objects, from the same SPC
+    parameters the aws dialect reads (`region`, `usePodIdentity`, `preferredAddressType`)."""
+    p = params.parameters
+    try:
+        pod_identity = parse_bool(p["usePodIdentity"]) if p.get("usePodIdentity") else False
+    except ValueError as exc:
+        raise InvalidArgument(f"failed to parse usePodIdentity value, error: {exc}") from None
+    if not params.tokens:
+        raise InvalidArgument(
+            "no service account tokens in the Mount request: AWS objects need the CSIDriver's "
+            "tokenRequests to include sts.amazonaws.com (IRSA) or pods.eks.amazonaws.com")
+    return _identity(params, pod_identity), AwsDialect(region_lookup)._region(params)
+
+
 def _identity(params: MountParams, pod_identity: bool) -> AwsIdentity:
     audience = POD_IDENTITY_AUDIENCE if pod_identity else IRSA_AUDIENCE
     what = "Pod Identity" if pod_identity else "IRSA"

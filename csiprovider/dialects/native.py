@@ -12,6 +12,9 @@ its backend.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import dataclasses
 import difflib
 import re
 from collections.abc import Callable, Mapping
@@ -29,6 +32,12 @@ _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 COMMON_FIELDS = frozenset({"objectName", "backend", "objectAlias", "filePermission", "encoding"})
 FILE_FIELDS = COMMON_FIELDS | {"path"}
+AWS_FIELDS = {
+    "aws-kms": COMMON_FIELDS | {"ciphertext", "encryptionContext", "region"},
+    "aws-secretsmanager": COMMON_FIELDS | {"secretId", "versionStage", "versionId", "region",
+                                           "jmesPath"},
+    "aws-ssm": COMMON_FIELDS | {"parameter", "region", "jmesPath"},
+}
 _OCTAL = re.compile(r"0?o?[0-7]{1,4}")
 
 
@@ -122,13 +131,59 @@ def _file_object(
     return _common(index, label, name, item, params, source, {"path": path})
 
 
+def _aws_object(
+    index: int, label: str, name: str, item: Mapping[str, Any], params: MountParams
+) -> MountObject:
+    """aws-kms, aws-secretsmanager and aws-ssm: the pod's own AWS identity (IRSA or Pod
+    Identity, from the SPC's `usePodIdentity`), region from the object or the SPC."""
+    from csiprovider.aws.dialect import native_identity
+    from csiprovider.aws.source import KmsSource, ParameterBatch, SecretSource
+
+    backend = item["backend"]
+    _check_fields(item, AWS_FIELDS[backend], label)
+    identity, default_region = native_identity(params)
+    region = _string(item, "region", label, required=False) or default_region
+    spec: dict[str, Any] = {"region": region}
+    source: Any
+    if backend == "aws-kms":
+        text = _string(item, "ciphertext", label, required=True)
+        try:
+            blob = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidArgument(f"{label}: ciphertext is not base64; paste what "
+                                  "`csiprovider encrypt` printed") from None
+        context = item.get("encryptionContext") or {}
+        if not isinstance(context, dict):
+            raise InvalidArgument(f"{label}: encryptionContext must be a map of strings")
+        pairs = tuple(sorted((str(k), str(v)) for k, v in context.items()))
+        source = KmsSource(identity=identity, region=region, ciphertext=blob, context=pairs)
+        spec.update(ciphertext=text, context=pairs)
+    elif backend == "aws-secretsmanager":
+        secret_id = _string(item, "secretId", label, required=False) or name
+        stage = _string(item, "versionStage", label, required=False)
+        version = _string(item, "versionId", label, required=False)
+        source = SecretSource(identity=identity, regions=(region,), names=(secret_id,),
+                              version_id=version, stages=(stage,))
+        spec.update(secretId=secret_id, stage=stage, version=version)
+    else:
+        parameter = _string(item, "parameter", label, required=False) or name
+        source = ParameterBatch(identity=identity, regions=(region,), selectors=((parameter,),))
+        spec.update(parameter=parameter)
+    jmes = _string(item, "jmesPath", label, required=False)
+    spec["jmesPath"] = jmes
+    options = {"name": spec.get("secretId") or spec.get("parameter") or name,
+               "selector_index": 0, "jmes_path": jmes, "decode": "", "hmac_version": True}
+    obj = _common(index, label, name, item, params, source, spec)
+    return dataclasses.replace(obj, options=options)
+
+
 def _common(
     index: int,
     label: str,
     name: str,
     item: Mapping[str, Any],
     params: MountParams,
-    source: FileSource,
+    source: Any,
     spec: dict[str, Any],
 ) -> MountObject:
     alias = _string(item, "objectAlias", label, required=False)
@@ -227,4 +282,5 @@ def _kind(value: Any) -> str:
 
 _BUILDERS: dict[
     str, Callable[[int, str, str, Mapping[str, Any], MountParams], MountObject]
-] = {"file": _file_object}
+] = {"file": _file_object, "aws-kms": _aws_object, "aws-secretsmanager": _aws_object,
+      "aws-ssm": _aws_object}
