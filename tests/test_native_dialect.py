@@ -59,7 +59,8 @@ def test_spec_changes_change_spec_json() -> None:
         ([{"backend": "file"}], "objects[0]: missing required field objectName"),
         ([{"objectName": "a"}], "objects[0] (objectName 'a'): missing required field backend"),
         ([{"objectName": "a", "backend": "fiel"}],
-         "unknown backend 'fiel' (did you mean 'file'?); supported backends: file"),
+         "unknown backend 'fiel' (did you mean 'file'?); supported backends: aws-kms, "
+         "aws-secretsmanager, aws-ssm, file"),
         ([{"objectName": "a", "backend": "file", "objectAlais": "b"}],
          "unknown field 'objectAlais' (did you mean 'objectAlias'?)"),
         ([{"objectName": "a", "backend": "file", "path": "../other/ns"}], "invalid path '../other/ns'"),
