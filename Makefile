@@ -30,6 +30,7 @@ proto: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/mount_overhead.py
 	$(PY) bench/vault_mount.py
+	$(PY) bench/aws_mount.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -37,6 +37,8 @@ class AwsCredentials:
         self._kube = kube
         self._agent = pod_identity_endpoint
         self._lock = threading.Lock()
+        self._create_lock = threading.Lock()
+        self._identity_locks: dict[AwsIdentity, threading.Lock] = {}
         self._creds: dict[tuple[AwsIdentity, str], tuple[float, dict[str, str]]] = {}
         self._roles: dict[tuple[str, str], tuple[float, str]] = {}
         self._clients: dict[tuple[Any, ...], Any] = {}
@@ -49,30 +51,38 @@ class AwsCredentials:
             found = self._clients.get(key)
         if found is not None:
             return found
-        made = boto3.session.Session().client(
-            service, region_name=region, config=CLIENT_CONFIG,  # type: ignore[call-overload]
-            aws_access_key_id=creds["AccessKeyId"],
-            aws_secret_access_key=creds["SecretAccessKey"],
-            aws_session_token=creds.get("SessionToken") or creds.get("Token"),
-        )
-        with self._lock:
-            self._clients = {k: v for k, v in self._clients.items()
-                             if not (k[0] == identity and k[3] != creds["AccessKeyId"])}
-            self._clients[key] = made
+        with self._create_lock:  # one creation at a time: it is slow and CPU-bound
+            found = self._clients.get(key)
+            if found is not None:
+                return found
+            made = boto3.session.Session().client(
+                service, region_name=region, config=CLIENT_CONFIG,  # type: ignore[call-overload]
+                aws_access_key_id=creds["AccessKeyId"],
+                aws_secret_access_key=creds["SecretAccessKey"],
+                aws_session_token=creds.get("SessionToken") or creds.get("Token"),
+            )
+            with self._lock:
+                self._clients = {k: v for k, v in self._clients.items()
+                                 if not (k[0] == identity and k[3] != creds["AccessKeyId"])}
+                self._clients[key] = made
         return made
 
     def _credentials(self, identity: AwsIdentity) -> dict[str, str]:
-        role = self._role(identity) if identity.mode == "irsa" else ""
-        key = (identity, role)
+        """Cached; concurrent fetches of one Mount wait for a single STS/agent call."""
         with self._lock:
-            found = self._creds.get(key)
-        if found is not None and time.time() < found[0] - REFRESH_BEFORE:
-            return found[1]
-        creds, expires = (self._assume(identity, role) if identity.mode == "irsa"
-                          else self._pod_identity(identity))
-        with self._lock:
-            self._creds[key] = (expires, creds)
-        return creds
+            per_identity = self._identity_locks.setdefault(identity, threading.Lock())
+        with per_identity:
+            role = self._role(identity) if identity.mode == "irsa" else ""
+            key = (identity, role)
+            with self._lock:
+                found = self._creds.get(key)
+            if found is not None and time.time() < found[0] - REFRESH_BEFORE:
+                return found[1]
+            creds, expires = (self._assume(identity, role) if identity.mode == "irsa"
+                              else self._pod_identity(identity))
+            with self._lock:
+                self._creds[key] = (expires, creds)
+            return creds
 
     def _role(self, identity: AwsIdentity) -> str:
         key = (identity.namespace, identity.service_account)
