@@ -296,3 +296,29 @@ async def test_kms_round_trip_through_encrypt_command_and_native_objects(
             await stubs["csiprovider"].Mount(request(signer, yaml.safe_dump(wrong)))
     assert "KMS Decrypt failed" in (info.value.details() or "")
     assert all(len(v) == 44 for v in versions(reply).values())  # keyed hashes, not plaintext
+
+
+async def test_base64_decode_and_failover_object(
+    aws: Any, aws_env: str, proxy: Any, signer: Signer
+) -> None:
+    import base64
+
+    east = admin(aws_env, "secretsmanager", "us-east-1")
+    west = admin(aws_env, "secretsmanager", "us-west-2")
+    east.create_secret(Name="ks", SecretString=json.dumps(
+        {"p12": base64.b64encode(b"\x30\x82binary").decode()}))
+    west.create_secret(Name="ks-replica", SecretString=json.dumps(
+        {"p12": base64.b64encode(b"\x30\x82west").decode()}))
+    objects = """
+- objectName: ks
+  objectType: secretsmanager
+  objectAlias: keystore.json
+  failoverObject: {objectName: ks-replica}
+  jmesPath:
+    - {path: p12, objectAlias: keystore.p12, encoding: base64}
+"""
+    reply = await aws.Mount(request(signer, objects, failoverRegion="us-west-2"))
+    assert files(reply)["keystore.p12"] == b"\x30\x82binary"
+    proxy.down.add("us-east-1")
+    reply = await aws.Mount(request(signer, objects + "\n", failoverRegion="us-west-2"))
+    assert files(reply)["keystore.p12"] == b"\x30\x82west"  # the failover object's name
