@@ -87,7 +87,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--endpoint", "-endpoint", action="append", default=[], type=Path,
                        help="an extra socket path to serve, vault-csi-provider style "
                        "(/provider/vault.sock); its file name selects the dialect; repeatable")
-    _add(serve, "health-addr", ":8080", "HTTP address of /health/ready; empty disables it")
+    _add(serve, "health-addr", ":8080",
+         "HTTP address of /healthz, /readyz, /health/ready and /metrics; empty disables it")
+    _add(serve, "metrics-addr", "", "another HTTP address serving /metrics (and the probes)")
     _add(serve, "cache-size", "1000", "Vault sessions (one per pod and connection) kept",
          type=int)
     _add(serve, "cache-ttl", "60",
@@ -212,6 +214,8 @@ def _serve(args: argparse.Namespace) -> int:
         kube_token_file=args.kube_token_file,
         kube_ca_file=args.kube_ca_file,
         aws_pod_identity_endpoint=args.aws_pod_identity_endpoint,
+        metrics_addr=args.metrics_addr,
+        vault_flag_address=args.vault_addr,
     )
     if config.file_root is not None and not config.file_root.is_dir():
         print(f"error: --file-root {config.file_root} is not a directory", file=sys.stderr)

@@ -16,6 +16,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
+from csiprovider import metrics
+
 Key = tuple[str, Hashable]
 
 
@@ -44,14 +46,17 @@ class FetchCache:
             found = self._values.get(key)
             if found is not None and time.monotonic() - found[0] < self.ttl:
                 self.stats.hits += 1
+                metrics.CACHE.labels("hit").inc()
                 done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
                 done.set_result(found[1])
                 return done
         running = self._inflight.get(key)
         if running is not None:
             self.stats.coalesced += 1
+            metrics.CACHE.labels("coalesced").inc()
             return running
         self.stats.misses += 1
+        metrics.CACHE.labels("miss").inc()
         future = start()
         self._inflight[key] = future
         future.add_done_callback(lambda f: self._settle(key, f, cacheable))

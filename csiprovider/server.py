@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+import requests
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as grpc_health
 
 from csiprovider import health
 from csiprovider.aws.backend import AwsBackend
@@ -37,6 +40,7 @@ from csiprovider.vault.auth import Authenticator
 from csiprovider.vault.backend import VaultBackend
 from csiprovider.vault.config import VaultDefaults
 from csiprovider.vault.dialect import VaultDialect
+from csiprovider.vault.http import session_for
 from csiprovider.vault.leases import LeaseCache
 from csiprovider.vault.source import VaultIdentity
 from csiprovider.versions import Versioner
@@ -68,6 +72,8 @@ class ServeConfig:
     kube_token_file: str = ""
     kube_ca_file: str = ""
     aws_pod_identity_endpoint: str = ""
+    metrics_addr: str = ""
+    vault_flag_address: str = ""  # --vault-addr, checked by /readyz
 
     def sockets(self) -> list[tuple[str, Path]]:
         """(provider name, socket path): the name is what selects the dialect."""
@@ -171,8 +177,16 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
         "aws": ("aws", AwsDialect(kube.node_region if kube is not None else None)),
     }
     servers: list[tuple[grpc.aio.Server, Path]] = []
-    health = await _health(config.health_addr)
+    endpoints = health.Endpoints(
+        [health.socket_check(path) for _, path in config.sockets()] + _backend_checks(config))
+    http_servers: list[asyncio.Server] = []
+    health_service = grpc_health.HealthServicer()
     try:
+        for address in dict.fromkeys(a for a in (config.health_addr, config.metrics_addr) if a):
+            try:
+                http_servers.append(await endpoints.start(address))
+            except OSError as exc:
+                raise ServeError(f"cannot listen on {address}: {exc.strerror}") from None
         for name, path in config.sockets():
             path.parent.mkdir(parents=True, exist_ok=True)
             prepare_socket(path)
@@ -183,6 +197,7 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
                                 config.write_mode, config.mount_timeout),
                 server,
             )
+            health_pb2_grpc.add_HealthServicer_to_server(health_service, server)
             old_umask = os.umask(0o177)  # the socket is born 0600: only root (kubelet) talks
             try:
                 server.add_insecure_port(f"unix://{path}")
@@ -198,12 +213,14 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
             servers.append((server, path))
             log.info("serving", extra={"fields": {"provider": name, "socket": str(path),
                                                   "write_mode": config.write_mode}})
+        await health_service.set("", health_pb2.HealthCheckResponse.SERVING)
         await stop.wait()
+        await health_service.enter_graceful_shutdown()
         log.info("stopping: draining in-flight mounts",
                  extra={"fields": {"grace_seconds": config.shutdown_grace}})
     finally:
-        if health is not None:
-            health.close()
+        for http in http_servers:
+            http.close()
         await asyncio.gather(*(s.stop(config.shutdown_grace) for s, _ in servers))
         for _, path in servers:
             path.unlink(missing_ok=True)
@@ -211,10 +228,29 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
         log.info("stopped")
 
 
-async def _health(address: str) -> asyncio.Server | None:
-    if not address:
-        return None
-    try:
-        return await health.start(address)
-    except OSError as exc:
-        raise ServeError(f"cannot listen on --health-addr {address}: {exc.strerror}") from None
+
+def _backend_checks(config: ServeConfig) -> list[health.Check]:
+    """Backends configured at daemon level: the file root, the Vault address of --vault-addr."""
+    checks: list[health.Check] = []
+    if config.file_root is not None:
+        root = config.file_root
+
+        async def file_root() -> str | None:
+            return None if root.is_dir() else f"file root {root} is missing"
+
+        checks.append(file_root)
+    address = config.vault_flag_address
+    if address:
+        async def vault() -> str | None:
+            def probe() -> str | None:
+                session, base = session_for(config.vault.connection)
+                try:
+                    session.get(f"{base}/v1/sys/health", timeout=2)
+                except requests.RequestException as exc:
+                    return f"vault {address}: {type(exc).__name__}"
+                return None
+
+            return await asyncio.get_running_loop().run_in_executor(None, probe)
+
+        checks.append(vault)
+    return checks

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import grpc
 
-from csiprovider import API_VERSION, RUNTIME_NAME, __version__
+from csiprovider import API_VERSION, RUNTIME_NAME, __version__, metrics
 from csiprovider.atomic_writer import FileProjection, write_atomic
 from csiprovider.dialects import Dialect
 from csiprovider.errors import InvalidArgument, MountError, ResourceExhausted
@@ -142,8 +142,10 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
     def _log(
         self, fields: dict[str, Any], started: float, result: str, error: str | None
     ) -> None:
-        entry = {**fields, "result": result,
-                 "duration_ms": round((time.monotonic() - started) * 1000, 2)}
+        elapsed = time.monotonic() - started
+        metrics.MOUNTS.labels(self.name, self.dialect_name, result).inc()
+        metrics.MOUNT_SECONDS.labels(self.name, self.dialect_name).observe(elapsed)
+        entry = {**fields, "result": result, "duration_ms": round(elapsed * 1000, 2)}
         if error is not None:
             entry["error"] = error
             log.warning("mount failed", extra={"fields": entry})

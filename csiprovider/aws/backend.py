@@ -16,6 +16,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from csiprovider import metrics
 from csiprovider.aws.credentials import AwsCredentials
 from csiprovider.aws.extract import render_value
 from csiprovider.aws.source import KmsSource, ParameterBatch, SecretSource
@@ -175,7 +176,8 @@ class AwsBackend:
         self.calls[operation] = self.calls.get(operation, 0) + 1
         method = getattr(client, _snake(operation))
         try:
-            reply: dict[str, Any] = method(**args)
+            with metrics.backend_call("aws", operation):
+                reply: dict[str, Any] = method(**args)
             return reply
         except ClientError as exc:
             error = exc.response.get("Error", {})

@@ -10,6 +10,7 @@ import errno
 import os
 from pathlib import Path
 
+from csiprovider import metrics
 from csiprovider.errors import InvalidArgument, NotFound, PermissionDenied
 from csiprovider.model import FileSource, MountObject
 
@@ -26,6 +27,10 @@ class FileBackend:
         return fetched
 
     def fetch(self, obj: MountObject, deadline: float = 0.0) -> bytes:
+        with metrics.backend_call("file", "read"):
+            return self._read(obj)
+
+    def _read(self, obj: MountObject) -> bytes:
         source = obj.source
         assert isinstance(source, FileSource)
         base = self.root / source.namespace

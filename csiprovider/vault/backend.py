@@ -10,7 +10,7 @@ from typing import Any
 
 import requests
 
-from csiprovider import gojson
+from csiprovider import gojson, metrics
 from csiprovider.errors import DeadlineExceeded, MountError, NotFound, Unavailable
 from csiprovider.model import MountObject
 from csiprovider.vault import extract
@@ -89,12 +89,13 @@ class VaultBackend:
         while True:
             try:
                 self.requests_sent += 1
-                response: requests.Response = session.client.adapter.request(
-                    source.method, source.path, raise_exception=False,
-                    headers={"X-Vault-Token": token}, params=list(source.query) or None,
-                    data=source.body or None,
-                    timeout=max(0.1, deadline - time.monotonic()),
-                )
+                with metrics.backend_call("vault", source.method.upper()):
+                    response: requests.Response = session.client.adapter.request(
+                        source.method, source.path, raise_exception=False,
+                        headers={"X-Vault-Token": token}, params=list(source.query) or None,
+                        data=source.body or None,
+                        timeout=max(0.1, deadline - time.monotonic()),
+                    )
             except requests.RequestException as exc:
                 failure: MountError = Unavailable(
                     f"{where}: cannot reach Vault for {source.method} {url} "

@@ -1,0 +1,51 @@
+"""Probes, metrics and the gRPC health service, over real sockets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import requests
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from csiprovider.server import ServeConfig
+from tests.conftest import running
+from tests.helpers import mount_request
+from tests.servers import free_port
+
+OBJECTS = [{"objectName": "db-password-object", "backend": "file", "path": "db/password"}]
+
+
+async def test_probes_metrics_and_grpc_health(
+    serve_config: Callable[..., ServeConfig], file_root: Path
+) -> None:
+    port = free_port()
+    config = serve_config(health_addr=f"127.0.0.1:{port}")
+    base = f"http://127.0.0.1:{port}"
+    async with running(config) as stubs:
+        await stubs["csiprovider"].Mount(mount_request(OBJECTS))
+        loop_get = __import__("asyncio").get_running_loop().run_in_executor
+        healthz = await loop_get(None, lambda: requests.get(f"{base}/healthz", timeout=5))
+        ready = await loop_get(None, lambda: requests.get(f"{base}/readyz", timeout=5))
+        legacy = await loop_get(None, lambda: requests.get(f"{base}/health/ready", timeout=5))
+        metrics = await loop_get(None, lambda: requests.get(f"{base}/metrics", timeout=5))
+        async with grpc.aio.insecure_channel(
+                f"unix://{config.providers_dir / 'csiprovider.sock'}") as channel:
+            stub: Any = health_pb2_grpc.HealthStub(channel)
+            status = await stub.Check(
+                health_pb2.HealthCheckRequest(service=""))
+        file_root.rename(file_root.with_name("moved"))
+        not_ready = await loop_get(None, lambda: requests.get(f"{base}/readyz", timeout=5))
+    assert healthz.status_code == ready.status_code == legacy.status_code == 200
+    assert status.status == health_pb2.HealthCheckResponse.SERVING
+    assert not_ready.status_code == 503 and "file root" in not_ready.text
+    text = metrics.text
+    assert 'csiprovider_mounts_total{dialect="native",provider="csiprovider",result="OK"}' in text
+    assert "csiprovider_mount_duration_seconds_bucket" in text
+    assert ('csiprovider_backend_requests_total{backend="file",operation="read",result="ok"}'
+            in text)
+    # Labels never carry pod-controlled text or secrets.
+    for forbidden in ("db-password-object", "app-0", "pw-0123456789", "app-secrets"):
+        assert forbidden not in text
