@@ -44,6 +44,7 @@ class MountObject:
     source: Hashable
     spec_json: str = field(repr=False)
     options: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    optional: bool = False  # a missing or unreadable object does not fail the Mount
 
     @property
     def label(self) -> str:

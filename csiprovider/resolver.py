@@ -8,14 +8,24 @@ slow backend never stalls the event loop serving other Mounts.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections import OrderedDict
 from collections.abc import Hashable, Mapping, Sequence
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import Any
 
+from csiprovider import metrics
 from csiprovider.atomic_writer import PayloadError, validate_path
 from csiprovider.backends import Backend
-from csiprovider.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, MountError
+from csiprovider.errors import (
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    MountError,
+    Unavailable,
+)
 from csiprovider.fetchcache import FetchCache
 from csiprovider.model import MountObject, MountResult, OutputFile
 from csiprovider.transforms import decode
@@ -25,6 +35,28 @@ _ENABLE_HINTS = {
     "file": "start the daemon with --file-root DIR",
     "vault": "serve a provider name with the vault dialect (--name vault)",
 }
+
+
+LAST_GOOD_ENTRIES = 20000
+log = logging.getLogger("csiprovider.resolver")
+
+
+@dataclass(frozen=True)
+class _Value:
+    value: Any
+
+
+def _failure(obj: MountObject, exc: BaseException | None, timeout: float) -> MountError:
+    if exc is None:
+        return DeadlineExceeded(f"Mount did not finish in time; still waiting for {obj.label}")
+    if isinstance(exc, MountError):
+        return exc
+    return MountError(f"{obj.label}: backend failed ({type(exc).__name__})")
+
+
+def _reason(outcome: Any, timeout: float) -> str:
+    return getattr(outcome, "message", None) or ("timeout" if outcome is None else
+                                                   type(outcome).__name__)
 
 
 class Resolver:
@@ -41,6 +73,7 @@ class Resolver:
         self._versioner = versioner
         self._executor = executor
         self.cache = cache if cache is not None else FetchCache(ttl=0)
+        self._last_good: OrderedDict[tuple[str, Hashable], Any] = OrderedDict()
 
     async def resolve(self, objects: Sequence[MountObject], timeout: float) -> MountResult:
         """Fetch every distinct source once, all in parallel, within `timeout` seconds."""
@@ -56,37 +89,89 @@ class Resolver:
                     lambda b=backend, o=obj: loop.run_in_executor(  # type: ignore[misc]
                         self._executor, b.fetch, o, deadline),
                 )
-        # Fetches may be shared with other Mounts: stop waiting on them, never cancel them.
-        done, pending = await asyncio.wait(
-            set(fetches.values()), timeout=timeout, return_when=asyncio.FIRST_EXCEPTION
-        )
-        # Report the first failing object in SPC order among those that finished.
-        for obj in objects:
-            future = fetches[(obj.backend, obj.source)]
-            if future in done and future.exception() is not None:
-                exc = future.exception()
-                if isinstance(exc, MountError):
-                    raise exc
-                raise MountError(f"{obj.label}: backend failed ({type(exc).__name__})")
-        if pending:
-            slow = [o.label for o in objects if fetches[(o.backend, o.source)] in pending]
+        outcomes = await self._gather(objects, fetches, deadline)
+        slow = [o.label for o in objects
+                if outcomes.get((o.backend, o.source)) is None and not o.optional]
+        if slow:
             raise DeadlineExceeded(
                 f"Mount did not finish within {timeout:.1f}s; still waiting for "
-                f"{', '.join(slow)}"
-            )
+                f"{', '.join(slow)}")
         files: list[OutputFile] = []
         versions: list[tuple[str, str]] = []
         for obj in objects:
-            fetched = fetches[(obj.backend, obj.source)].result()
+            key = (obj.backend, obj.source)
+            outcome = outcomes.get(key)
+            if not isinstance(outcome, _Value):
+                if obj.optional:
+                    log.info("optional object skipped", extra={"fields": {
+                        "object": obj.label, "reason": _reason(outcome, timeout)}})
+                    continue
+                raise _failure(obj, outcome, timeout)
             backend = self._backends[obj.backend]
-            rendered = backend.render(obj, fetched)
+            try:
+                rendered = backend.render(obj, outcome.value)
+            except MountError as exc:
+                if obj.optional:
+                    log.info("optional object skipped", extra={"fields": {
+                        "object": obj.label, "reason": exc.message}})
+                    continue
+                raise
             content = self._files(obj, rendered, files)
             own = getattr(backend, "object_version", None)
-            version = own(obj, fetched) if own is not None else None
+            version = own(obj, outcome.value) if own is not None else None
             if version is None:
                 version = self._versioner.version(obj.spec_json, content)
             versions.append((obj.object_name, version))
+        if not versions:
+            raise Unavailable("none of the objects could be read and all of them are optional; "
+                              "the driver needs at least one")
         return MountResult(files=tuple(files), versions=tuple(versions))
+
+    async def _gather(
+        self, objects: Sequence[MountObject],
+        fetches: dict[tuple[str, Hashable], asyncio.Future[Any]], deadline: float,
+    ) -> dict[tuple[str, Hashable], _Value | BaseException | None]:
+        """Wait for the fetches; a failure is replaced by the last good value when it is
+        transient (outage, timeout), and fails the Mount at once when nothing can stand in
+        for it. Fetches may be shared with other Mounts: stop waiting, never cancel them."""
+        outcomes: dict[tuple[str, Hashable], _Value | BaseException | None] = {}
+        waiting = {f: k for k, f in fetches.items()}
+        needed = {(o.backend, o.source) for o in objects if not o.optional}
+        while waiting:
+            done, _ = await asyncio.wait(set(waiting), timeout=max(0, deadline - time.monotonic()),
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                break
+            for future in done:
+                key = waiting.pop(future)
+                exc = future.exception()
+                if exc is None:
+                    outcomes[key] = _Value(future.result())
+                    self._remember(key, future.result())
+                    continue
+                outcomes[key] = self._stale(key, exc) or exc
+                if key in needed and not isinstance(outcomes[key], _Value):
+                    first = next(o for o in objects if (o.backend, o.source) == key)
+                    raise _failure(first, exc, 0)
+        for key in waiting.values():
+            outcomes[key] = self._stale(key, None)
+        return outcomes
+
+    def _remember(self, key: tuple[str, Hashable], value: Any) -> None:
+        self._last_good[key] = value
+        self._last_good.move_to_end(key)
+        while len(self._last_good) > LAST_GOOD_ENTRIES:
+            self._last_good.popitem(last=False)
+
+    def _stale(self, key: tuple[str, Hashable], exc: BaseException | None) -> _Value | None:
+        """The last good value for a transient failure (None: a timeout)."""
+        transient = exc is None or isinstance(exc, Unavailable | DeadlineExceeded)
+        if not transient or key not in self._last_good:
+            return None
+        metrics.STALE.labels(key[0]).inc()
+        log.warning("backend failed, serving the last good content", extra={"fields": {
+            "backend": key[0], "reason": getattr(exc, "message", "timeout")}})
+        return _Value(self._last_good[key])
 
     def _files(
         self, obj: MountObject, rendered: bytes | Mapping[str, bytes], files: list[OutputFile]

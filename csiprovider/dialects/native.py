@@ -30,7 +30,8 @@ from csiprovider.request import POD_NAMESPACE, MountParams
 # libyaml's loader is ~10x faster than the pure-Python one; the SPC is parsed on every Mount.
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-COMMON_FIELDS = frozenset({"objectName", "backend", "objectAlias", "filePermission", "encoding"})
+COMMON_FIELDS = frozenset({"objectName", "backend", "objectAlias", "filePermission", "encoding",
+                           "optional"})
 FILE_FIELDS = COMMON_FIELDS | {"path"}
 AWS_FIELDS = {
     "aws-kms": COMMON_FIELDS | {"ciphertext", "encryptionContext", "region"},
@@ -198,6 +199,9 @@ def _common(
         ) from None
     mode = _mode(item.get("filePermission"), label, params.default_mode)
     encoding = _encoding(item.get("encoding"), label)
+    optional = item.get("optional", False)
+    if not isinstance(optional, bool):
+        raise InvalidArgument(f"{label}: optional must be true or false")
     full_spec = {
         "backend": item["backend"],
         "objectName": name,
@@ -215,6 +219,7 @@ def _common(
         encoding=encoding,
         source=source,
         spec_json=canonical_json(full_spec),
+        optional=optional,
     )
 
 
