@@ -78,7 +78,7 @@ async def test_malformed_reply_is_an_error_not_a_crash(
 
 
 async def test_optional_objects(stub: Any, file_root: Path) -> None:
-    objects = [
+    objects: list[dict[str, Any]] = [
         {"objectName": "present", "backend": "file", "path": "db/username"},
         {"objectName": "absent", "backend": "file", "path": "nope", "optional": True},
     ]
