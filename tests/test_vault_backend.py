@@ -366,17 +366,24 @@ async def test_republishes_share_one_read_per_ttl_and_identity(
     kv.api("POST", "secret/data/shared", {"data": {"k": "v"}})
     objects = "- {objectName: k, secretPath: secret/data/shared, secretKey: k}"
     before = kv.requests_to("secret/data/shared")
+    logins = kv.requests_to("auth/kubernetes/login")
     async with running(serve_config(names=["vault"], cache_ttl=60.0)) as stubs:
         stub = stubs["vault"]
-        for _ in range(3):  # kubelet republishing the same pod's volume
-            assert files(await stub.Mount(request(kv, signer, objects))) == {"k": b"v"}
+        for uid in ("pod-a", "pod-a", "pod-b", "pod-c"):  # republishes and replicas of one SA
+            req = request(kv, signer, objects)
+            attrs = json.loads(req.attributes)
+            attrs["csi.storage.k8s.io/pod.uid"] = uid
+            req.attributes = json.dumps(attrs)
+            assert files(await stub.Mount(req)) == {"k": b"v"}
         assert kv.requests_to("secret/data/shared") - before == 1
-        other_pod = request(kv, signer, objects)
-        attrs = json.loads(other_pod.attributes)
-        attrs["csi.storage.k8s.io/pod.uid"] = "another-pod"
-        other_pod.attributes = json.dumps(attrs)
-        assert files(await stub.Mount(other_pod)) == {"k": b"v"}
-        assert kv.requests_to("secret/data/shared") - before == 2  # never shared across pods
+        assert kv.requests_to("auth/kubernetes/login") - logins == 1
+        # Another role is another identity: never served from the first one's cache.
+        other = request(kv, signer, objects, role="custom-aud", audience="custom-audience")
+        attrs = json.loads(other.attributes)
+        attrs["audience"] = "custom-audience"
+        other.attributes = json.dumps(attrs)
+        assert files(await stub.Mount(other)) == {"k": b"v"}
+        assert kv.requests_to("secret/data/shared") - before == 2
 
 
 async def test_concurrent_identical_mounts_coalesce(

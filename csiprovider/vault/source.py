@@ -14,16 +14,19 @@ from csiprovider.vault.config import VaultConnection
 
 @dataclass(frozen=True)
 class VaultIdentity:
-    """One Vault login: connection, auth mount, role, audience and the pod it is for."""
+    """What Vault authorizes: connection, auth mount, role, audience, namespace and service
+    account. Pods of one service account are the same identity (Vault would give each the
+    same policies), so they share a token, cached reads and leases — 100 replicas cost one
+    login and one database user, not 100. The pod fields ride along for TokenRequest."""
 
     connection: VaultConnection
     auth_mount: str
     role: str
     audience: str
     pod_namespace: str
-    pod_name: str
-    pod_uid: str
-    service_account: str
+    pod_name: str = field(compare=False)
+    pod_uid: str = field(compare=False)
+    service_account: str = ""
 
     @property
     def pod(self) -> str:
