@@ -92,6 +92,9 @@ def parser() -> argparse.ArgumentParser:
     _add(serve, "metrics-addr", "", "another HTTP address serving /metrics (and the probes)")
     _add(serve, "cache-size", "1000", "Vault sessions (one per pod and connection) kept",
          type=int)
+    _add(serve, "rotation-poll-interval", "2m",
+         "provider-writes mode: how often written volumes are re-resolved (Go duration; "
+         "per SPC: parameter rotationPollInterval)")
     _add(serve, "cache-ttl", "60",
          "seconds a Vault response is reused for Mounts of the same pod (0: never); "
          "keep it below the driver's rotation poll interval", type=float)
@@ -172,10 +175,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from csiprovider.rotation import parse_duration
     from csiprovider.server import ServeConfig, ServeError, serve
     from csiprovider.vault.config import VaultDefaults
 
     logs.configure(args.log_format, LOG_LEVELS[args.log_level])
+    try:
+        rotation_interval = parse_duration(args.rotation_poll_interval)
+    except ValueError as exc:
+        print(f"error: --rotation-poll-interval: {exc}", file=sys.stderr)
+        return 2
     names = args.names or [n for n in (args.names_env or "").split(",") if n]
     if not names and not args.endpoint:
         names = ["csiprovider"]
@@ -215,6 +224,7 @@ def _serve(args: argparse.Namespace) -> int:
         kube_ca_file=args.kube_ca_file,
         aws_pod_identity_endpoint=args.aws_pod_identity_endpoint,
         metrics_addr=args.metrics_addr,
+        rotation_poll_interval=rotation_interval,
         vault_flag_address=args.vault_addr,
     )
     if config.file_root is not None and not config.file_root.is_dir():

@@ -34,6 +34,7 @@ from csiprovider.errors import MountError
 from csiprovider.fetchcache import FetchCache
 from csiprovider.kube import KubeClient, own_namespace
 from csiprovider.resolver import Resolver
+from csiprovider.rotation import Tracker
 from csiprovider.service import ProviderService, WriteMode
 from csiprovider.v1alpha1 import service_pb2_grpc as pb_grpc
 from csiprovider.vault.auth import Authenticator
@@ -73,6 +74,7 @@ class ServeConfig:
     kube_ca_file: str = ""
     aws_pod_identity_endpoint: str = ""
     metrics_addr: str = ""
+    rotation_poll_interval: float = 120.0
     vault_flag_address: str = ""  # --vault-addr, checked by /readyz
 
     def sockets(self) -> list[tuple[str, Path]]:
@@ -177,6 +179,12 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
         "aws": ("aws", AwsDialect(kube.node_region if kube is not None else None)),
     }
     servers: list[tuple[grpc.aio.Server, Path]] = []
+    tracker = Tracker(config.rotation_poll_interval)
+    background: list[asyncio.Task[None]] = []
+    if config.write_mode == "provider":
+        background.append(asyncio.create_task(tracker.run(stop)))
+        if config.file_root is not None:
+            background.append(asyncio.create_task(watch_files(config.file_root, tracker, stop)))
     endpoints = health.Endpoints(
         [health.socket_check(path) for _, path in config.sockets()] + _backend_checks(config))
     http_servers: list[asyncio.Server] = []
@@ -192,11 +200,10 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
             prepare_socket(path)
             server = grpc.aio.server()
             dialect_name, dialect = dialects.get(name, ("native", native.parse))
-            pb_grpc.add_CSIDriverProviderServicer_to_server(
-                ProviderService(name, dialect_name, dialect, resolver, executor,
-                                config.write_mode, config.mount_timeout),
-                server,
-            )
+            service = ProviderService(name, dialect_name, dialect, resolver, executor,
+                                      config.write_mode, config.mount_timeout)
+            service.tracker = tracker
+            pb_grpc.add_CSIDriverProviderServicer_to_server(service, server)
             health_pb2_grpc.add_HealthServicer_to_server(health_service, server)
             old_umask = os.umask(0o177)  # the socket is born 0600: only root (kubelet) talks
             try:
@@ -221,6 +228,8 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
     finally:
         for http in http_servers:
             http.close()
+        for task in background:
+            task.cancel()
         await asyncio.gather(*(s.stop(config.shutdown_grace) for s, _ in servers))
         for _, path in servers:
             path.unlink(missing_ok=True)
@@ -254,3 +263,14 @@ def _backend_checks(config: ServeConfig) -> list[health.Check]:
 
         checks.append(vault)
     return checks
+
+
+async def watch_files(root: Path, tracker: Tracker, stop: asyncio.Event) -> None:
+    """Changes under the file root reach provider-written volumes within seconds."""
+    from watchfiles import awatch
+
+    try:
+        async for _changes in awatch(root, stop_event=stop, debounce=200, step=50):
+            tracker.files_changed()
+    except (FileNotFoundError, RuntimeError) as exc:
+        log.warning("file root watch stopped", extra={"fields": {"error": str(exc)}})

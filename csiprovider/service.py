@@ -24,6 +24,7 @@ from csiprovider.errors import InvalidArgument, MountError, ResourceExhausted
 from csiprovider.model import MountObject, MountResult
 from csiprovider.request import MountParams, parse_mount_request
 from csiprovider.resolver import Resolver
+from csiprovider.rotation import Tracker
 from csiprovider.v1alpha1 import service_pb2 as pb
 from csiprovider.v1alpha1 import service_pb2_grpc as pb_grpc
 
@@ -55,6 +56,7 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
         self._executor = executor
         self._write_mode = write_mode
         self._mount_timeout = mount_timeout
+        self.tracker: Tracker | None = None
         self._parsed: OrderedDict[tuple[str, str], tuple[MountObject, ...]] = OrderedDict()
 
     async def Version(self, request: pb.VersionRequest, context: Any) -> pb.VersionResponse:
@@ -75,6 +77,9 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
             result = await self._resolver.resolve(objects, self._timeout(context))
             response = await self._respond(params, result)
             fields.update(files=len(result.files), bytes=result.size)
+            if self._write_mode == "provider" and self.tracker is not None:
+                self.tracker.track(params, request, self.rewrite,
+                                   any(o.backend == "file" for o in objects))
         except MountError as exc:
             self._log(fields, started, exc.code.name, exc.message)
             await context.abort(exc.code, exc.message)
@@ -107,6 +112,14 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
         if len(self._parsed) > PARSED_CACHE_SIZE:
             self._parsed.popitem(last=False)
         return objects
+
+    async def rewrite(self, request: pb.MountRequest) -> bool:
+        """Rotation: the Mount pipeline again; True when the volume changed on disk."""
+        params = parse_mount_request(request)
+        objects = await self._objects(request, params)
+        result = await self._resolver.resolve(objects, self._mount_timeout)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, _write_volume, params.target_path, result)
 
     def _timeout(self, context: Any) -> float:
         remaining: float | None = context.time_remaining()
@@ -153,13 +166,13 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
             log.info("mount", extra={"fields": entry})
 
 
-def _write_volume(target_path: str, result: MountResult) -> None:
+def _write_volume(target_path: str, result: MountResult) -> bool:
     if not os.path.isdir(target_path):
         raise InvalidArgument(
             f"target path {target_path!r} is not an existing directory; the driver mounts "
             "it before calling the provider"
         )
-    write_atomic(
+    return write_atomic(
         target_path,
         {f.path: FileProjection(data=f.contents, mode=f.mode) for f in result.files},
     )

@@ -1,0 +1,93 @@
+"""Provider-writes rotation: file changes within seconds, polling for backends, set-atomic
+rewrites, expired tokens wait for the next Mount, unmounted volumes are dropped."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+
+from csiprovider.rotation import parse_duration
+from csiprovider.server import ServeConfig
+from tests.conftest import running
+from tests.helpers import mount_request
+from tests.servers import OpenBao, Signer
+from tests.test_vault_backend import request as vault_request
+
+
+async def eventually(check: Callable[[], bool], what: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+def tracked() -> float:
+    return REGISTRY.get_sample_value("csiprovider_tracked_volumes") or 0
+
+
+def test_durations() -> None:
+    assert parse_duration("2m") == 120 and parse_duration("1h30m") == 5400
+    assert parse_duration("500ms") == 0.5
+    for bad in ("", "2", "2x", "-1s", "0s"):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+
+
+async def test_file_change_rewrites_at_once_and_unmount_untracks(
+    serve_config: Callable[..., ServeConfig], file_root: Path, target: Path
+) -> None:
+    config = serve_config(write_mode="provider", rotation_poll_interval=3600.0)
+    objects = [{"objectName": "user", "backend": "file", "path": "db/username"},
+               {"objectName": "pass", "backend": "file", "path": "db/password"}]
+    async with running(config) as stubs:
+        await stubs["csiprovider"].Mount(mount_request(objects, target_path=str(target)))
+        assert (target / "user").read_text() == "app_user"
+        assert tracked() == 1
+        await asyncio.sleep(0.3)  # let the watcher start
+        (file_root / "default" / "db" / "password").write_text("rotated-pw")
+        await eventually(lambda: (target / "pass").read_text() == "rotated-pw", "rotation")
+        shutil.rmtree(target)  # the pod is gone, kubelet unmounted the volume
+        await eventually(lambda: tracked() == 0, "untracking")
+
+
+async def test_poll_rotates_vault_set_atomically_and_waits_for_expired_tokens(
+    serve_config: Callable[..., ServeConfig], openbao: OpenBao, signer: Signer, target: Path,
+    kube_api: Any,
+) -> None:
+    openbao.api("POST", "secret/data/pair", {"data": {"u": "user-1", "p": "pass-1"}})
+    objects = ("- {objectName: u, secretPath: secret/data/pair, secretKey: u}\n"
+               "- {objectName: p, secretPath: secret/data/pair, secretKey: p}")
+    config = serve_config(names=["vault"], write_mode="provider", rotation_poll_interval=3600.0)
+    async with running(config) as stubs:
+        req = vault_request(openbao, signer, objects, rotationPollInterval="1s")
+        req.target_path = str(target)
+        await stubs["vault"].Mount(req)
+        assert (target / "u").read_text() == "user-1"
+        openbao.api("POST", "secret/data/pair", {"data": {"u": "user-2", "p": "pass-2"}})
+
+        def both_new() -> bool:
+            data = target / os.readlink(target / "..data")
+            u, p = (data / "u").read_text(), (data / "p").read_text()
+            assert (u, p) in (("user-1", "pass-1"), ("user-2", "pass-2")), "mixed set"
+            return u == "user-2"
+
+        await eventually(both_new, "poll rotation")
+        # Tokens already expired: rotation waits for kubelet's next Mount.
+        attrs = json.loads(req.attributes)
+        tokens = json.loads(attrs["csi.storage.k8s.io/serviceAccount.tokens"])
+        tokens["vault"]["expirationTimestamp"] = "2020-01-01T00:00:00Z"
+        attrs["csi.storage.k8s.io/serviceAccount.tokens"] = json.dumps(tokens)
+        req.attributes = json.dumps(attrs)
+        await stubs["vault"].Mount(req)
+        openbao.api("POST", "secret/data/pair", {"data": {"u": "user-3", "p": "pass-3"}})
+        await asyncio.sleep(2.5)
+        assert (target / "u").read_text() == "user-2"
