@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(PY) bench/mount_overhead.py
 	$(PY) bench/vault_mount.py
 	$(PY) bench/aws_mount.py
+	$(PY) bench/rotation_load.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache build *.egg-info

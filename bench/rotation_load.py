@@ -1,0 +1,149 @@
+"""Load of a busy node: 100 pods of one service account, each with a 5-object Vault SPC,
+republished every cycle; backend reads per cycle (counted in OpenBao's audit log), Mount
+p50/p99, and the daemon's RSS with 1,000 volumes tracked for rotation.
+
+    python bench/rotation_load.py [--pods 100] [--cycles 3] [--volumes 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from csiprovider.v1alpha1 import service_pb2 as pb  # noqa: E402
+from csiprovider.v1alpha1 import service_pb2_grpc as pb_grpc  # noqa: E402
+from tests.servers import (  # noqa: E402
+    Signer,
+    configure_openbao,
+    openbao_server,
+    start_kube_api,
+    wait_until,
+)
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 3)
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def start(tmp: Path, name: str, *extra: str) -> tuple[subprocess.Popen[bytes], Path]:
+    providers = tmp / name
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "csiprovider", "serve", "--providers-dir", str(providers),
+         "--health-addr", "", "--log-level", "warning",
+         "--hmac-key-file", str(ROOT / "bench" / "bench-hmac.key"), *extra],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, providers
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pods", type=int, default=100)
+    parser.add_argument("--cycles", type=int, default=3)
+    parser.add_argument("--volumes", type=int, default=1000)
+    parser.add_argument("--cache-ttl", type=float, default=2.0,
+                        help="short here so every cycle starts with an expired cache")
+    args = parser.parse_args()
+    signer = Signer()
+    kube = start_kube_api(signer)
+    results: dict[str, Any] = {"pods": args.pods, "objects_per_pod": 5}
+    with tempfile.TemporaryDirectory(prefix="csiprovider-rbench-") as name:
+        tmp = Path(name)
+        (tmp / "bao").mkdir()
+        with openbao_server(tmp / "bao") as bao:
+            configure_openbao(bao, signer, kube)
+            for i in range(5):
+                bao.api("POST", f"secret/data/load/s{i}", {"data": {"v": f"value-{i}"}})
+            daemon, providers = start(tmp, "vault", "--name", "vault",
+                                      "--cache-ttl", str(args.cache_ttl))
+            try:
+                wait_until((providers / "vault.sock").exists, "daemon socket")
+                token = signer.token("default", "app", ["vault"])
+                objects = "".join(f"- {{objectName: s{i}, secretPath: secret/data/load/s{i}, "
+                                  "secretKey: v}\n" for i in range(5))
+                requests_ = [pb.MountRequest(
+                    attributes=json.dumps({
+                        "roleName": "app", "vaultAddress": bao.addr, "vaultAuthMountPath": "jwt",
+                        "objects": objects, "secretProviderClass": "load",
+                        "csi.storage.k8s.io/pod.name": f"app-{p}",
+                        "csi.storage.k8s.io/pod.namespace": "default",
+                        "csi.storage.k8s.io/pod.uid": f"uid-{p}",
+                        "csi.storage.k8s.io/serviceAccount.name": "app",
+                        "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(
+                            {"vault": {"token": token, "expirationTimestamp": ""}})}),
+                    secrets="{}", target_path=str(tmp / f"pod-{p}"), permission="420")
+                    for p in range(args.pods)]
+                reads, latencies = [], []
+                with grpc.insecure_channel(f"unix://{providers / 'vault.sock'}") as channel:
+                    stub = pb_grpc.CSIDriverProviderStub(channel)
+                    for _ in range(args.cycles):
+                        time.sleep(args.cache_ttl + 0.2)  # kubelet's next republish round
+                        before = sum(bao.requests_to(f"secret/data/load/s{i}") for i in range(5))
+                        for req in requests_:
+                            start_t = time.perf_counter()
+                            stub.Mount(req, timeout=30)
+                            latencies.append(time.perf_counter() - start_t)
+                        reads.append(sum(bao.requests_to(f"secret/data/load/s{i}")
+                                         for i in range(5)) - before)
+                results["vault_reads_per_cycle"] = reads
+                results["anchor_reads_per_cycle"] = args.pods * 5
+                results["logins_total"] = bao.requests_to("auth/jwt/login")
+                results["mount_p50_ms"] = pct(latencies, 0.5)
+                results["mount_p99_ms"] = pct(latencies, 0.99)
+            finally:
+                daemon.terminate()
+                daemon.wait(15)
+        # RSS with many tracked volumes: provider-writes mode, file backend.
+        secrets = tmp / "files" / "default"
+        secrets.mkdir(parents=True)
+        for i in range(5):
+            (secrets / f"s{i}").write_text(f"value-{i}")
+        daemon, providers = start(tmp, "files", "--write-mode", "provider", "--file-root",
+                                  str(tmp / "files"))
+        try:
+            wait_until((providers / "csiprovider.sock").exists, "daemon socket")
+            objects = "".join(f"- {{objectName: s{i}, backend: file}}\n" for i in range(5))
+            with grpc.insecure_channel(f"unix://{providers / 'csiprovider.sock'}") as channel:
+                stub = pb_grpc.CSIDriverProviderStub(channel)
+                rss_start = rss_kib(daemon.pid)
+                for v in range(args.volumes):
+                    target = tmp / "volumes" / f"v{v}"
+                    target.mkdir(parents=True)
+                    stub.Mount(pb.MountRequest(
+                        attributes=json.dumps({
+                            "objects": objects, "csi.storage.k8s.io/pod.namespace": "default",
+                            "csi.storage.k8s.io/pod.name": f"p{v}",
+                            "csi.storage.k8s.io/pod.uid": f"u{v}"}),
+                        secrets="{}", target_path=str(target), permission="420"), timeout=30)
+                time.sleep(1.5)
+                results["rss_mib_idle"] = round(rss_start / 1024, 1)
+                results[f"rss_mib_with_{args.volumes}_tracked_volumes"] = round(
+                    rss_kib(daemon.pid) / 1024, 1)
+        finally:
+            daemon.terminate()
+            daemon.wait(15)
+    assert kube.server is not None
+    kube.server.shutdown()
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
