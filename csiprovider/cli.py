@@ -81,6 +81,9 @@ def parser() -> argparse.ArgumentParser:
     _add(serve, "shutdown-grace", "10",
          "seconds in-flight Mounts may take to finish on SIGTERM", type=float)
     _add(serve, "fetch-workers", "16", "threads for blocking backend calls", type=int)
+    _add(serve, "backend-concurrency", "8",
+         "requests in flight at most per backend (the rest queue within the Mount deadline)",
+         type=int)
     _add(serve, "log-format", "json", "log line format", choices=["json", "text"])
     _add(serve, "log-level", "info", "log level (trace, debug, info, warn, error, off)",
          choices=sorted(LOG_LEVELS))
@@ -201,6 +204,7 @@ def _serve(args: argparse.Namespace) -> int:
         mount_timeout=args.mount_timeout,
         shutdown_grace=args.shutdown_grace,
         fetch_workers=args.fetch_workers,
+        backend_concurrency=args.backend_concurrency,
         endpoints=args.endpoint,
         health_addr=args.health_addr,
         vault=VaultDefaults.build(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping, Sequence
@@ -68,11 +69,14 @@ class Resolver:
         versioner: Versioner,
         executor: Executor,
         cache: FetchCache | None = None,
+        backend_concurrency: int = 8,
     ) -> None:
         self._backends = backends
         self._versioner = versioner
         self._executor = executor
         self.cache = cache if cache is not None else FetchCache(ttl=0)
+        self._limits = {name: threading.BoundedSemaphore(backend_concurrency)
+                        for name in backends}
         self._last_good: OrderedDict[tuple[str, Hashable], Any] = OrderedDict()
 
     async def resolve(self, objects: Sequence[MountObject], timeout: float) -> MountResult:
@@ -87,7 +91,7 @@ class Resolver:
                 fetches[key] = self.cache.fetch(
                     key, getattr(backend, "cacheable", False),
                     lambda b=backend, o=obj: loop.run_in_executor(  # type: ignore[misc]
-                        self._executor, b.fetch, o, deadline),
+                        self._executor, self._limited, b, o, deadline),
                 )
         outcomes = await self._gather(objects, fetches, deadline)
         slow = [o.label for o in objects
@@ -156,6 +160,20 @@ class Resolver:
         for key in waiting.values():
             outcomes[key] = self._stale(key, None)
         return outcomes
+
+    def _limited(self, backend: Backend, obj: MountObject, deadline: float) -> Any:
+        """At most `backend_concurrency` requests in flight per backend: a burst of Mounts
+        (a node drain) queues here instead of tripping the store's rate limits."""
+        limit = self._limits.get(obj.backend)
+        if limit is None:
+            return backend.fetch(obj, deadline)
+        if not limit.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise DeadlineExceeded(f"{obj.label}: waited for a free {obj.backend} connection "
+                                   "until the Mount deadline")
+        try:
+            return backend.fetch(obj, deadline)
+        finally:
+            limit.release()
 
     def _remember(self, key: tuple[str, Hashable], value: Any) -> None:
         self._last_good[key] = value

@@ -75,6 +75,7 @@ class ServeConfig:
     aws_pod_identity_endpoint: str = ""
     metrics_addr: str = ""
     rotation_poll_interval: float = 120.0
+    backend_concurrency: int = 8
     vault_flag_address: str = ""  # --vault-addr, checked by /readyz
 
     def sockets(self) -> list[tuple[str, Path]]:
@@ -110,7 +111,8 @@ def build_resolver(
         Authenticator(token_source, config.cache_size, config.renew_fraction),
         LeaseCache(config.renew_fraction),
     )
-    return Resolver(backends, _versioner(config, kube), executor, FetchCache(config.cache_ttl))
+    return Resolver(backends, _versioner(config, kube), executor, FetchCache(config.cache_ttl),
+                    config.backend_concurrency)
 
 
 def _versioner(config: ServeConfig, kube: KubeClient | None) -> Versioner:

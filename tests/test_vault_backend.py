@@ -415,3 +415,18 @@ async def test_certificate_reissued_past_renewal_point(
         second = files(await stubs["vault"].Mount(request(openbao, signer, objects)))
     assert first["c"] != second["c"]  # certificates cannot be renewed: a new one is issued
     assert openbao.requests_to("pki/issue/example-dot-com") - before == 2
+
+
+async def test_backend_concurrency_is_limited(
+    serve_config: Callable[..., ServeConfig], kv: OpenBao, proxy: Any, signer: Signer
+) -> None:
+    for i in range(6):
+        kv.api("POST", f"secret/data/lim{i}", {"data": {"k": str(i)}})
+    objects = "".join(f"- {{objectName: s{i}, secretPath: secret/data/lim{i}, secretKey: k}}\n"
+                      for i in range(6))
+    async with running(serve_config(names=["vault"], backend_concurrency=2)) as stubs:
+        await stubs["vault"].Mount(request(kv, signer, USER, vaultAddress=proxy.url))
+        proxy.delay, proxy.max_in_flight = 0.2, 0
+        reply = await stubs["vault"].Mount(request(kv, signer, objects, vaultAddress=proxy.url))
+    assert len(reply.files) == 6
+    assert proxy.max_in_flight == 2
