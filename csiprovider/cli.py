@@ -146,6 +146,9 @@ def parser() -> argparse.ArgumentParser:
     mount.add_argument("--secret", action="append", type=_pair, default=[], metavar="KEY=VALUE",
                        help="nodePublishSecretRef data; repeatable")
     mount.add_argument("--permission", type=_octal, default=0o644, help="default file mode")
+    mount.add_argument("--set", action="append", type=_pair, default=[], metavar="KEY=VALUE",
+                       help="override spec.parameters.KEY (e.g. vaultAddress to test an SPC "
+                       "against a local server); repeatable")
     mount.add_argument("--sync-secret-out", type=Path,
                        help="render spec.secretObjects as Secret manifests into this file")
     mount.add_argument("--watch", type=float, metavar="SECONDS",
@@ -259,6 +262,10 @@ def _mount(args: argparse.Namespace) -> int:
             print(f"error: --token {audience}: cannot read {path}: {exc.strerror}",
                   file=sys.stderr)
             return 2
+    if args.set:
+        import dataclasses
+
+        spc = dataclasses.replace(spc, parameters={**spc.parameters, **dict(args.set)})
     socket = args.socket or args.providers_dir / f"{spc.provider}.sock"
     opts = MountOptions(
         spc=spc,

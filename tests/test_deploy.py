@@ -1,0 +1,161 @@
+"""The deployment files, validated offline: kustomize renders every overlay, every object
+passes the Kubernetes schemas strictly, every DaemonSet argument is a flag the daemon
+accepts, the examples are valid, the Dockerfile keeps its promises."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+from packaging.requirements import Requirement
+
+from csiprovider.cli import parser
+from csiprovider.spc import load_spc
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOY = ROOT / "daemonset"
+KUBERNETES_VERSIONS = ["1.29.0", "1.31.0", "1.33.0", "1.35.0"]
+OVERLAYS = ["", "overlays/driver-writes", "overlays/provider-writes", "overlays/serve-as-vault",
+            "overlays/serve-as-aws"]
+EXAMPLES = sorted((DEPLOY / "examples").glob("*.yaml"))
+
+# The SecretProviderClass CRD (secrets-store.csi.x-k8s.io/v1) as the API server checks it.
+SPC_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "secrets-store.csi.x-k8s.io/v1"},
+        "kind": {"const": "SecretProviderClass"},
+        "metadata": {"type": "object", "required": ["name"]},
+        "spec": {
+            "type": "object", "additionalProperties": False,
+            "properties": {
+                "provider": {"type": "string"},
+                "parameters": {"type": "object", "additionalProperties": {"type": "string"}},
+                "secretObjects": {"type": "array", "items": {
+                    "type": "object", "additionalProperties": False,
+                    "properties": {
+                        "secretName": {"type": "string"}, "type": {"type": "string"},
+                        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "annotations": {"type": "object",
+                                        "additionalProperties": {"type": "string"}},
+                        "data": {"type": "array", "items": {
+                            "type": "object", "additionalProperties": False,
+                            "properties": {"objectName": {"type": "string"},
+                                           "key": {"type": "string"}}}},
+                    }}},
+            },
+        },
+    },
+}
+
+
+def kustomize(path: str) -> list[dict[str, Any]]:
+    kubectl = shutil.which("kubectl")
+    assert kubectl, "kubectl is needed to render daemonset/ (kustomize); install it"
+    out = subprocess.run([kubectl, "kustomize", str(DEPLOY / path)], capture_output=True,
+                         text=True, check=True, timeout=60).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def validate(doc: dict[str, Any]) -> None:
+    for version in KUBERNETES_VERSIONS:
+        kubernetes_validate.validate(doc, version, strict=True)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlays_render_and_validate(overlay: str) -> None:
+    docs = kustomize(overlay)
+    kinds = sorted(d["kind"] for d in docs)
+    assert kinds == ["ClusterRole", "ClusterRoleBinding", "DaemonSet", "Namespace", "Role",
+                     "RoleBinding", "ServiceAccount"]
+    for doc in docs:
+        validate(doc)
+    (daemonset,) = [d for d in docs if d["kind"] == "DaemonSet"]
+    container = daemonset["spec"]["template"]["spec"]["containers"][0]
+    args = parser().parse_args(["serve", *container["args"]])  # every flag exists
+    assert args.providers_dir == "/var/run/secrets-store-csi-providers"
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert mounts["providers-dir"]["mountPath"] == "/var/run/secrets-store-csi-providers"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert {"operator": "Exists"} in daemonset["spec"]["template"]["spec"]["tolerations"]
+    if overlay.endswith("provider-writes"):
+        assert args.write_mode == "provider"
+        assert mounts["kubelet-pods"]["mountPropagation"] == "HostToContainer"
+    if overlay.endswith("serve-as-vault"):
+        assert args.names == ["vault", "csiprovider"]
+    if overlay.endswith("serve-as-aws"):
+        assert args.names == ["aws", "csiprovider"]
+
+
+def test_rbac_is_least_privilege() -> None:
+    docs = {d["kind"]: d for d in kustomize("")}
+    rules = docs["ClusterRole"]["rules"]
+    assert all(set(r["verbs"]) <= {"get", "create"} for r in rules)
+    assert {tuple(r["resources"]) for r in rules} == {
+        ("serviceaccounts/token",), ("serviceaccounts",), ("pods", "nodes")}
+    secret_rules = docs["Role"]["rules"]
+    assert secret_rules[0]["resourceNames"] == ["csiprovider-hmac-key"]
+
+
+def test_driver_settings() -> None:
+    csidriver = yaml.safe_load((DEPLOY / "driver" / "csidriver.yaml").read_text())
+    validate(csidriver)
+    audiences = {t["audience"] for t in csidriver["spec"]["tokenRequests"]}
+    assert audiences == {"vault", "sts.amazonaws.com", "pods.eks.amazonaws.com"}
+    assert csidriver["spec"]["requiresRepublish"] is True
+    values = yaml.safe_load((DEPLOY / "driver" / "values.yaml").read_text())
+    assert {t["audience"] for t in values["tokenRequests"]} == audiences
+    assert values["enableSecretRotation"] is True and values["syncSecret"]["enabled"] is True
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[e.name for e in EXAMPLES])
+def test_examples_are_valid(example: Path) -> None:
+    docs = [d for d in yaml.safe_load_all(example.read_text()) if d]
+    kinds = [d["kind"] for d in docs]
+    assert kinds == ["SecretProviderClass", "Pod"]
+    jsonschema.validate(docs[0], SPC_SCHEMA)
+    spc = load_spc(example)
+    pod = docs[1]
+    validate(pod)
+    volume = pod["spec"]["volumes"][0]["csi"]
+    assert volume["driver"] == "secrets-store.csi.k8s.io" and volume["readOnly"] is True
+    assert volume["volumeAttributes"]["secretProviderClass"] == spc.name
+
+
+def test_dockerfile() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM (\S+)", text, re.M)
+    assert len(stages) == 2 and all("slim" in s for s in stages)
+    final = text.split("\nFROM ")[-1]
+    assert re.search(r"^USER 10001$", final, re.M)
+    assert 'ENTRYPOINT ["csiprovider", "serve"]' in final
+    assert "org.opencontainers.image.version" in final
+    assert not re.search(r"apt-get|gcc|build-essential|pip install", final)
+    assert "COPY --from=build /opt/csiprovider /opt/csiprovider" in final
+
+
+def test_lock_pins_every_runtime_dependency() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"{line!r} is not pinned with =="
+            pins[name.lower().replace("_", "-")] = version
+    for dependency in project["dependencies"]:
+        requirement = Requirement(dependency)
+        name = requirement.name.lower().replace("_", "-")
+        assert name in pins, f"{name} is missing from requirements.lock"
+        assert requirement.specifier.contains(pins[name]), f"{name}=={pins[name]} vs {dependency}"
