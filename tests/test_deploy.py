@@ -99,6 +99,20 @@ def test_overlays_render_and_validate(overlay: str) -> None:
         assert args.names == ["aws", "csiprovider"]
 
 
+def test_kind_overlay_renders_and_validates() -> None:
+    docs = kustomize("../e2e/kind")
+    for doc in docs:
+        validate(doc)
+    (configmap,) = [d for d in docs if d["kind"] == "ConfigMap"]
+    (daemonset,) = [d for d in docs if d["kind"] == "DaemonSet"]
+    spec = daemonset["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["files"]["configMap"]["name"] == configmap["metadata"]["name"]
+    args = parser().parse_args(["serve", *spec["containers"][0]["args"]])
+    assert args.file_root == "/etc/csiprovider/files"
+    assert (ROOT / "e2e" / "kind" / "run.sh").stat().st_mode & 0o111
+
+
 def test_rbac_is_least_privilege() -> None:
     docs = {d["kind"]: d for d in kustomize("")}
     rules = docs["ClusterRole"]["rules"]
