@@ -29,7 +29,7 @@ from csiprovider.errors import (
 )
 from csiprovider.fetchcache import FetchCache
 from csiprovider.model import MountObject, MountResult, OutputFile
-from csiprovider.transforms import decode
+from csiprovider.transforms import decode, extract
 from csiprovider.versions import Versioner
 
 _ENABLE_HINTS = {
@@ -114,6 +114,8 @@ class Resolver:
             backend = self._backends[obj.backend]
             try:
                 rendered = backend.render(obj, outcome.value)
+                if isinstance(rendered, bytes):
+                    rendered = extract(obj, rendered)
             except MountError as exc:
                 if obj.optional:
                     log.info("optional object skipped", extra={"fields": {
@@ -126,6 +128,13 @@ class Resolver:
             if version is None:
                 version = self._versioner.version(obj.spec_json, content)
             versions.append((obj.object_name, version))
+        paths = [f.path for f in files]
+        taken = set(paths)
+        clash = sorted({p for p in paths if paths.count(p) > 1}
+                       | {p for p in paths if any(q.startswith(p + "/") for q in taken)})
+        if clash:
+            raise InvalidArgument(f"file name collision: {', '.join(clash)} written by more "
+                                  "than one object (expand: keys?); rename with objectAlias")
         if not versions:
             raise Unavailable("none of the objects could be read and all of them are optional; "
                               "the driver needs at least one")

@@ -176,6 +176,7 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
     )
     executor = ThreadPoolExecutor(config.fetch_workers, thread_name_prefix="fetch")
     resolver = build_resolver(config, executor, kube)
+    native_dialect = native.NativeDialect(config.vault)
     dialects: dict[str, tuple[str, Dialect]] = {
         "vault": ("vault", VaultDialect(config.vault)),
         "aws": ("aws", AwsDialect(kube.node_region if kube is not None else None)),
@@ -201,7 +202,7 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             prepare_socket(path)
             server = grpc.aio.server()
-            dialect_name, dialect = dialects.get(name, ("native", native.parse))
+            dialect_name, dialect = dialects.get(name, ("native", native_dialect))
             service = ProviderService(name, dialect_name, dialect, resolver, executor,
                                       config.write_mode, config.mount_timeout)
             service.tracker = tracker

@@ -16,6 +16,8 @@ import base64
 import binascii
 import dataclasses
 import difflib
+import functools
+import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -31,23 +33,40 @@ from csiprovider.request import POD_NAMESPACE, MountParams
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 COMMON_FIELDS = frozenset({"objectName", "backend", "objectAlias", "filePermission", "encoding",
-                           "optional"})
+                           "optional", "jmesPath", "expand"})
+VAULT_SETTINGS = frozenset({"vaultAddress", "roleName", "vaultNamespace",
+                            "vaultKubernetesMountPath", "vaultAuthMountPath", "vaultCACertPath",
+                            "vaultCADirectory", "vaultTLSServerName", "vaultTLSClientCertPath",
+                            "vaultTLSClientKeyPath", "vaultSkipTLSVerify", "audience"})
+VAULT_FIELDS = COMMON_FIELDS | VAULT_SETTINGS | {"secretPath", "secretKey", "method",
+                                                 "secretArgs"}
 FILE_FIELDS = COMMON_FIELDS | {"path"}
 AWS_FIELDS = {
     "aws-kms": COMMON_FIELDS | {"ciphertext", "encryptionContext", "region"},
-    "aws-secretsmanager": COMMON_FIELDS | {"secretId", "versionStage", "versionId", "region",
-                                           "jmesPath"},
-    "aws-ssm": COMMON_FIELDS | {"parameter", "region", "jmesPath"},
+    "aws-secretsmanager": COMMON_FIELDS | {"secretId", "versionStage", "versionId", "region"},
+    "aws-ssm": COMMON_FIELDS | {"parameter", "region"},
 }
 _OCTAL = re.compile(r"0?o?[0-7]{1,4}")
 
 
 def parse(params: MountParams) -> list[MountObject]:
     """Parse and validate every object; the first problem found is the error."""
-    items = load_objects(params.parameters.get("objects"))
-    objects = [_parse_object(i, item, params) for i, item in enumerate(items)]
-    check_unique(objects)
-    return objects
+    return NativeDialect()(params)
+
+
+class NativeDialect:
+    """The native dialect with the daemon's Vault defaults (flags and VAULT_* env)."""
+
+    def __init__(self, vault_defaults: Any = None) -> None:
+        self._builders = {**_BUILDERS,
+                          "vault": functools.partial(_vault_object, defaults=vault_defaults)}
+
+    def __call__(self, params: MountParams) -> list[MountObject]:
+        items = load_objects(params.parameters.get("objects"))
+        objects = [_parse_object(i, item, params, self._builders)
+                   for i, item in enumerate(items)]
+        check_unique(objects)
+        return objects
 
 
 def load_objects(raw: str | None) -> list[Any]:
@@ -94,20 +113,23 @@ def check_unique(objects: list[MountObject]) -> None:
             seen[key] = obj
 
 
-def _parse_object(index: int, item: Any, params: MountParams) -> MountObject:
+def _parse_object(
+    index: int, item: Any, params: MountParams, builders: Mapping[str, Any]
+) -> MountObject:
     label = f"objects[{index}]"
     if not isinstance(item, dict):
         raise InvalidArgument(f"{label}: expected a mapping with objectName, got {_kind(item)}")
     name = _string(item, "objectName", label, required=True)
     label = f"{label} (objectName {name!r})"
     backend = _string(item, "backend", label, required=True)
-    builder = _BUILDERS.get(backend)
+    builder = builders.get(backend)
     if builder is None:
         raise InvalidArgument(
-            f"{label}: unknown backend {backend!r}{_suggest(backend, _BUILDERS)}; supported "
-            f"backends: {', '.join(sorted(_BUILDERS))}"
+            f"{label}: unknown backend {backend!r}{_suggest(backend, builders)}; supported "
+            f"backends: {', '.join(sorted(builders))}"
         )
-    return builder(index, label, name, item, params)
+    result: MountObject = builder(index, label, name, item, params)
+    return result
 
 
 def _file_object(
@@ -170,12 +192,42 @@ def _aws_object(
         parameter = _string(item, "parameter", label, required=False) or name
         source = ParameterBatch(identity=identity, regions=(region,), selectors=((parameter,),))
         spec.update(parameter=parameter)
-    jmes = _string(item, "jmesPath", label, required=False)
-    spec["jmesPath"] = jmes
-    options = {"name": spec.get("secretId") or spec.get("parameter") or name,
-               "selector_index": 0, "jmes_path": jmes, "decode": "", "hmac_version": True}
     obj = _common(index, label, name, item, params, source, spec)
+    options = {**obj.options, "name": spec.get("secretId") or spec.get("parameter") or name,
+               "selector_index": 0, "jmes_path": "", "decode": "", "hmac_version": True}
     return dataclasses.replace(obj, options=options)
+
+
+def _vault_object(
+    index: int, label: str, name: str, item: Mapping[str, Any], params: MountParams,
+    defaults: Any = None,
+) -> MountObject:
+    """A Vault object: SPC-level Vault parameters, overridden per object (two roles in one
+    SPC), parsed by the vault dialect so identity and auth rules are the same."""
+    from csiprovider.vault.dialect import VaultDialect
+
+    _check_fields(item, VAULT_FIELDS, label)
+    settings = {k: v for k, v in params.parameters.items() if k in VAULT_SETTINGS}
+    for key in VAULT_SETTINGS & set(item):
+        settings[key] = str(item[key])
+    if "vaultAuthMountPath" in item:
+        settings.pop("vaultKubernetesMountPath", None)
+    entry: dict[str, Any] = {"objectName": name, "secretPath": item.get("secretPath", "")}
+    for key in ("secretKey", "method", "secretArgs"):
+        if key in item:
+            entry[key] = item[key]
+    if "secretKey" not in item:
+        entry["secretFormat"] = "data"  # native: the secret's data, not the envelope
+    others = {k: v for k, v in params.parameters.items() if k not in VAULT_SETTINGS}
+    sub = dataclasses.replace(params, parameters={
+        **others, **settings, "objects": json.dumps([entry])})
+    try:
+        (parsed,) = VaultDialect(defaults)(sub)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"{label}: {exc.message}") from None
+    spec = {"vault": json.loads(parsed.spec_json), "settings": sorted(settings.items())}
+    obj = _common(index, label, name, item, params, parsed.source, spec)
+    return dataclasses.replace(obj, options={**parsed.options, **obj.options})
 
 
 def _common(
@@ -199,6 +251,11 @@ def _common(
         ) from None
     mode = _mode(item.get("filePermission"), label, params.default_mode)
     encoding = _encoding(item.get("encoding"), label)
+    jmes = _string(item, "jmesPath", label, required=False)
+    expand = _string(item, "expand", label, required=False)
+    if expand not in ("", "keys"):
+        raise InvalidArgument(f"{label}: expand must be 'keys' (one file per top-level key)")
+    spec = {**spec, "jmesPath": jmes, "expand": expand}
     optional = item.get("optional", False)
     if not isinstance(optional, bool):
         raise InvalidArgument(f"{label}: optional must be true or false")
@@ -220,6 +277,7 @@ def _common(
         source=source,
         spec_json=canonical_json(full_spec),
         optional=optional,
+        options={"extract_jmes": jmes, "expand": expand},
     )
 
 
@@ -288,4 +346,4 @@ def _kind(value: Any) -> str:
 _BUILDERS: dict[
     str, Callable[[int, str, str, Mapping[str, Any], MountParams], MountObject]
 ] = {"file": _file_object, "aws-kms": _aws_object, "aws-secretsmanager": _aws_object,
-      "aws-ssm": _aws_object}
+      "aws-ssm": _aws_object, "vault": _vault_object}
