@@ -26,7 +26,7 @@ def world(openbao: OpenBao, moto: str, kube_api: KubeAPI, monkeypatch: pytest.Mo
     kube_api.service_accounts[("default", "app")] = {"eks.amazonaws.com/role-arn": ROLE}
     openbao.api("POST", "secret/data/mixed", {"data": {
         "db": {"host": "db.local", "port": 5432}, "user": "vault-user"}})
-    boto3.client("ssm", endpoint_url=moto, region_name="us-east-1",  # type: ignore[call-overload]
+    boto3.client("ssm", endpoint_url=moto, region_name="us-east-1",
                  aws_access_key_id="a", aws_secret_access_key="b").put_parameter(
         Name="/mixed/flags", Value=json.dumps({"a": True, "b": "on"}), Type="String",
         Overwrite=True)
