@@ -17,7 +17,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
-from csiprovider import metrics
+from csiprovider import metrics, templates
 from csiprovider.atomic_writer import PayloadError, validate_path
 from csiprovider.backends import Backend
 from csiprovider.errors import (
@@ -86,7 +86,7 @@ class Resolver:
         fetches: dict[tuple[str, Hashable], asyncio.Future[Any]] = {}
         for obj in objects:
             key = (obj.backend, obj.source)
-            if key not in fetches:
+            if key not in fetches and obj.backend != "template":
                 backend = self._backend(obj)
                 fetches[key] = self.cache.fetch(
                     key, getattr(backend, "cacheable", False),
@@ -94,15 +94,18 @@ class Resolver:
                         self._executor, self._limited, b, o, deadline),
                 )
         outcomes = await self._gather(objects, fetches, deadline)
-        slow = [o.label for o in objects
-                if outcomes.get((o.backend, o.source)) is None and not o.optional]
+        slow = [o.label for o in objects if o.backend != "template"
+                and outcomes.get((o.backend, o.source)) is None and not o.optional]
         if slow:
             raise DeadlineExceeded(
                 f"Mount did not finish within {timeout:.1f}s; still waiting for "
                 f"{', '.join(slow)}")
         files: list[OutputFile] = []
         versions: list[tuple[str, str]] = []
+        inputs: dict[str, bytes] = {}
         for obj in objects:
+            if obj.backend == "template":
+                continue
             key = (obj.backend, obj.source)
             outcome = outcomes.get(key)
             if not isinstance(outcome, _Value):
@@ -122,12 +125,21 @@ class Resolver:
                         "object": obj.label, "reason": exc.message}})
                     continue
                 raise
+            if obj.options.get("render") is False:  # a template input only
+                if isinstance(rendered, bytes):
+                    inputs[obj.object_name] = decode(rendered, obj.encoding, obj.label)
+                continue
             content = self._files(obj, rendered, files)
+            if isinstance(rendered, bytes):
+                inputs[obj.object_name] = content
             own = getattr(backend, "object_version", None)
             version = own(obj, outcome.value) if own is not None else None
             if version is None:
                 version = self._versioner.version(obj.spec_json, content)
             versions.append((obj.object_name, version))
+        for obj in objects:
+            if obj.backend == "template":
+                await self._template(obj, inputs, files, versions)
         paths = [f.path for f in files]
         taken = set(paths)
         clash = sorted({p for p in paths if paths.count(p) > 1}
@@ -139,6 +151,24 @@ class Resolver:
             raise Unavailable("none of the objects could be read and all of them are optional; "
                               "the driver needs at least one")
         return MountResult(files=tuple(files), versions=tuple(versions))
+
+    async def _template(self, obj: MountObject, inputs: dict[str, bytes],
+                        files: list[OutputFile], versions: list[tuple[str, str]]) -> None:
+        """Render off the event loop; the version covers the template and exactly the
+        inputs it read, so it changes when (and only when) one of those changes."""
+        used = templates.Inputs(inputs)
+        try:
+            content = await asyncio.get_running_loop().run_in_executor(
+                self._executor, templates.render, obj.options["template"], used, obj.label)
+        except MountError:
+            if obj.optional:
+                return
+            raise
+        files.append(OutputFile(path=obj.file_name, mode=obj.mode, contents=content))
+        covered = b"".join(len(n).to_bytes(4, "big") + n.encode()
+                           + len(inputs[n]).to_bytes(8, "big") + inputs[n]
+                           for n in sorted(used.used))
+        versions.append((obj.object_name, self._versioner.version(obj.spec_json, covered)))
 
     async def _gather(
         self, objects: Sequence[MountObject],

@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from csiprovider import templates
 from csiprovider.atomic_writer import PayloadError, validate_path
 from csiprovider.errors import InvalidArgument
 from csiprovider.model import Encoding, FileSource, MountObject, canonical_json
@@ -33,7 +34,9 @@ from csiprovider.request import POD_NAMESPACE, MountParams
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 COMMON_FIELDS = frozenset({"objectName", "backend", "objectAlias", "filePermission", "encoding",
-                           "optional", "jmesPath", "expand"})
+                           "optional", "jmesPath", "expand", "render"})
+TEMPLATE_FIELDS = frozenset({"objectName", "template", "objectAlias", "filePermission",
+                             "optional"})
 VAULT_SETTINGS = frozenset({"vaultAddress", "roleName", "vaultNamespace",
                             "vaultKubernetesMountPath", "vaultAuthMountPath", "vaultCACertPath",
                             "vaultCADirectory", "vaultTLSServerName", "vaultTLSClientCertPath",
@@ -121,6 +124,8 @@ def _parse_object(
         raise InvalidArgument(f"{label}: expected a mapping with objectName, got {_kind(item)}")
     name = _string(item, "objectName", label, required=True)
     label = f"{label} (objectName {name!r})"
+    if "template" in item and "backend" not in item:
+        return _template_object(index, label, name, item, params)
     backend = _string(item, "backend", label, required=True)
     builder = builders.get(backend)
     if builder is None:
@@ -198,6 +203,18 @@ def _aws_object(
     return dataclasses.replace(obj, options=options)
 
 
+def _template_object(
+    index: int, label: str, name: str, item: Mapping[str, Any], params: MountParams
+) -> MountObject:
+    """A file rendered from other objects of this SPC (see csiprovider.templates)."""
+    _check_fields(item, TEMPLATE_FIELDS, label)
+    source = _string(item, "template", label, required=True)
+    templates.check(source, label)
+    obj = _common(index, label, name, {**item, "backend": "template"}, params,
+                  ("template", index), {"template": source})
+    return dataclasses.replace(obj, options={**obj.options, "template": source})
+
+
 def _vault_object(
     index: int, label: str, name: str, item: Mapping[str, Any], params: MountParams,
     defaults: Any = None,
@@ -256,6 +273,9 @@ def _common(
     if expand not in ("", "keys"):
         raise InvalidArgument(f"{label}: expand must be 'keys' (one file per top-level key)")
     spec = {**spec, "jmesPath": jmes, "expand": expand}
+    write = item.get("render", True)
+    if not isinstance(write, bool):
+        raise InvalidArgument(f"{label}: render must be true or false")
     optional = item.get("optional", False)
     if not isinstance(optional, bool):
         raise InvalidArgument(f"{label}: optional must be true or false")
@@ -277,7 +297,7 @@ def _common(
         source=source,
         spec_json=canonical_json(full_spec),
         optional=optional,
-        options={"extract_jmes": jmes, "expand": expand},
+        options={"extract_jmes": jmes, "expand": expand, "render": write},
     )
 
 
