@@ -164,6 +164,10 @@ def parser() -> argparse.ArgumentParser:
                          help="KMS region (default: AWS_REGION)")
     encrypt.add_argument("--object-name", default="secret", help="objectName of the snippet")
 
+    check = sub.add_parser("validate",
+                           help="check SecretProviderClass files offline (every dialect)")
+    check.add_argument("spc", nargs="+", type=Path, help="SecretProviderClass YAML files")
+
     sub.add_parser("version", help="print the version")
     return top
 
@@ -177,6 +181,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command == "encrypt":
         return _encrypt(args)
+    if args.command == "validate":
+        from csiprovider.validate import validate
+
+        return validate(args.spc, sys.stdout)
     return _mount(args)
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from csiprovider import templates
+from csiprovider import schema, templates
 from csiprovider.atomic_writer import PayloadError, validate_path
 from csiprovider.errors import InvalidArgument
 from csiprovider.model import Encoding, FileSource, MountObject, canonical_json
@@ -69,6 +69,9 @@ class NativeDialect:
         objects = [_parse_object(i, item, params, self._builders)
                    for i, item in enumerate(items)]
         check_unique(objects)
+        problem = schema.first_error(items)  # what the field checks above let through
+        if problem is not None:
+            raise InvalidArgument(f"{problem}; see the native dialect's JSON Schema")
         return objects
 
 
