@@ -27,6 +27,7 @@ class FileSource:
 
     namespace: str
     path: str
+    listing: bool = False  # a directory: every file under it becomes a file of the object
 
 
 

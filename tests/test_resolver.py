@@ -29,7 +29,7 @@ class CountingBackend(FileBackend):
         self.calls: dict[Any, int] = {}
         self.lock = threading.Lock()
 
-    def fetch(self, obj: MountObject, deadline: float = 0.0) -> bytes:
+    def fetch(self, obj: MountObject, deadline: float = 0.0) -> Any:
         with self.lock:
             self.calls[obj.source] = self.calls.get(obj.source, 0) + 1
         return super().fetch(obj, deadline)
@@ -42,7 +42,7 @@ class BarrierBackend(FileBackend):
         super().__init__(root)
         self.barrier = threading.Barrier(parties, timeout=5)
 
-    def fetch(self, obj: MountObject, deadline: float = 0.0) -> bytes:
+    def fetch(self, obj: MountObject, deadline: float = 0.0) -> Any:
         self.barrier.wait()
         return super().fetch(obj, deadline)
 
@@ -55,7 +55,7 @@ class StuckBackend(FileBackend):
         self.stuck_path = stuck_path
         self.release = threading.Event()
 
-    def fetch(self, obj: MountObject, deadline: float = 0.0) -> bytes:
+    def fetch(self, obj: MountObject, deadline: float = 0.0) -> Any:
         assert isinstance(obj.source, FileSource)
         if obj.source.path == self.stuck_path:
             self.release.wait(10)

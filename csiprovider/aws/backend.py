@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from csiprovider import metrics
 from csiprovider.aws.credentials import AwsCredentials
 from csiprovider.aws.extract import render_value
-from csiprovider.aws.source import KmsSource, ParameterBatch, SecretSource
+from csiprovider.aws.source import KmsSource, ParameterBatch, ParameterPath, SecretSource
 from csiprovider.errors import (
     InvalidArgument,
     MountError,
@@ -65,10 +65,14 @@ class AwsBackend:
             return self._secret(obj, source)
         if isinstance(source, ParameterBatch):
             return self._parameters(obj, source)
+        if isinstance(source, ParameterPath):
+            return self._parameter_path(obj, source)
         assert isinstance(source, KmsSource)
         return self._decrypt(obj, source)
 
-    def render(self, obj: MountObject, fetched: Mapping[str, Any]) -> bytes:
+    def render(self, obj: MountObject, fetched: Mapping[str, Any]) -> bytes | dict[str, bytes]:
+        if "by_path" in fetched:
+            return dict(fetched["by_path"])
         return render_value(obj, fetched)
 
     def object_version(self, obj: MountObject, fetched: Mapping[str, Any]) -> str | None:
@@ -140,6 +144,32 @@ class AwsBackend:
             return {"parameters": found, "region": region}
 
         return self._failover(obj, batch.regions, get, "parameters")
+
+    def _parameter_path(self, obj: MountObject, source: ParameterPath) -> Mapping[str, Any]:
+        """Prefix fetch, bounded by maxItems so a typo cannot read a whole store."""
+        limit = int(obj.options.get("max_items", 100))
+        client = self.credentials.client(source.identity, "ssm", source.region)
+        prefix = source.path.rstrip("/") + "/"
+        found: dict[str, bytes] = {}
+        token = None
+        while True:
+            args: dict[str, Any] = {"Path": source.path, "Recursive": True,
+                                    "WithDecryption": True}
+            if token:
+                args["NextToken"] = token
+            try:
+                reply = self._call(client, "GetParametersByPath", **args)
+            except MountError as exc:
+                raise type(exc)(f"{obj.label}: {exc.message}") from None
+            for p in reply.get("Parameters") or []:
+                found[p["Name"].removeprefix(prefix).lstrip("/")] = str(p["Value"]).encode()
+            if len(found) > limit:
+                raise InvalidArgument(f"{obj.label}: more than maxItems {limit} parameters "
+                                      f"under {source.path!r}; narrow pathPrefix or raise "
+                                      "maxItems")
+            token = reply.get("NextToken")
+            if not token:
+                return {"by_path": found, "VersionId": ""}
 
     # -- KMS
 

@@ -46,3 +46,12 @@ class KmsSource:
     region: str
     ciphertext: bytes = field(repr=False)
     context: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class ParameterPath:
+    """Every SSM parameter under a path (GetParametersByPath, recursive)."""
+
+    identity: AwsIdentity
+    region: str
+    path: str

@@ -6,6 +6,7 @@ by `..`, an absolute path or a symlink that points elsewhere.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 from pathlib import Path
@@ -23,14 +24,40 @@ class FileBackend:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).resolve()
 
-    def render(self, obj: MountObject, fetched: bytes) -> bytes:
+    def render(self, obj: MountObject, fetched: bytes | dict[str, bytes]
+               ) -> bytes | dict[str, bytes]:
         return fetched
 
-    def fetch(self, obj: MountObject, deadline: float = 0.0) -> bytes:
-        with metrics.backend_call("file", "read"):
-            return self._read(obj)
+    def fetch(self, obj: MountObject, deadline: float = 0.0) -> bytes | dict[str, bytes]:
+        source = obj.source
+        assert isinstance(source, FileSource)
+        with metrics.backend_call("file", "list" if source.listing else "read"):
+            return self._list(obj, source) if source.listing else self._read(obj)
+
+    def _list(self, obj: MountObject, source: FileSource) -> dict[str, bytes]:
+        """Every regular file under the prefix directory, at most `maxItems` of them."""
+        limit = int(obj.options.get("max_items", 100))
+        base = (self.root / source.namespace).resolve()
+        top = (base / source.path).resolve()
+        if not top.is_relative_to(base):
+            raise PermissionDenied(f"{obj.label}: prefix {source.path!r} resolves outside "
+                                   f"namespace {source.namespace!r}")
+        if not top.is_dir():
+            raise NotFound(f"{obj.label}: prefix {source.path!r} is not a directory in the "
+                           f"file backend for namespace {source.namespace!r}")
+        names = sorted(str(p.relative_to(top)) for p in top.rglob("*") if p.is_file())
+        if len(names) > limit:
+            raise InvalidArgument(f"{obj.label}: {len(names)} files under prefix "
+                                  f"{source.path!r}, more than maxItems {limit}; narrow the "
+                                  "prefix or raise maxItems")
+        items = {}
+        for name in names:
+            sub = FileSource(source.namespace, f"{source.path.rstrip('/')}/{name}")
+            items[name] = self._read(dataclasses.replace(obj, source=sub))
+        return items
 
     def _read(self, obj: MountObject) -> bytes:
+        """One file, confined to the namespace directory (symlinks included)."""
         source = obj.source
         assert isinstance(source, FileSource)
         base = self.root / source.namespace

@@ -20,7 +20,7 @@ import functools
 import json
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -42,12 +42,13 @@ VAULT_SETTINGS = frozenset({"vaultAddress", "roleName", "vaultNamespace",
                             "vaultCADirectory", "vaultTLSServerName", "vaultTLSClientCertPath",
                             "vaultTLSClientKeyPath", "vaultSkipTLSVerify", "audience"})
 VAULT_FIELDS = COMMON_FIELDS | VAULT_SETTINGS | {"secretPath", "secretKey", "method",
-                                                 "secretArgs"}
-FILE_FIELDS = COMMON_FIELDS | {"path"}
+                                                 "secretArgs", "prefix", "kvVersion",
+                                                 "maxItems"}
+FILE_FIELDS = COMMON_FIELDS | {"path", "prefix", "maxItems"}
 AWS_FIELDS = {
     "aws-kms": COMMON_FIELDS | {"ciphertext", "encryptionContext", "region"},
     "aws-secretsmanager": COMMON_FIELDS | {"secretId", "versionStage", "versionId", "region"},
-    "aws-ssm": COMMON_FIELDS | {"parameter", "region"},
+    "aws-ssm": COMMON_FIELDS | {"parameter", "region", "pathPrefix", "maxItems"},
 }
 _OCTAL = re.compile(r"0?o?[0-7]{1,4}")
 
@@ -144,7 +145,10 @@ def _file_object(
     index: int, label: str, name: str, item: Mapping[str, Any], params: MountParams
 ) -> MountObject:
     _check_fields(item, FILE_FIELDS, label)
-    path = _string(item, "path", label, required=False) or name
+    prefix = _string(item, "prefix", label, required=False)
+    if prefix and "path" in item:
+        raise InvalidArgument(f"{label}: set path or prefix, not both")
+    path = prefix.rstrip("/") or _string(item, "path", label, required=False) or name
     try:
         validate_path(path)
     except PayloadError as exc:
@@ -158,8 +162,17 @@ def _file_object(
             f"{label}: the file backend needs the pod namespace but {POD_NAMESPACE} is "
             "missing; set podInfoOnMount: true on the CSIDriver"
         )
-    source = FileSource(namespace=namespace, path=path)
-    return _common(index, label, name, item, params, source, {"path": path})
+    source = FileSource(namespace=namespace, path=path, listing=bool(prefix))
+    obj = _common(index, label, name, item, params, source,
+                  {"path": path, "prefix": bool(prefix)})
+    return dataclasses.replace(obj, options={**obj.options, "max_items": _max_items(item, label)})
+
+
+def _max_items(item: Mapping[str, Any], label: str) -> int:
+    value = item.get("maxItems", 100)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10000:
+        raise InvalidArgument(f"{label}: maxItems must be an integer from 1 to 10000")
+    return value
 
 
 def _aws_object(
@@ -168,7 +181,7 @@ def _aws_object(
     """aws-kms, aws-secretsmanager and aws-ssm: the pod's own AWS identity (IRSA or Pod
     Identity, from the SPC's `usePodIdentity`), region from the object or the SPC."""
     from csiprovider.aws.dialect import native_identity
-    from csiprovider.aws.source import KmsSource, ParameterBatch, SecretSource
+    from csiprovider.aws.source import KmsSource, ParameterBatch, ParameterPath, SecretSource
 
     backend = item["backend"]
     _check_fields(item, AWS_FIELDS[backend], label)
@@ -196,13 +209,18 @@ def _aws_object(
         source = SecretSource(identity=identity, regions=(region,), names=(secret_id,),
                               version_id=version, stages=(stage,))
         spec.update(secretId=secret_id, stage=stage, version=version)
+    elif item.get("pathPrefix"):
+        path = _string(item, "pathPrefix", label, required=True)
+        source = ParameterPath(identity=identity, region=region, path=path)
+        spec.update(pathPrefix=path)
     else:
         parameter = _string(item, "parameter", label, required=False) or name
         source = ParameterBatch(identity=identity, regions=(region,), selectors=((parameter,),))
         spec.update(parameter=parameter)
     obj = _common(index, label, name, item, params, source, spec)
     options = {**obj.options, "name": spec.get("secretId") or spec.get("parameter") or name,
-               "selector_index": 0, "jmes_path": "", "decode": "", "hmac_version": True}
+               "selector_index": 0, "jmes_path": "", "decode": "", "hmac_version": True,
+               "max_items": _max_items(item, label)}
     return dataclasses.replace(obj, options=options)
 
 
@@ -232,7 +250,13 @@ def _vault_object(
         settings[key] = str(item[key])
     if "vaultAuthMountPath" in item:
         settings.pop("vaultKubernetesMountPath", None)
-    entry: dict[str, Any] = {"objectName": name, "secretPath": item.get("secretPath", "")}
+    prefix = _string(item, "prefix", label, required=False)
+    kv_version = item.get("kvVersion", 2)
+    if kv_version not in (1, 2):
+        raise InvalidArgument(f"{label}: kvVersion must be 1 or 2")
+    listing = _kv_paths(prefix, kv_version, label) if prefix else None
+    path = listing[0] if listing else item.get("secretPath", "")
+    entry: dict[str, Any] = {"objectName": name, "secretPath": path}
     for key in ("secretKey", "method", "secretArgs"):
         if key in item:
             entry[key] = item[key]
@@ -245,9 +269,24 @@ def _vault_object(
         (parsed,) = VaultDialect(defaults)(sub)
     except InvalidArgument as exc:
         raise InvalidArgument(f"{label}: {exc.message}") from None
-    spec = {"vault": json.loads(parsed.spec_json), "settings": sorted(settings.items())}
-    obj = _common(index, label, name, item, params, parsed.source, spec)
-    return dataclasses.replace(obj, options={**parsed.options, **obj.options})
+    source = parsed.source
+    if listing:
+        source = dataclasses.replace(cast(Any, source), method="LIST")
+    spec = {"vault": json.loads(parsed.spec_json), "settings": sorted(settings.items()),
+            "prefix": prefix}
+    obj = _common(index, label, name, item, params, source, spec)
+    extra = {"kv_read_base": listing[1], "max_items": _max_items(item, label)} if listing else {}
+    return dataclasses.replace(obj, options={**parsed.options, **obj.options, **extra})
+
+
+def _kv_paths(prefix: str, version: int, label: str) -> tuple[str, str]:
+    """(path to LIST, base path to read each key) for a KV prefix like `secret/app/`."""
+    mount, _, rest = prefix.strip("/").partition("/")
+    if not mount:
+        raise InvalidArgument(f"{label}: prefix must start with the KV mount, e.g. secret/app/")
+    if version == 1:
+        return f"{mount}/{rest}".rstrip("/") + "/", f"{mount}/{rest}".rstrip("/")
+    return f"{mount}/metadata/{rest}".rstrip("/") + "/", f"{mount}/data/{rest}".rstrip("/")
 
 
 def _common(

@@ -3,6 +3,7 @@ and retries of transient failures within the Mount's deadline."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Mapping
@@ -11,7 +12,13 @@ from typing import Any
 import requests
 
 from csiprovider import gojson, metrics
-from csiprovider.errors import DeadlineExceeded, MountError, NotFound, Unavailable
+from csiprovider.errors import (
+    DeadlineExceeded,
+    InvalidArgument,
+    MountError,
+    NotFound,
+    Unavailable,
+)
 from csiprovider.model import MountObject
 from csiprovider.vault import extract
 from csiprovider.vault.auth import Authenticator, Session
@@ -35,6 +42,9 @@ class VaultBackend:
         self.requests_sent = 0
 
     def render(self, obj: MountObject, fetched: Mapping[str, Any]) -> bytes | dict[str, bytes]:
+        if "prefix_items" in fetched:
+            rendered = {k: extract.render(obj, v) for k, v in fetched["prefix_items"].items()}
+            return {k: v for k, v in rendered.items() if isinstance(v, bytes)}
         return extract.render(obj, fetched)
 
     def fetch(self, obj: MountObject, deadline: float) -> Mapping[str, Any]:
@@ -51,6 +61,8 @@ class VaultBackend:
             if ttl is not None:  # same credentials, longer life
                 lease.obtained, lease.ttl = time.monotonic(), ttl
                 return lease.response
+        if obj.options.get("kv_read_base") is not None:
+            return self._read_prefix(obj, session, source, deadline)
         response = self._read(obj, session, source, deadline)
         fresh = lease_of(response, *now_pair())
         if fresh is not None:
@@ -58,6 +70,24 @@ class VaultBackend:
         else:
             self.leases.drop(source)
         return response
+
+    def _read_prefix(
+        self, obj: MountObject, session: Session, source: VaultSource, deadline: float
+    ) -> Mapping[str, Any]:
+        """KV prefix fetch: LIST the keys, read each (in this thread: bounded by maxItems)."""
+        listing = self._read(obj, session, source, deadline)
+        keys = [str(k) for k in (listing.get("data") or {}).get("keys") or []
+                if not str(k).endswith("/")]
+        limit = int(obj.options.get("max_items", 100))
+        if len(keys) > limit:
+            raise InvalidArgument(f"{obj.label}: {len(keys)} secrets under the prefix, more "
+                                  f"than maxItems {limit}; narrow the prefix or raise maxItems")
+        base = "/v1/" + obj.options["kv_read_base"].lstrip("/")
+        items = {}
+        for key in keys:
+            read = dataclasses.replace(source, path=f"{base}/{key}", method="GET")
+            items[key] = self._read(obj, session, read, deadline)
+        return {"prefix_items": items}
 
     def _read(
         self, obj: MountObject, session: Session, source: VaultSource, deadline: float
