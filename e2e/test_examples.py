@@ -15,6 +15,7 @@ import boto3
 import pytest
 import yaml
 
+from csiprovider.secretsync import mounted_files
 from e2e.conftest import ROOT, Daemon, cli
 from tests.servers import KubeAPI, OpenBao, Postgres, Signer
 
@@ -62,12 +63,8 @@ def mount(world: dict[str, Any], spc: Path, target: Path, *extra: str) -> str:
 
 
 def read(target: Path) -> dict[str, bytes]:
-    found = {}
-    for path in sorted(target.rglob("*")):
-        rel = path.relative_to(target)
-        if path.is_file() and not rel.parts[0].startswith(".."):
-            found[str(rel)] = path.read_bytes()
-    return found
+    """What a pod sees: visible names, symlinked directories followed."""
+    return {name: Path(path).read_bytes() for name, path in mounted_files(target).items()}
 
 
 def test_file_example(world: dict[str, Any], tmp_path: Path) -> None:
