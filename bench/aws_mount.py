@@ -23,6 +23,7 @@ import grpc
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.stats import pct  # noqa: E402
 from csiprovider.v1alpha1 import service_pb2 as pb  # noqa: E402
 from csiprovider.v1alpha1 import service_pb2_grpc as pb_grpc  # noqa: E402
 from tests.servers import (  # noqa: E402
@@ -32,11 +33,6 @@ from tests.servers import (  # noqa: E402
     start_kube_api,
     wait_until,
 )
-
-
-def pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 3)
 
 
 def timed(call: Any, iterations: int) -> dict[str, float]:

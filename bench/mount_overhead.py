@@ -22,21 +22,17 @@ import grpc
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.stats import pct  # noqa: E402
 from csiprovider.v1alpha1 import service_pb2 as pb  # noqa: E402
 from csiprovider.v1alpha1 import service_pb2_grpc as pb_grpc  # noqa: E402
 
 OBJECTS = 5
 
 
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def summary(samples: list[float], wall: float) -> dict[str, float]:
     return {
-        "p50_ms": round(percentile(samples, 0.50) * 1000, 3),
-        "p99_ms": round(percentile(samples, 0.99) * 1000, 3),
+        "p50_ms": pct(samples, 0.50),
+        "p99_ms": pct(samples, 0.99),
         "mean_ms": round(statistics.fmean(samples) * 1000, 3),
         "per_second": round(len(samples) / wall, 1),
     }
@@ -125,7 +121,7 @@ def main() -> None:
         "concurrency": args.concurrency,
         "mount": mount_stats,
         "bare_reads": read_stats,
-        "grpc_version_rpc_p50_ms": round(percentile(floor, 0.5) * 1000, 3),
+        "grpc_version_rpc_p50_ms": pct(floor, 0.5),
         "ratio_p50_mount_over_reads": round(mount_stats["p50_ms"] / read_stats["p50_ms"], 1),
         "overhead_p50_ms": round(mount_stats["p50_ms"] - read_stats["p50_ms"], 3),
     }, indent=2))
