@@ -11,7 +11,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Hashable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -47,7 +47,7 @@ class _Value:
     value: Any
 
 
-def _failure(obj: MountObject, exc: BaseException | None, timeout: float) -> MountError:
+def _failure(obj: MountObject, exc: BaseException | None) -> MountError:
     if exc is None:
         return DeadlineExceeded(f"Mount did not finish in time; still waiting for {obj.label}")
     if isinstance(exc, MountError):
@@ -55,9 +55,17 @@ def _failure(obj: MountObject, exc: BaseException | None, timeout: float) -> Mou
     return MountError(f"{obj.label}: backend failed ({type(exc).__name__})")
 
 
-def _reason(outcome: Any, timeout: float) -> str:
+def _reason(outcome: Any) -> str:
     return getattr(outcome, "message", None) or ("timeout" if outcome is None else
                                                    type(outcome).__name__)
+
+
+def _collisions(paths: list[str]) -> list[str]:
+    """Paths written twice, or written both as a file and as a directory of other files.
+    Linear in the number of files: a prefix fetch may bring thousands."""
+    counts = Counter(paths)
+    directories = {p.rsplit("/", i)[0] for p in paths for i in range(1, p.count("/") + 1)}
+    return sorted({p for p, n in counts.items() if n > 1} | (set(counts) & directories))
 
 
 class Resolver:
@@ -111,9 +119,9 @@ class Resolver:
             if not isinstance(outcome, _Value):
                 if obj.optional:
                     log.info("optional object skipped", extra={"fields": {
-                        "object": obj.label, "reason": _reason(outcome, timeout)}})
+                        "object": obj.label, "reason": _reason(outcome)}})
                     continue
-                raise _failure(obj, outcome, timeout)
+                raise _failure(obj, outcome)
             backend = self._backends[obj.backend]
             try:
                 rendered = backend.render(obj, outcome.value)
@@ -140,10 +148,7 @@ class Resolver:
         for obj in objects:
             if obj.backend == "template":
                 await self._template(obj, inputs, files, versions)
-        paths = [f.path for f in files]
-        taken = set(paths)
-        clash = sorted({p for p in paths if paths.count(p) > 1}
-                       | {p for p in paths if any(q.startswith(p + "/") for q in taken)})
+        clash = _collisions([f.path for f in files])
         if clash:
             raise InvalidArgument(f"file name collision: {', '.join(clash)} written by more "
                                   "than one object (expand: keys?); rename with objectAlias")
@@ -195,7 +200,7 @@ class Resolver:
                 outcomes[key] = self._stale(key, exc) or exc
                 if key in needed and not isinstance(outcomes[key], _Value):
                     first = next(o for o in objects if (o.backend, o.source) == key)
-                    raise _failure(first, exc, 0)
+                    raise _failure(first, exc)
         for key in waiting.values():
             outcomes[key] = self._stale(key, None)
         return outcomes

@@ -10,6 +10,7 @@ errors say what failed (access denied, not found, throttled) for which object.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ from csiprovider.errors import (
 )
 from csiprovider.model import MountObject
 
+SERVED_ENTRIES = 20000
 NOT_FOUND = {"ResourceNotFoundException", "ParameterNotFound", "ParameterVersionNotFound",
              "NotFoundException", "404"}
 DENIED = {"AccessDeniedException", "AccessDenied", "403", "UnrecognizedClientException",
@@ -53,9 +55,8 @@ class AwsBackend:
 
     def __init__(self, credentials: AwsCredentials) -> None:
         self.credentials = credentials
-        self._served: dict[Hashable, Served] = {}
+        self._served: OrderedDict[Hashable, Served] = OrderedDict()
         self._lock = threading.Lock()
-        self.calls: dict[str, int] = {}
 
     # -- resolver interface
 
@@ -102,6 +103,9 @@ class AwsBackend:
             source, region, i), "secret")
         with self._lock:
             self._served[source] = Served(str(value.get("VersionId", "")), value)
+            self._served.move_to_end(source)
+            while len(self._served) > SERVED_ENTRIES:  # pods come and go: stay bounded
+                self._served.popitem(last=False)
         return value
 
     def _still_current(self, source: SecretSource, served: Served) -> bool:
@@ -203,7 +207,6 @@ class AwsBackend:
         raise Unavailable(f"{obj.label}: Failed to fetch {what} from all regions")
 
     def _call(self, client: Any, operation: str, **args: Any) -> dict[str, Any]:
-        self.calls[operation] = self.calls.get(operation, 0) + 1
         method = getattr(client, _snake(operation))
         try:
             with metrics.backend_call("aws", operation):

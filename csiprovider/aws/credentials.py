@@ -42,7 +42,6 @@ class AwsCredentials:
         self._creds: dict[tuple[AwsIdentity, str], tuple[float, dict[str, str]]] = {}
         self._roles: dict[tuple[str, str], tuple[float, str]] = {}
         self._clients: dict[tuple[Any, ...], Any] = {}
-        self.sts_calls = 0
 
     def client(self, identity: AwsIdentity, service: str, region: str) -> Any:
         creds = self._credentials(identity)
@@ -110,7 +109,6 @@ class AwsCredentials:
         sts = boto3.session.Session().client(
             "sts", region_name="us-east-1",
             config=CLIENT_CONFIG.merge(botocore.config.Config(signature_version=UNSIGNED)))
-        self.sts_calls += 1
         try:
             reply = sts.assume_role_with_web_identity(
                 RoleArn=role, RoleSessionName="csiprovider", WebIdentityToken=identity.token)

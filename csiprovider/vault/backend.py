@@ -39,7 +39,6 @@ class VaultBackend:
     def __init__(self, auth: Authenticator, leases: LeaseCache | None = None) -> None:
         self.auth = auth
         self.leases = leases if leases is not None else LeaseCache()
-        self.requests_sent = 0
 
     def render(self, obj: MountObject, fetched: Mapping[str, Any]) -> bytes | dict[str, bytes]:
         if "prefix_items" in fetched:
@@ -118,7 +117,6 @@ class VaultBackend:
         token = self.auth.token(session, source.jwt)
         while True:
             try:
-                self.requests_sent += 1
                 with metrics.backend_call("vault", source.method.upper()):
                     response: requests.Response = session.client.adapter.request(
                         source.method, source.path, raise_exception=False,
