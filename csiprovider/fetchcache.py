@@ -1,10 +1,13 @@
-"""Sharing fetches between Mounts: identical in-flight fetches coalesce into one backend
-call, and results of cacheable backends are kept for a TTL.
+"""Sharing reads between Mounts: identical reads in flight coalesce into one backend call,
+and results of sharing backends are kept for --cache-ttl.
 
-Keys are (backend, source); every source carries the identity the backend authorizes
-(Vault: the pod's login; files: the namespace), so a cached value is only ever handed to
-the identity that fetched it. kubelet republishes every volume every 60-90 s: without
-this, each republish re-reads every object from the backend.
+Keys are (backend, grant scope, what is read): the scope is the pod's authorization
+class, so a value only ever reaches pods the store authorizes identically (see
+docs/security.md). Every lookup says how old a value it accepts (`fresh_after`, a
+time.monotonic() when the read must have started): a pod's first Mount accepts only reads
+that started after it arrived, a republish accepts values up to the cache TTL (or the
+volume's rotation interval) old. kubelet republishes every volume every 60-90 s: without
+this cache each republish would re-read every object from the store.
 """
 
 from __future__ import annotations
@@ -18,14 +21,13 @@ from typing import Any
 
 from csiprovider import metrics
 
-Key = tuple[str, Hashable]
+Key = tuple[str, Hashable, Hashable]
 
 
-@dataclass
-class CacheStats:
-    hits: int = 0
-    misses: int = 0
-    coalesced: int = 0
+@dataclass(frozen=True)
+class _Read:
+    started: float  # time.monotonic() when the backend call began
+    future: asyncio.Future[Any]
 
 
 class FetchCache:
@@ -35,38 +37,45 @@ class FetchCache:
         self.ttl = ttl
         self._max = max_entries
         self._values: OrderedDict[Key, tuple[float, Any]] = OrderedDict()
-        self._inflight: dict[Key, asyncio.Future[Any]] = {}
-        self.stats = CacheStats()
+        self._inflight: dict[Key, _Read] = {}
 
     def fetch(
-        self, key: Key, cacheable: bool, start: Callable[[], asyncio.Future[Any]]
+        self, key: Key, fresh_after: float, keep: bool,
+        start: Callable[[], asyncio.Future[Any]],
     ) -> asyncio.Future[Any]:
-        """A future for the key's value: cached, joined in flight, or started now."""
-        if cacheable and self.ttl > 0:
-            found = self._values.get(key)
-            if found is not None and time.monotonic() - found[0] < self.ttl:
-                self.stats.hits += 1
+        """A future for the key's value read no earlier than `fresh_after`: cached,
+        joined in flight, or started now. `keep`: the value may be cached."""
+        found = self._values.get(key)
+        if found is not None:
+            started, value = found
+            if time.monotonic() - started >= self.ttl:
+                del self._values[key]
+            elif started >= fresh_after:
                 metrics.CACHE.labels("hit").inc()
                 done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-                done.set_result(found[1])
+                done.set_result(value)
                 return done
         running = self._inflight.get(key)
-        if running is not None:
-            self.stats.coalesced += 1
+        if running is not None and running.started >= fresh_after:
             metrics.CACHE.labels("coalesced").inc()
-            return running
-        self.stats.misses += 1
+            return running.future
         metrics.CACHE.labels("miss").inc()
-        future = start()
-        self._inflight[key] = future
-        future.add_done_callback(lambda f: self._settle(key, f, cacheable))
-        return future
+        read = _Read(time.monotonic(), start())
+        self._inflight[key] = read
+        read.future.add_done_callback(lambda f: self._settle(key, read, keep))
+        return read.future
 
-    def _settle(self, key: Key, future: asyncio.Future[Any], cacheable: bool) -> None:
-        self._inflight.pop(key, None)
-        if not cacheable or self.ttl <= 0 or future.cancelled() or future.exception():
+    def _settle(self, key: Key, read: _Read, keep: bool) -> None:
+        if self._inflight.get(key) is read:
+            del self._inflight[key]
+        if read.future.cancelled() or read.future.exception() is not None:
+            return  # exception() also marks it retrieved: no asyncio warning
+        if not keep or self.ttl <= 0:
             return
-        self._values[key] = (time.monotonic(), future.result())
+        older = self._values.get(key)
+        if older is not None and older[0] > read.started:
+            return  # a read that started later already landed
+        self._values[key] = (read.started, read.future.result())
         self._values.move_to_end(key)
         while len(self._values) > self._max:
             self._values.popitem(last=False)

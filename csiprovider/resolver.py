@@ -12,14 +12,14 @@ import logging
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
 from csiprovider import metrics, templates
 from csiprovider.atomic_writer import PayloadError, validate_path
-from csiprovider.backends import Backend
+from csiprovider.backends import Backend, Grant, what_is_read
 from csiprovider.errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -60,6 +60,13 @@ def _reason(outcome: Any) -> str:
                                                    type(outcome).__name__)
 
 
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Mark a finished fetch's failure as seen: a Mount that failed early stops waiting
+    for its other fetches, which must not log "exception was never retrieved"."""
+    if not task.cancelled():
+        task.exception()
+
+
 def _collisions(paths: list[str]) -> list[str]:
     """Paths written twice, or written both as a file and as a directory of other files.
     Linear in the number of files: a prefix fetch may bring thousands."""
@@ -87,20 +94,25 @@ class Resolver:
                         for name in backends}
         self._last_good: OrderedDict[tuple[str, Hashable], Any] = OrderedDict()
 
-    async def resolve(self, objects: Sequence[MountObject], timeout: float) -> MountResult:
-        """Fetch every distinct source once, all in parallel, within `timeout` seconds."""
-        loop = asyncio.get_running_loop()
-        deadline = time.monotonic() + timeout
+    async def resolve(self, objects: Sequence[MountObject], timeout: float,
+                      fresh_after: float | None = None) -> MountResult:
+        """Fetch every distinct source once, all in parallel, within `timeout` seconds.
+
+        `fresh_after` (time.monotonic()): the oldest start of a shared read this Mount
+        accepts. None, for a pod's first Mount of a volume, means reads that start after
+        now: a new pod always gets what the store holds when it arrives."""
+        arrived = time.monotonic()
+        deadline = arrived + timeout
+        fresh = arrived if fresh_after is None else min(fresh_after, arrived)
+        grants: dict[tuple[str, Hashable], asyncio.Future[Grant]] = {}
         fetches: dict[tuple[str, Hashable], asyncio.Future[Any]] = {}
         for obj in objects:
             key = (obj.backend, obj.source)
             if key not in fetches and obj.backend != "template":
-                backend = self._backend(obj)
-                fetches[key] = self.cache.fetch(
-                    key, getattr(backend, "cacheable", False),
-                    lambda b=backend, o=obj: loop.run_in_executor(  # type: ignore[misc]
-                        self._executor, self._limited, b, o, deadline),
-                )
+                task = asyncio.ensure_future(
+                    self._read(obj, self._backend(obj), deadline, fresh, grants))
+                task.add_done_callback(_retrieve)  # it may outlive a failed Mount
+                fetches[key] = task
         outcomes = await self._gather(objects, fetches, deadline)
         slow = [o.label for o in objects if o.backend != "template"
                 and outcomes.get((o.backend, o.source)) is None and not o.optional]
@@ -205,17 +217,40 @@ class Resolver:
             outcomes[key] = self._stale(key, None)
         return outcomes
 
-    def _limited(self, backend: Backend, obj: MountObject, deadline: float) -> Any:
+    async def _read(
+        self, obj: MountObject, backend: Backend, deadline: float, fresh_after: float,
+        grants: dict[tuple[str, Hashable], asyncio.Future[Grant]],
+    ) -> Any:
+        """The pod proves itself first; then the read is shared only under its grant's
+        scope (its authorization class), and only if it started after `fresh_after`."""
+        loop = asyncio.get_running_loop()
+        grant = backend.grant(obj)
+        if grant is None:
+            who = (obj.backend, backend.principal(obj))
+            pending = grants.get(who)
+            if pending is None:  # one login per pod and Mount, however many objects
+                pending = loop.run_in_executor(self._executor, self._limited, obj, deadline,
+                                               backend.authorize)
+                grants[who] = pending
+            grant = await pending
+        key = (obj.backend, grant.scope, what_is_read(obj.source))
+        return await self.cache.fetch(
+            key, fresh_after, backend.shares_reads,
+            lambda: loop.run_in_executor(self._executor, self._limited, obj, deadline,
+                                         lambda o, d: backend.fetch(o, grant, d)))
+
+    def _limited(self, obj: MountObject, deadline: float,
+                 call: Callable[[MountObject, float], Any]) -> Any:
         """At most `backend_concurrency` requests in flight per backend: a burst of Mounts
         (a node drain) queues here instead of tripping the store's rate limits."""
         limit = self._limits.get(obj.backend)
         if limit is None:
-            return backend.fetch(obj, deadline)
+            return call(obj, deadline)
         if not limit.acquire(timeout=max(0.0, deadline - time.monotonic())):
             raise DeadlineExceeded(f"{obj.label}: waited for a free {obj.backend} connection "
                                    "until the Mount deadline")
         try:
-            return backend.fetch(obj, deadline)
+            return call(obj, deadline)
         finally:
             limit.release()
 

@@ -28,8 +28,9 @@ from csiprovider.v1alpha1 import service_pb2 as pb
 
 log = logging.getLogger("csiprovider.rotation")
 
-Rewrite = Callable[[pb.MountRequest], Awaitable[bool]]
-"""Re-resolve and rewrite a volume; True when something was written."""
+Rewrite = Callable[[pb.MountRequest, float], Awaitable[bool]]
+"""Re-resolve a volume accepting shared values up to the given age (seconds) and
+rewrite it; True when something was written."""
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -66,17 +67,22 @@ class Tracker:
         self.volumes: dict[str, Volume] = {}
         self._wake = asyncio.Event()
 
-    def track(self, params: MountParams, request: pb.MountRequest, rewrite: Rewrite,
-              uses_files: bool) -> None:
-        """Called after every successful provider-mode Mount (a republish refreshes it)."""
+    def interval(self, params: MountParams) -> float:
+        """The volume's rotation interval: the SPC's rotationPollInterval, else the
+        daemon's. Also the oldest a shared value may be when this volume gets it."""
         raw = params.parameters.get("rotationPollInterval", "")
-        interval = self.default_interval
         if raw:
             try:
-                interval = parse_duration(raw)
+                return parse_duration(raw)
             except ValueError:
                 log.warning("ignoring rotationPollInterval", extra={"fields": {
                     "spc": params.spc_name, "value": raw[:32]}})
+        return self.default_interval
+
+    def track(self, params: MountParams, request: pb.MountRequest, rewrite: Rewrite,
+              uses_files: bool) -> None:
+        """Called after every successful provider-mode Mount (a republish refreshes it)."""
+        interval = self.interval(params)
         kept = pb.MountRequest()
         kept.CopyFrom(request)
         self.volumes[params.target_path] = Volume(
@@ -119,7 +125,7 @@ class Tracker:
         if volume.token_expiry and time.time() >= volume.token_expiry:
             return  # the pod's tokens expired: wait for kubelet's next republish
         try:
-            if await volume.rewrite(volume.request):
+            if await volume.rewrite(volume.request, volume.interval):
                 metrics.ROTATION_WRITES.inc()
                 log.info("volume rotated", extra={"fields": {"target": volume.target}})
         except MountError as exc:

@@ -34,6 +34,7 @@ WriteMode = Literal["driver", "provider"]
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024  # the driver's default --max-call-recv-msg-size
 SYNC_LIMIT_BYTES = 1024 * 1024  # a Kubernetes Secret holds at most 1 MiB
 PARSED_CACHE_SIZE = 1024  # distinct (attributes, permission) pairs kept parsed
+MOUNTED_VOLUMES = 20000  # volumes remembered as mounted (forgotten: the next is "first")
 DEADLINE_MARGIN = 0.25  # seconds kept to answer before the caller's deadline
 
 
@@ -58,6 +59,7 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
         self._mount_timeout = mount_timeout
         self.tracker: Tracker | None = None
         self._parsed: OrderedDict[tuple[str, str], tuple[MountObject, ...]] = OrderedDict()
+        self._mounted: OrderedDict[tuple[str, str], None] = OrderedDict()
 
     async def Version(self, request: pb.VersionRequest, context: Any) -> pb.VersionResponse:
         return pb.VersionResponse(
@@ -74,8 +76,14 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
             )
             objects = await self._objects(request, params)
             fields["objects"] = [o.object_name for o in objects]
-            result = await self._resolver.resolve(objects, self._timeout(context))
+            volume = (params.target_path, params.pod.uid)
+            result = await self._resolver.resolve(objects, self._timeout(context),
+                                                  self._fresh_after(volume, params))
             response = await self._respond(params, result)
+            self._mounted[volume] = None
+            self._mounted.move_to_end(volume)
+            if len(self._mounted) > MOUNTED_VOLUMES:
+                self._mounted.popitem(last=False)
             fields.update(files=len(result.files), bytes=result.size)
             if self._write_mode == "provider" and self.tracker is not None:
                 self.tracker.track(params, request, self.rewrite,
@@ -113,11 +121,24 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
             self._parsed.popitem(last=False)
         return objects
 
-    async def rewrite(self, request: pb.MountRequest) -> bool:
-        """Rotation: the Mount pipeline again; True when the volume changed on disk."""
+    def _fresh_after(self, volume: tuple[str, str], params: MountParams) -> float | None:
+        """How old a shared value this Mount accepts (time.monotonic() a read must have
+        started after). A volume's first Mount: None, only reads that start now. A
+        republish: the cache TTL, and in provider mode no more than the volume's rotation
+        interval, so the cache never stretches rotation."""
+        if volume not in self._mounted:
+            return None
+        if self._write_mode == "provider" and self.tracker is not None:
+            return time.monotonic() - self.tracker.interval(params)
+        return float("-inf")
+
+    async def rewrite(self, request: pb.MountRequest, max_age: float) -> bool:
+        """Rotation: the Mount pipeline again, with shared values at most `max_age`
+        seconds old; True when the volume changed on disk."""
         params = parse_mount_request(request)
         objects = await self._objects(request, params)
-        result = await self._resolver.resolve(objects, self._mount_timeout)
+        result = await self._resolver.resolve(objects, self._mount_timeout,
+                                              time.monotonic() - max_age)
         return await asyncio.get_running_loop().run_in_executor(
             self._executor, _write_volume, params.target_path, result)
 

@@ -11,6 +11,7 @@ from typing import Any
 import grpc
 import pytest
 
+from csiprovider.backends import Grant
 from csiprovider.backends.file import FileBackend
 from csiprovider.dialects import native
 from csiprovider.errors import MountError
@@ -29,10 +30,11 @@ class CountingBackend(FileBackend):
         self.calls: dict[Any, int] = {}
         self.lock = threading.Lock()
 
-    def fetch(self, obj: MountObject, deadline: float = 0.0) -> Any:
+    def fetch(self, obj: MountObject, grant: Grant | None = None,
+              deadline: float = 0.0) -> Any:
         with self.lock:
             self.calls[obj.source] = self.calls.get(obj.source, 0) + 1
-        return super().fetch(obj, deadline)
+        return super().fetch(obj, grant, deadline)
 
 
 class BarrierBackend(FileBackend):
@@ -42,9 +44,10 @@ class BarrierBackend(FileBackend):
         super().__init__(root)
         self.barrier = threading.Barrier(parties, timeout=5)
 
-    def fetch(self, obj: MountObject, deadline: float = 0.0) -> Any:
+    def fetch(self, obj: MountObject, grant: Grant | None = None,
+              deadline: float = 0.0) -> Any:
         self.barrier.wait()
-        return super().fetch(obj, deadline)
+        return super().fetch(obj, grant, deadline)
 
 
 class StuckBackend(FileBackend):
@@ -55,11 +58,12 @@ class StuckBackend(FileBackend):
         self.stuck_path = stuck_path
         self.release = threading.Event()
 
-    def fetch(self, obj: MountObject, deadline: float = 0.0) -> Any:
+    def fetch(self, obj: MountObject, grant: Grant | None = None,
+              deadline: float = 0.0) -> Any:
         assert isinstance(obj.source, FileSource)
         if obj.source.path == self.stuck_path:
             self.release.wait(10)
-        return super().fetch(obj, deadline)
+        return super().fetch(obj, grant, deadline)
 
 
 def objects(spec: list[dict[str, Any]]) -> list[MountObject]:

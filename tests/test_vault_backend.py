@@ -360,30 +360,40 @@ async def test_no_token_and_no_kubernetes_api_is_a_clear_error(
     assert "add the audience to the CSIDriver's tokenRequests" in (info.value.details() or "")
 
 
-async def test_republishes_share_one_read_per_ttl_and_identity(
+async def test_republishes_share_reads_new_pods_read_and_log_in_themselves(
     serve_config: Callable[..., ServeConfig], kv: OpenBao, proxy: Any, signer: Signer
 ) -> None:
     kv.api("POST", "secret/data/shared", {"data": {"k": "v"}})
     objects = "- {objectName: k, secretPath: secret/data/shared, secretKey: k}"
     before = kv.requests_to("secret/data/shared")
     logins = kv.requests_to("auth/kubernetes/login")
+
+    def pod(uid: str, req: Any = None) -> Any:
+        req = req or request(kv, signer, objects)
+        attrs = json.loads(req.attributes)
+        attrs["csi.storage.k8s.io/pod.uid"] = uid
+        req.attributes = json.dumps(attrs)
+        return req
+
     async with running(serve_config(names=["vault"], cache_ttl=60.0)) as stubs:
         stub = stubs["vault"]
-        for uid in ("pod-a", "pod-a", "pod-b", "pod-c"):  # republishes and replicas of one SA
-            req = request(kv, signer, objects)
-            attrs = json.loads(req.attributes)
-            attrs["csi.storage.k8s.io/pod.uid"] = uid
-            req.attributes = json.dumps(attrs)
-            assert files(await stub.Mount(req)) == {"k": b"v"}
-        assert kv.requests_to("secret/data/shared") - before == 1
-        assert kv.requests_to("auth/kubernetes/login") - logins == 1
-        # Another role is another identity: never served from the first one's cache.
+        for uid in ("pod-a", "pod-a", "pod-b", "pod-c"):  # a republish, then new replicas
+            assert files(await stub.Mount(pod(uid))) == {"k": b"v"}
+        # Each new pod logged in and read for itself; pod-a's republish was served.
+        assert kv.requests_to("secret/data/shared") - before == 3
+        assert kv.requests_to("auth/kubernetes/login") - logins == 3
+        for uid in ("pod-a", "pod-b", "pod-c"):  # kubelet's republish round
+            assert files(await stub.Mount(pod(uid))) == {"k": b"v"}
+        assert kv.requests_to("secret/data/shared") - before == 3
+        assert kv.requests_to("auth/kubernetes/login") - logins == 3
+        # Another role is another class: never served from the first one's reads.
         other = request(kv, signer, objects, role="custom-aud", audience="custom-audience")
         attrs = json.loads(other.attributes)
         attrs["audience"] = "custom-audience"
         other.attributes = json.dumps(attrs)
-        assert files(await stub.Mount(other)) == {"k": b"v"}
-        assert kv.requests_to("secret/data/shared") - before == 2
+        assert files(await stub.Mount(pod("pod-a", other))) == {"k": b"v"}
+        assert files(await stub.Mount(pod("pod-a", other))) == {"k": b"v"}
+        assert kv.requests_to("secret/data/shared") - before == 4
 
 
 async def test_concurrent_identical_mounts_coalesce(

@@ -18,9 +18,10 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from csiprovider import metrics
-from csiprovider.aws.credentials import AwsCredentials
+from csiprovider.aws.credentials import AwsCredentials, AwsGrant
 from csiprovider.aws.extract import render_value
 from csiprovider.aws.source import KmsSource, ParameterBatch, ParameterPath, SecretSource
+from csiprovider.backends import Grant, what_is_read
 from csiprovider.errors import (
     InvalidArgument,
     MountError,
@@ -51,7 +52,7 @@ class Served:
 class AwsBackend:
     """Fetch/render for the resolver; blocking, runs in its thread pool."""
 
-    cacheable = True
+    shares_reads = True  # within one authorization class (the credentials' principal)
 
     def __init__(self, credentials: AwsCredentials) -> None:
         self.credentials = credentials
@@ -60,16 +61,30 @@ class AwsBackend:
 
     # -- resolver interface
 
-    def fetch(self, obj: MountObject, deadline: float) -> Mapping[str, Any]:
+    def principal(self, obj: MountObject) -> Hashable:
+        return _source(obj).identity
+
+    def grant(self, obj: MountObject) -> Grant | None:
+        return self.credentials.current(_source(obj).identity)
+
+    def authorize(self, obj: MountObject, deadline: float) -> Grant:
+        """STS (or the agent) with the pod's token, in the object's (primary) region."""
+        source = _source(obj)
+        region = source.region if isinstance(source, KmsSource | ParameterPath) \
+            else source.regions[0]
+        return self.credentials.authorize(source.identity, region)
+
+    def fetch(self, obj: MountObject, grant: Grant, deadline: float) -> Mapping[str, Any]:
         source = obj.source
+        assert isinstance(grant, AwsGrant)
         if isinstance(source, SecretSource):
-            return self._secret(obj, source)
+            return self._secret(obj, grant, source)
         if isinstance(source, ParameterBatch):
-            return self._parameters(obj, source)
+            return self._parameters(obj, grant, source)
         if isinstance(source, ParameterPath):
-            return self._parameter_path(obj, source)
+            return self._parameter_path(obj, grant, source)
         assert isinstance(source, KmsSource)
-        return self._decrypt(obj, source)
+        return self._decrypt(obj, grant, source)
 
     def render(self, obj: MountObject, fetched: Mapping[str, Any]) -> bytes | dict[str, bytes]:
         if "by_path" in fetched:
@@ -89,33 +104,38 @@ class AwsBackend:
 
     # -- Secrets Manager
 
-    def _secret(self, obj: MountObject, source: SecretSource) -> Mapping[str, Any]:
-        served = self._served_for(source)
+    def _secret(self, obj: MountObject, grant: AwsGrant,
+                source: SecretSource) -> Mapping[str, Any]:
+        """Served before to this class: DescribeSecret proves the version still current
+        (the fresh check a first Mount needs) and GetSecretValue is skipped."""
+        key = (grant.scope, what_is_read(source))
+        served = self._served_for(key)
         if served is not None:
             if source.version_id and served.version_id == source.version_id:
                 return served.value  # pinned version: nothing can have changed
             try:
-                if self._still_current(source, served):
+                if self._still_current(grant, source, served):
                     return served.value
             except MountError:
                 pass  # no DescribeSecret (permission, outage): just read the value
         value = self._failover(obj, source.regions, lambda region, i: self._get_secret(
-            source, region, i), "secret")
+            grant, source, region, i), "secret")
         with self._lock:
-            self._served[source] = Served(str(value.get("VersionId", "")), value)
-            self._served.move_to_end(source)
+            self._served[key] = Served(str(value.get("VersionId", "")), value)
+            self._served.move_to_end(key)
             while len(self._served) > SERVED_ENTRIES:  # pods come and go: stay bounded
                 self._served.popitem(last=False)
         return value
 
-    def _still_current(self, source: SecretSource, served: Served) -> bool:
-        client = self.credentials.client(source.identity, "secretsmanager", source.regions[0])
+    def _still_current(self, grant: AwsGrant, source: SecretSource, served: Served) -> bool:
+        client = self.credentials.client(grant, "secretsmanager", source.regions[0])
         described = self._call(client, "DescribeSecret", SecretId=source.names[0])
         stages = (described.get("VersionIdsToStages") or {}).get(served.version_id, [])
         return (source.stages[0] or "AWSCURRENT") in stages
 
-    def _get_secret(self, source: SecretSource, region: str, index: int) -> Mapping[str, Any]:
-        client = self.credentials.client(source.identity, "secretsmanager", region)
+    def _get_secret(self, grant: AwsGrant, source: SecretSource, region: str,
+                    index: int) -> Mapping[str, Any]:
+        client = self.credentials.client(grant, "secretsmanager", region)
         args: dict[str, Any] = {"SecretId": source.names[index]}
         if source.version_id:
             args["VersionId"] = source.version_id
@@ -128,9 +148,10 @@ class AwsBackend:
 
     # -- SSM
 
-    def _parameters(self, obj: MountObject, batch: ParameterBatch) -> Mapping[str, Any]:
+    def _parameters(self, obj: MountObject, grant: AwsGrant,
+                    batch: ParameterBatch) -> Mapping[str, Any]:
         def get(region: str, index: int) -> Mapping[str, Any]:
-            client = self.credentials.client(batch.identity, "ssm", region)
+            client = self.credentials.client(grant, "ssm", region)
             wanted = batch.selectors[index]
             reply = self._call(client, "GetParameters", Names=list(wanted),
                                WithDecryption=True)
@@ -149,10 +170,11 @@ class AwsBackend:
 
         return self._failover(obj, batch.regions, get, "parameters")
 
-    def _parameter_path(self, obj: MountObject, source: ParameterPath) -> Mapping[str, Any]:
+    def _parameter_path(self, obj: MountObject, grant: AwsGrant,
+                        source: ParameterPath) -> Mapping[str, Any]:
         """Prefix fetch, bounded by maxItems so a typo cannot read a whole store."""
         limit = int(obj.options.get("max_items", 100))
-        client = self.credentials.client(source.identity, "ssm", source.region)
+        client = self.credentials.client(grant, "ssm", source.region)
         prefix = source.path.rstrip("/") + "/"
         found: dict[str, bytes] = {}
         token = None
@@ -177,8 +199,9 @@ class AwsBackend:
 
     # -- KMS
 
-    def _decrypt(self, obj: MountObject, source: KmsSource) -> Mapping[str, Any]:
-        client = self.credentials.client(source.identity, "kms", source.region)
+    def _decrypt(self, obj: MountObject, grant: AwsGrant,
+                 source: KmsSource) -> Mapping[str, Any]:
+        client = self.credentials.client(grant, "kms", source.region)
         args: dict[str, Any] = {"CiphertextBlob": source.ciphertext}
         if source.context:
             args["EncryptionContext"] = dict(source.context)
@@ -229,9 +252,15 @@ class AwsBackend:
         except BotoCoreError as exc:
             raise Unavailable(f"{operation}: cannot reach AWS ({type(exc).__name__})") from None
 
-    def _served_for(self, source: SecretSource) -> Served | None:
+    def _served_for(self, key: Hashable) -> Served | None:
         with self._lock:
-            return self._served.get(source)
+            return self._served.get(key)
+
+
+def _source(obj: MountObject) -> SecretSource | ParameterBatch | ParameterPath | KmsSource:
+    source = obj.source
+    assert isinstance(source, SecretSource | ParameterBatch | ParameterPath | KmsSource)
+    return source
 
 
 def _name_of(selector: str) -> str:

@@ -1,13 +1,27 @@
-"""Pod credentials for AWS: IRSA (AssumeRoleWithWebIdentity with the driver's token for
-`sts.amazonaws.com` and the role annotated on the ServiceAccount) or EKS Pod Identity (the
-node agent, with the token for `pods.eks.amazonaws.com`). Cached per identity until five
-minutes before expiry; boto3 clients are cached per identity, region and service.
+"""Pod credentials for AWS: IRSA (AssumeRoleWithWebIdentity with the pod's own token for
+`sts.amazonaws.com` and the role annotated on its ServiceAccount) or EKS Pod Identity
+(the node agent, with the pod's token for `pods.eks.amazonaws.com`).
+
+Every pod exchanges its own token: nothing is read for a pod before its exchange
+succeeded. Its credentials are kept per pod until five minutes before they expire. STS is
+called in the SPC's region, at the endpoint botocore resolves for it (regional, the
+partition's for aws-cn and aws-us-gov, `AWS_ENDPOINT_URL_STS` / `AWS_ENDPOINT_URL` when
+set), as ASCP does.
+
+What AWS authorizes is the credentials' principal, so that is the authorization class
+(the grant's scope): the assumed role ARN for IRSA (sessions of one role carry no
+per-pod claims), the very credentials for Pod Identity (its session tags name the pod).
+boto3 clients belong to the class, not to the pod, and are built from one shared boto3
+session: memory grows with classes, not pods.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -18,18 +32,42 @@ from botocore import UNSIGNED
 from botocore.exceptions import BotoCoreError, ClientError
 
 from csiprovider.aws.source import AwsIdentity
+from csiprovider.backends import Grant
 from csiprovider.errors import FailedPrecondition, PermissionDenied, Unavailable
 from csiprovider.kube import KubeClient
 
 ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
 POD_IDENTITY_V4 = "http://169.254.170.23/v1/credentials"
 POD_IDENTITY_V6 = "http://[fd00:ec2::23]/v1/credentials"
+SESSION_NAME = "csiprovider"
 REFRESH_BEFORE = 300.0
 ROLE_TTL = 60.0
+MAX_PODS = 10000
+MAX_CLIENTS = 128
 CLIENT_CONFIG = botocore.config.Config(
     retries={"mode": "adaptive", "max_attempts": 5},  # throttling and 5xx, with backoff
     connect_timeout=3, read_timeout=10, max_pool_connections=32,
 )
+STS_CONFIG = CLIENT_CONFIG.merge(botocore.config.Config(
+    signature_version=UNSIGNED, retries={"mode": "standard", "max_attempts": 3}))
+
+
+@dataclass(frozen=True)
+class Credentials:
+    access_key: str
+    secret_key: str = field(repr=False)
+    session_token: str = field(repr=False)
+    expires: float  # time.time()
+
+    def usable(self, now: float) -> bool:
+        return now < self.expires - REFRESH_BEFORE
+
+
+@dataclass(frozen=True)
+class AwsGrant(Grant):
+    """A pod's exchanged credentials; `scope` is their principal."""
+
+    credentials: Credentials = field(compare=False, repr=False)
 
 
 class AwsCredentials:
@@ -37,51 +75,83 @@ class AwsCredentials:
         self._kube = kube
         self._agent = pod_identity_endpoint
         self._lock = threading.Lock()
-        self._create_lock = threading.Lock()
-        self._identity_locks: dict[AwsIdentity, threading.Lock] = {}
-        self._creds: dict[tuple[AwsIdentity, str], tuple[float, dict[str, str]]] = {}
+        self._create_lock = threading.Lock()  # boto3 sessions are not thread-safe
+        self._session = boto3.session.Session()
+        self._pods: OrderedDict[AwsIdentity, AwsGrant] = OrderedDict()
+        self._pod_locks: dict[AwsIdentity, threading.Lock] = {}
         self._roles: dict[tuple[str, str], tuple[float, str]] = {}
-        self._clients: dict[tuple[Any, ...], Any] = {}
+        self._class_credentials: OrderedDict[Hashable, Credentials] = OrderedDict()
+        self._clients: OrderedDict[tuple[Hashable, str, str], tuple[str, Any]] = OrderedDict()
 
-    def client(self, identity: AwsIdentity, service: str, region: str) -> Any:
-        creds = self._credentials(identity)
-        key = (identity, service, region, creds["AccessKeyId"])
+    # -- the pod
+
+    def current(self, identity: AwsIdentity) -> AwsGrant | None:
+        """The pod's grant while its credentials are good (no I/O)."""
         with self._lock:
-            found = self._clients.get(key)
-        if found is not None:
+            found = self._pods.get(identity)
+        if found is not None and found.credentials.usable(time.time()):
             return found
-        with self._create_lock:  # one creation at a time: it is slow and CPU-bound
-            found = self._clients.get(key)
+        return None
+
+    def authorize(self, identity: AwsIdentity, region: str) -> AwsGrant:
+        """Exchange the pod's own token; concurrent fetches of one pod wait for one call."""
+        with self._lock:
+            lock = self._pod_locks.setdefault(identity, threading.Lock())
+        with lock:
+            found = self.current(identity)
             if found is not None:
                 return found
-            made = boto3.session.Session().client(
-                service, region_name=region, config=CLIENT_CONFIG,  # type: ignore[call-overload]
-                aws_access_key_id=creds["AccessKeyId"],
-                aws_secret_access_key=creds["SecretAccessKey"],
-                aws_session_token=creds.get("SessionToken") or creds.get("Token"),
-            )
+            if identity.mode == "irsa":
+                role = self._role(identity)
+                credentials, principal = self._assume(identity, role, region)
+                grant = AwsGrant(scope=("irsa", principal), credentials=credentials)
+            else:
+                credentials = self._pod_identity(identity)
+                grant = AwsGrant(scope=("pod-identity", credentials.access_key),
+                                 credentials=credentials)
             with self._lock:
-                self._clients = {k: v for k, v in self._clients.items()
-                                 if not (k[0] == identity and k[3] != creds["AccessKeyId"])}
-                self._clients[key] = made
+                self._pods[identity] = grant
+                self._pods.move_to_end(identity)
+                while len(self._pods) > MAX_PODS:
+                    gone, _ = self._pods.popitem(last=False)
+                    self._pod_locks.pop(gone, None)
+            return grant
+
+    # -- the class
+
+    def client(self, grant: AwsGrant, service: str, region: str) -> Any:
+        """A client of the grant's class: built from the class's freshest credentials,
+        rebuilt when those are replaced."""
+        now = time.time()
+        with self._lock:
+            current = self._class_credentials.get(grant.scope)
+            if current is None or (not current.usable(now)
+                                   and grant.credentials.expires > current.expires):
+                current = grant.credentials
+                self._class_credentials[grant.scope] = current
+            self._class_credentials.move_to_end(grant.scope)
+            while len(self._class_credentials) > MAX_PODS:
+                self._class_credentials.popitem(last=False)
+            key = (grant.scope, service, region)
+            found = self._clients.get(key)
+            if found is not None and found[0] == current.access_key:
+                self._clients.move_to_end(key)
+                return found[1]
+        with self._create_lock:  # one creation at a time: it is CPU-bound
+            made = self._session.client(
+                service, region_name=region, config=CLIENT_CONFIG,  # type: ignore[call-overload]
+                aws_access_key_id=current.access_key,
+                aws_secret_access_key=current.secret_key,
+                aws_session_token=current.session_token or None,
+            )
+        with self._lock:
+            self._clients[key] = (current.access_key, made)
+            self._clients.move_to_end(key)
+            while len(self._clients) > MAX_CLIENTS:
+                self._clients.popitem(last=False)
         return made
 
-    def _credentials(self, identity: AwsIdentity) -> dict[str, str]:
-        """Cached; concurrent fetches of one Mount wait for a single STS/agent call."""
-        with self._lock:
-            per_identity = self._identity_locks.setdefault(identity, threading.Lock())
-        with per_identity:
-            role = self._role(identity) if identity.mode == "irsa" else ""
-            key = (identity, role)
-            with self._lock:
-                found = self._creds.get(key)
-            if found is not None and time.time() < found[0] - REFRESH_BEFORE:
-                return found[1]
-            creds, expires = (self._assume(identity, role) if identity.mode == "irsa"
-                              else self._pod_identity(identity))
-            with self._lock:
-                self._creds[key] = (expires, creds)
-            return creds
+    # -- exchanges
 
     def _role(self, identity: AwsIdentity) -> str:
         key = (identity.namespace, identity.service_account)
@@ -102,28 +172,41 @@ class AwsCredentials:
                 f"An IAM role must be associated with service account "
                 f"{identity.service_account} (namespace: {identity.namespace})")
         with self._lock:
+            self._roles = {k: v for k, v in self._roles.items() if v[0] > time.monotonic()}
             self._roles[key] = (time.monotonic() + ROLE_TTL, role)
         return role
 
-    def _assume(self, identity: AwsIdentity, role: str) -> tuple[dict[str, str], float]:
-        sts = boto3.session.Session().client(
-            "sts", region_name="us-east-1",
-            config=CLIENT_CONFIG.merge(botocore.config.Config(signature_version=UNSIGNED)))
+    def _sts(self, region: str) -> Any:
+        key: tuple[Hashable, str, str] = ("sts", "sts", region)
+        with self._lock:
+            found = self._clients.get(key)
+        if found is not None:
+            return found[1]
+        with self._create_lock:
+            made = self._session.client("sts", region_name=region, config=STS_CONFIG)
+        with self._lock:
+            self._clients[key] = ("", made)
+        return made
+
+    def _assume(self, identity: AwsIdentity, role: str,
+                region: str) -> tuple[Credentials, str]:
+        sts = self._sts(region)
         try:
             reply = sts.assume_role_with_web_identity(
-                RoleArn=role, RoleSessionName="csiprovider", WebIdentityToken=identity.token)
+                RoleArn=role, RoleSessionName=SESSION_NAME, WebIdentityToken=identity.token)
         except ClientError as exc:
             raise PermissionDenied(
                 f"AssumeRoleWithWebIdentity for {role} failed: "
                 f"{exc.response.get('Error', {}).get('Message', exc)}") from None
         except BotoCoreError as exc:
-            raise Unavailable(f"cannot reach STS ({type(exc).__name__})") from None
+            raise Unavailable(f"cannot reach STS at {sts.meta.endpoint_url} "
+                              f"({type(exc).__name__})") from None
         c = reply["Credentials"]
-        creds = {"AccessKeyId": c["AccessKeyId"], "SecretAccessKey": c["SecretAccessKey"],
-                 "SessionToken": c["SessionToken"]}
-        return creds, c["Expiration"].timestamp()
+        principal = str((reply.get("AssumedRoleUser") or {}).get("Arn") or role)
+        return Credentials(c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"],
+                           c["Expiration"].timestamp()), principal
 
-    def _pod_identity(self, identity: AwsIdentity) -> tuple[dict[str, str], float]:
+    def _pod_identity(self, identity: AwsIdentity) -> Credentials:
         if self._agent:
             endpoints = [self._agent]
         else:
@@ -136,12 +219,18 @@ class AwsCredentials:
             except requests.RequestException as exc:
                 failures.append(f"{url}: {type(exc).__name__}")
                 continue
+            if reply.status_code in (400, 401, 403):
+                raise PermissionDenied(
+                    f"EKS Pod Identity agent refused the pod's token: {url}: HTTP "
+                    f"{reply.status_code}")
             if not reply.ok:
                 failures.append(f"{url}: HTTP {reply.status_code}")
                 continue
-            body = reply.json()
-            expires = datetime.fromisoformat(str(body["Expiration"]).replace("Z", "+00:00"))
-            return ({"AccessKeyId": body["AccessKeyId"],
-                     "SecretAccessKey": body["SecretAccessKey"],
-                     "SessionToken": body.get("Token", "")}, expires.timestamp())
+            try:
+                body = reply.json()
+                expires = datetime.fromisoformat(str(body["Expiration"]).replace("Z", "+00:00"))
+                return Credentials(str(body["AccessKeyId"]), str(body["SecretAccessKey"]),
+                                   str(body.get("Token") or ""), expires.timestamp())
+            except (ValueError, KeyError, TypeError):
+                failures.append(f"{url}: a reply without credentials")
         raise Unavailable("EKS Pod Identity agent did not give credentials: " + "; ".join(failures))

@@ -104,6 +104,8 @@ def _identity(params: MountParams, pod_identity: bool) -> AwsIdentity:
         mode="pod-identity" if pod_identity else "irsa",
         namespace=params.pod.namespace,
         service_account=params.pod.service_account,
+        pod_uid=params.pod.uid,
+        pod_name=params.pod.name,
         address_type=address if address in ("ipv4", "ipv6") else "auto",
         token=token.token,
     )

@@ -7,15 +7,18 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class AwsIdentity:
-    """The IAM identity of a pod: IRSA (role of its service account) or EKS Pod Identity.
+    """Who a pod is to AWS: IRSA (role of its service account) or EKS Pod Identity.
 
-    Equality ignores the token: pods of one service account share credentials and cached
-    values, exactly what AWS would authorize for each of them anyway.
+    One pod (its UID): every pod exchanges its own token. Equality ignores the token
+    itself, so a token refreshed by the driver keeps the pod's credentials. What pods
+    share is decided by the exchange's principal (`credentials.AwsGrant.scope`).
     """
 
     mode: str  # "irsa" or "pod-identity"
     namespace: str
     service_account: str
+    pod_uid: str = ""
+    pod_name: str = ""
     address_type: str = "auto"  # pod identity agent: ipv4, ipv6 or auto
     token: str = field(default="", compare=False, repr=False)
 

@@ -1,8 +1,17 @@
-"""Backends: blocking fetchers, one per secret store, run in the resolver's thread pool."""
+"""Backends: blocking fetchers, one per secret store, run in the resolver's thread pool.
+
+Every fetch is two steps. `authorize` proves the pod's own identity to the store (a Vault
+login with its token, an STS exchange) and answers a `Grant` whose `scope` names the
+pod's authorization class; `fetch` then reads with that grant. The resolver shares a read
+between pods only under an equal scope, so a backend decides what may be shared by what
+it puts in the scope (see docs/security.md).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from csiprovider.model import MountObject
@@ -12,12 +21,44 @@ Rendered = bytes | Mapping[str, bytes]
 directory of files under its file name."""
 
 
+@dataclass(frozen=True)
+class Grant:
+    """A pod proved who it is. Two grants have equal `scope` only when the store
+    authorizes their pods identically; reads are shared under the scope, never wider."""
+
+    scope: Hashable
+
+
 class Backend(Protocol):
     """A secret store. Raises MountError subclasses, with messages naming the object."""
 
-    def fetch(self, obj: MountObject, deadline: float) -> Any:
-        """Fetch `obj.source` (blocking, called once per distinct source in a Mount)
-        before `deadline` (time.monotonic())."""
+    shares_reads: bool
+    """True: a read may serve other Mounts of the same scope for --cache-ttl."""
+
+    def principal(self, obj: MountObject) -> Hashable:
+        """Who the pod is to this store (no I/O): one authorization per principal and
+        Mount, however many objects it has."""
+
+    def grant(self, obj: MountObject) -> Grant | None:
+        """The pod's grant when it is known and valid (no I/O), else None."""
+
+    def authorize(self, obj: MountObject, deadline: float) -> Grant:
+        """Log the pod in with its own credentials (blocking); refuse it when the store
+        refuses it, whatever is known of other pods."""
+
+    def fetch(self, obj: MountObject, grant: Grant, deadline: float) -> Any:
+        """Fetch `obj.source` as `grant` (blocking, once per distinct read) before
+        `deadline` (time.monotonic())."""
 
     def render(self, obj: MountObject, fetched: Any) -> Rendered:
         """Turn what was fetched into this object's file content."""
+
+
+def what_is_read(source: Hashable) -> Hashable:
+    """The part of a source that names what is read, without who reads it: a source's
+    `identity` field is the pod, and the grant's scope stands for it in shared keys."""
+    if dataclasses.is_dataclass(source) and not isinstance(source, type):
+        return (type(source).__name__, *(getattr(source, f.name) for f in
+                                         dataclasses.fields(source)
+                                         if f.compare and f.name != "identity"))
+    return source

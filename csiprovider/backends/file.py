@@ -9,9 +9,11 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
+from collections.abc import Hashable
 from pathlib import Path
 
 from csiprovider import metrics
+from csiprovider.backends import Grant
 from csiprovider.errors import InvalidArgument, NotFound, PermissionDenied
 from csiprovider.model import FileSource, MountObject
 
@@ -19,16 +21,38 @@ MAX_FILE_BYTES = 4 * 1024 * 1024
 
 
 class FileBackend:
-    """Reads objects from a directory tree; one subdirectory per Kubernetes namespace."""
+    """Reads objects from a directory tree; one subdirectory per Kubernetes namespace.
+
+    The namespace is the whole authorization: every pod of a namespace may read its
+    directory, so the namespace is the grant's scope and no login is needed. Reads are
+    never kept (a local read costs less than a cache), only coalesced while in flight."""
+
+    shares_reads = False
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).resolve()
+
+    def principal(self, obj: MountObject) -> Hashable:
+        return self._namespace(obj)
+
+    def grant(self, obj: MountObject) -> Grant:
+        return Grant(scope=self._namespace(obj))
+
+    def authorize(self, obj: MountObject, deadline: float) -> Grant:
+        return self.grant(obj)
+
+    @staticmethod
+    def _namespace(obj: MountObject) -> str:
+        source = obj.source
+        assert isinstance(source, FileSource)
+        return source.namespace
 
     def render(self, obj: MountObject, fetched: bytes | dict[str, bytes]
                ) -> bytes | dict[str, bytes]:
         return fetched
 
-    def fetch(self, obj: MountObject, deadline: float = 0.0) -> bytes | dict[str, bytes]:
+    def fetch(self, obj: MountObject, grant: Grant | None = None,
+              deadline: float = 0.0) -> bytes | dict[str, bytes]:
         source = obj.source
         assert isinstance(source, FileSource)
         with metrics.backend_call("file", "list" if source.listing else "read"):

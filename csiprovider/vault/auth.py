@@ -1,9 +1,16 @@
-"""Vault logins and tokens, one per identity (pod + connection + role + mount).
+"""Vault logins: every pod logs in with its own token, once per pod lifetime.
 
-The anchor logs in lazily and only notices an expired token when a read gets 403. We
-track the token's TTL: renew it (renew-self) once past the renewal point when it is
-renewable, log in again before it expires otherwise, and still re-login once on a 403.
-A valid token is never replaced, so repeated Mounts of a pod cause no logins.
+A login is kept per pod (pod UID + connection + auth mount + role + audience + namespace),
+as vault-csi-provider keeps its clients: one login on the pod's first Mount, none on
+republishes. We also track the token's TTL: renew it (renew-self) once past the renewal
+point when it is renewable, log in again before it expires otherwise, and still log in
+again once when a read gets 403. A pod whose own login fails is refused with Vault's
+error, whatever is known of other pods.
+
+The login reply says how Vault authorizes the pod: its entity, its policies and the auth
+metadata. Pods whose replies agree on all of them, for the same role and connection, are
+one authorization class (`VaultGrant.scope`) and may share reads; a reply without an
+entity shares with nobody. See docs/security.md.
 """
 
 from __future__ import annotations
@@ -11,14 +18,16 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import hvac
 import requests
 
-from csiprovider.errors import FailedPrecondition, MountError, PermissionDenied, Unavailable
+from csiprovider.backends import Grant
+from csiprovider.errors import FailedPrecondition, PermissionDenied, Unavailable
+from csiprovider.vault.config import VaultConnection
 from csiprovider.vault.errors import api_error, for_status
 from csiprovider.vault.http import session_for
 from csiprovider.vault.source import VaultIdentity
@@ -27,6 +36,20 @@ TokenSource = Callable[[VaultIdentity], str]
 """Issues a service-account JWT for the identity (the Kubernetes TokenRequest API)."""
 
 REQUEST_TIMEOUT = 30.0
+
+
+@dataclass
+class Client:
+    """An HTTP client for one Vault connection, shared by every pod using it: requests
+    carry the pod's token explicitly, so the client holds no identity."""
+
+    hvac: Any  # hvac.Client with the raw adapter
+    base_url: str
+
+    def request(self, method: str, path: str, **kw: Any) -> requests.Response:
+        response: requests.Response = self.hvac.adapter.request(
+            method, path, raise_exception=False, **kw)
+        return response
 
 
 @dataclass
@@ -44,20 +67,45 @@ class Token:
 
 
 @dataclass
-class Session:
-    """An hvac client for one identity, with its token and counters."""
+class Login:
+    """One pod's login: its token and the class Vault's reply put it in."""
 
     identity: VaultIdentity
-    client: Any  # hvac.Client
-    base_url: str
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     token: Token | None = None
-    logins: int = 0
-    renewals: int = 0
+    scope: Hashable = None
+
+
+@dataclass(frozen=True)
+class VaultGrant(Grant):
+    """The pod's login; reads run with its token."""
+
+    login: Login = field(compare=False, repr=False)
+    client: Client = field(compare=False, repr=False)
+
+
+def scope_of(identity: VaultIdentity, auth: Mapping[str, Any]) -> Hashable:
+    """The authorization class of a login reply: equal only when Vault gave the same
+    entity, token and identity policies and auth metadata, through the same connection,
+    auth mount and role. No entity: the pod's own class."""
+    entity = auth.get("entity_id")
+    if not isinstance(entity, str) or not entity:
+        return ("pod", identity)
+    policies = auth.get("token_policies")
+    if policies is None:
+        policies = auth.get("policies")
+    metadata = auth.get("metadata")
+    return (
+        "entity", identity.connection, identity.auth_mount, identity.role, entity,
+        tuple(sorted(str(p) for p in policies or ())),
+        tuple(sorted(str(p) for p in auth.get("identity_policies") or ())),
+        tuple(sorted((str(k), str(v)) for k, v in (metadata or {}).items()))
+        if isinstance(metadata, Mapping) else ("?", str(metadata)),
+    )
 
 
 class Authenticator:
-    """Hands out a logged-in session per identity; LRU-bounded like the anchor's cache."""
+    """Pod logins and per-connection clients, both LRU-bounded."""
 
     def __init__(
         self,
@@ -66,56 +114,87 @@ class Authenticator:
         renew_fraction: float = 2 / 3,
     ) -> None:
         self._token_source = token_source
-        self._cache_size = cache_size
+        self._cache_size = max(1, cache_size)
         self._renew_fraction = renew_fraction
-        self._sessions: OrderedDict[VaultIdentity, Session] = OrderedDict()
+        self._clients: OrderedDict[VaultConnection, Client] = OrderedDict()
+        self._logins: OrderedDict[VaultIdentity, Login] = OrderedDict()
         self._lock = threading.Lock()
 
-    def session(self, identity: VaultIdentity) -> Session:
+    def client(self, connection: VaultConnection) -> Client:
         with self._lock:
-            found = self._sessions.get(identity)
+            found = self._clients.get(connection)
             if found is not None:
-                self._sessions.move_to_end(identity)
+                self._clients.move_to_end(connection)
                 return found
             try:
-                http, base = session_for(identity.connection)
+                http, base = session_for(connection)
             except ValueError as exc:
                 raise FailedPrecondition(f"invalid Vault TLS settings: {exc}") from None
-            created = Session(
-                identity=identity,
+            created = Client(
                 # token="" so hvac never picks up VAULT_TOKEN or ~/.vault-token: every
                 # request carries the pod's own token, passed explicitly.
-                client=hvac.Client(
-                    url=base, token="", namespace=identity.connection.namespace or None,
+                hvac=hvac.Client(
+                    url=base, token="", namespace=connection.namespace or None,
                     session=http, verify=http.verify, cert=http.cert,  # hvac ignores a False
                     adapter=hvac.adapters.RawAdapter, timeout=REQUEST_TIMEOUT,
                 ),
                 base_url=base,
             )
-            if self._cache_size > 0:
-                self._sessions[identity] = created
-                while len(self._sessions) > self._cache_size:
-                    self._sessions.popitem(last=False)
+            self._clients[connection] = created
+            while len(self._clients) > self._cache_size:
+                self._clients.popitem(last=False)
             return created
 
-    def token(self, session: Session, jwt: str, *, stale: str | None = None) -> str:
-        """A valid token for the session; `stale` is a token Vault just refused (403)."""
-        with session.lock:
-            now = time.monotonic()
-            current = session.token
-            if current is not None and current.value != stale and not current.expired(now):
-                if now < current.renew_point(self._renew_fraction):
-                    return current.value
-                if current.renewable and self._renew(session, current):
-                    return current.value
-            return self._login(session, jwt)
+    def current(self, identity: VaultIdentity) -> VaultGrant | None:
+        """The pod's grant while its token is before the renewal point (no I/O)."""
+        with self._lock:
+            login = self._logins.get(identity)
+            client = self._clients.get(identity.connection)
+        if login is None or client is None:
+            return None
+        token, scope = login.token, login.scope
+        now = time.monotonic()
+        if token is None or token.expired(now) or now >= token.renew_point(self._renew_fraction):
+            return None
+        return VaultGrant(scope=scope, login=login, client=client)
 
-    def _renew(self, session: Session, current: Token) -> bool:
+    def authorize(self, identity: VaultIdentity, jwt: str) -> VaultGrant:
+        """Log the pod in (or renew its token) with its own JWT."""
+        client = self.client(identity.connection)
+        login = self._login_record(identity)
+        self.token(login, client, jwt)
+        return VaultGrant(scope=login.scope, login=login, client=client)
+
+    def token(self, login: Login, client: Client, jwt: str, *, stale: str | None = None,
+              renew: bool = True) -> str:
+        """A valid token for the pod; `stale` is a token Vault just refused (403).
+        `renew=False`: a token past its renewal point is still used (reads right after
+        `authorize`, which renewed it when due)."""
+        with login.lock:
+            now = time.monotonic()
+            current = login.token
+            if current is not None and current.value != stale and not current.expired(now):
+                if not renew or now < current.renew_point(self._renew_fraction):
+                    return current.value
+                if current.renewable and self._renew(login, client, current):
+                    return current.value
+            return self._login(login, client, jwt)
+
+    def _login_record(self, identity: VaultIdentity) -> Login:
+        with self._lock:
+            found = self._logins.get(identity)
+            if found is None:
+                found = self._logins[identity] = Login(identity)
+                while len(self._logins) > self._cache_size:
+                    self._logins.popitem(last=False)
+            else:
+                self._logins.move_to_end(identity)
+            return found
+
+    def _renew(self, login: Login, client: Client, current: Token) -> bool:
         try:
-            response = session.client.adapter.request(
-                "POST", "/v1/auth/token/renew-self", raise_exception=False,
-                headers={"X-Vault-Token": current.value},
-            )
+            response = client.request("POST", "/v1/auth/token/renew-self",
+                                      headers={"X-Vault-Token": current.value})
         except requests.RequestException:
             return False
         auth = _json(response).get("auth") if response.ok else None
@@ -124,11 +203,13 @@ class Authenticator:
         current.obtained = time.monotonic()
         current.ttl = float(auth.get("lease_duration") or 0)
         current.renewable = bool(auth.get("renewable"))
-        session.renewals += 1
+        if auth.get("entity_id") is not None:
+            login.scope = scope_of(login.identity, auth)
         return True
 
-    def _login(self, session: Session, jwt: str) -> str:
-        identity = session.identity
+    def _login(self, login: Login, client: Client, jwt: str) -> str:
+        identity = login.identity
+        login.token = None  # a failed login leaves nothing usable behind
         if not jwt:
             if self._token_source is None:
                 raise FailedPrecondition(
@@ -138,11 +219,9 @@ class Authenticator:
                 )
             jwt = self._token_source(identity)
         path = f"/v1/auth/{identity.auth_mount}/login"
-        url = session.base_url + path
+        url = client.base_url + path
         try:
-            response = session.client.adapter.request(
-                "POST", path, json={"jwt": jwt, "role": identity.role}, raise_exception=False,
-            )
+            response = client.request("POST", path, json={"jwt": jwt, "role": identity.role})
         except requests.RequestException as exc:
             raise Unavailable(f"failed to login: cannot reach Vault at {url} "
                               f"({type(exc).__name__})") from None
@@ -151,17 +230,17 @@ class Authenticator:
                              f"failed to login: {api_error('POST', url, response)}")
         auth = _json(response).get("auth")
         if not isinstance(auth, dict) or not isinstance(auth.get("client_token"), str):
-            # The anchor dereferences a missing auth block and crashes (issue #310).
+            # vault-csi-provider dereferences a missing auth block and crashes (its #310).
             raise PermissionDenied(
                 f"failed to login: Vault's reply to POST {url} has no auth block; check that "
                 f"auth mount {identity.auth_mount!r} is a kubernetes or jwt auth method"
             )
-        session.token = Token(
+        login.scope = scope_of(identity, auth)
+        login.token = Token(
             value=auth["client_token"], obtained=time.monotonic(),
             ttl=float(auth.get("lease_duration") or 0), renewable=bool(auth.get("renewable")),
         )
-        session.logins += 1
-        return session.token.value
+        return login.token.value
 
 
 def _json(response: requests.Response) -> dict[str, Any]:
@@ -172,4 +251,5 @@ def _json(response: requests.Response) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-__all__ = ["Authenticator", "MountError", "Session", "Token", "TokenSource"]
+__all__ = ["Authenticator", "Client", "Login", "Token", "TokenSource", "VaultGrant",
+           "scope_of"]

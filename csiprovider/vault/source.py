@@ -1,8 +1,9 @@
 """What a Vault fetch needs: who logs in (identity) and what is requested (source).
 
-Both are hashable: the identity keys the token cache, the source keys in-Mount dedup
-and the lease cache. The pod's JWT rides along but takes no part in equality, so a
-fresh token from the driver does not split the cache.
+Both are hashable: the identity keys the pod's login, the source keys in-Mount dedup.
+Reads and leases are shared under the login's authorization class instead (see
+`vault.auth.scope_of`). The pod's JWT rides along but takes no part in equality, so a
+fresh token from the driver does not split the pod's login.
 """
 
 from __future__ import annotations
@@ -14,18 +15,18 @@ from csiprovider.vault.config import VaultConnection
 
 @dataclass(frozen=True)
 class VaultIdentity:
-    """What Vault authorizes: connection, auth mount, role, audience, namespace and service
-    account. Pods of one service account are the same identity (Vault would give each the
-    same policies), so they share a token, cached reads and leases — 100 replicas cost one
-    login and one database user, not 100. The pod fields ride along for TokenRequest."""
+    """Who logs in: one pod (its UID and name) through a connection, auth mount and role,
+    with a token for an audience. Every pod logs in itself: a role may tell pods of one
+    service account apart (bound claims on the pod name, per-pod entities), and only
+    Vault's reply says whether it did."""
 
     connection: VaultConnection
     auth_mount: str
     role: str
     audience: str
     pod_namespace: str
-    pod_name: str = field(compare=False)
-    pod_uid: str = field(compare=False)
+    pod_name: str
+    pod_uid: str
     service_account: str = ""
 
     @property
