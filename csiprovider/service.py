@@ -78,7 +78,7 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
             fields["objects"] = [o.object_name for o in objects]
             volume = (params.target_path, params.pod.uid)
             result = await self._resolver.resolve(objects, self._timeout(context),
-                                                  self._fresh_after(volume, params))
+                                                  self._fresh_after(volume, params, started))
             response = await self._respond(params, result)
             self._mounted[volume] = None
             self._mounted.move_to_end(volume)
@@ -121,13 +121,14 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
             self._parsed.popitem(last=False)
         return objects
 
-    def _fresh_after(self, volume: tuple[str, str], params: MountParams) -> float | None:
+    def _fresh_after(self, volume: tuple[str, str], params: MountParams,
+                     arrived: float) -> float:
         """How old a shared value this Mount accepts (time.monotonic() a read must have
-        started after). A volume's first Mount: None, only reads that start now. A
+        started after). A volume's first Mount: reads that started after it arrived. A
         republish: the cache TTL, and in provider mode no more than the volume's rotation
         interval, so the cache never stretches rotation."""
         if volume not in self._mounted:
-            return None
+            return arrived
         if self._write_mode == "provider" and self.tracker is not None:
             return time.monotonic() - self.tracker.interval(params)
         return float("-inf")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -12,6 +14,9 @@ import pytest
 from csiprovider.backends.file import FileBackend
 from csiprovider.errors import MountError
 from csiprovider.model import Encoding, FileSource, MountObject
+from csiprovider.server import ServeConfig
+from tests.conftest import running
+from tests.helpers import mount_request
 
 
 def obj(path: str, namespace: str = "default") -> MountObject:
@@ -60,3 +65,21 @@ def test_unreadable_file_is_invalid(file_root: Path) -> None:
             FileBackend(file_root).fetch(obj("sock"))
     assert info.value.code is grpc.StatusCode.INVALID_ARGUMENT
     assert "cannot read 'sock'" in info.value.message
+
+
+async def test_no_cross_namespace_sharing_with_the_cache_on(
+    serve_config: Callable[..., ServeConfig], file_root: Path
+) -> None:
+    """Same path, same SPC, two namespaces, at once and one after the other: each pod
+    gets its own namespace's file, never the other's (shared or cached)."""
+    (file_root / "other" / "db").mkdir()
+    (file_root / "other" / "db" / "username").write_text("other_user")
+    objects = [{"objectName": "u", "backend": "file", "path": "db/username"}]
+    async with running(serve_config(cache_ttl=60.0)) as stubs:
+        stub = stubs["csiprovider"]
+        for _ in range(2):
+            mine, theirs = await asyncio.gather(
+                stub.Mount(mount_request(objects, namespace="default")),
+                stub.Mount(mount_request(objects, namespace="other")))
+            assert [f.contents for f in mine.files] == [b"app_user"]
+            assert [f.contents for f in theirs.files] == [b"other_user"]
