@@ -93,14 +93,15 @@ def parser() -> argparse.ArgumentParser:
     _add(serve, "health-addr", ":8080",
          "HTTP address of /healthz, /readyz, /health/ready and /metrics; empty disables it")
     _add(serve, "metrics-addr", "", "another HTTP address serving /metrics (and the probes)")
-    _add(serve, "cache-size", "1000", "Vault sessions (one per pod and connection) kept",
+    _add(serve, "cache-size", "1000", "Vault logins (one per pod) and connections kept",
          type=int)
     _add(serve, "rotation-poll-interval", "2m",
          "provider-writes mode: how often written volumes are re-resolved (Go duration; "
          "per SPC: parameter rotationPollInterval)")
     _add(serve, "cache-ttl", "60",
-         "seconds a Vault response is reused for Mounts of the same pod (0: never); "
-         "keep it below the driver's rotation poll interval", type=float)
+         "seconds a Vault or AWS read is reused for republishes of mounted volumes, only "
+         "between pods the store authorizes identically (docs/security.md); a first Mount "
+         "always reads; 0: never reuse", type=float)
     _add(serve, "lease-renew-fraction", str(2 / 3),
          "reuse leased secrets and certificates until this fraction of their TTL", type=float)
     _add(serve, "hmac-secret-name", "",

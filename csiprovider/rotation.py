@@ -3,7 +3,8 @@
 Every volume written by a Mount is tracked with its request. Each is re-resolved every
 `--rotation-poll-interval` (per SPC: parameter `rotationPollInterval`, e.g. "30s") and
 rewritten, set-atomically, only when a version changed. Values come through the same
-caches as Mounts, so a poll costs the backends nothing while they are fresh. A volume
+caches as Mounts, but never older than the volume's interval: the cache saves work
+across volumes, it never stretches rotation. A volume
 whose pod tokens have expired waits for the next Mount (kubelet republish brings new
 ones). A volume stops being tracked as soon as its target path disappears (unmount): the
 tracker looks every second, not only at the next poll. A file-backend change (watched by

@@ -1,8 +1,8 @@
-"""Reuse of leased dynamic secrets and PKI certificates across Mounts of one pod.
+"""Reuse of leased dynamic secrets and PKI certificates across Mounts.
 
-kubelet republishes every volume every 60-90 s; the anchor re-issues on each, minting a
-new database user or certificate every poll (vault-csi-provider #238, #149, #151). Here a
-response with a lease (or a certificate with an expiry) is kept per (pod identity,
+kubelet republishes every volume every 60-90 s; vault-csi-provider re-issues on each,
+minting a new database user or certificate every poll (its #238, #149, #151). Here a
+response with a lease (or a certificate with an expiry) is kept per (authorization class,
 request) and handed out again until its renewal point, a fraction of its TTL. Past it, a
 renewable lease is renewed (same credentials, longer life); otherwise it is re-issued.
 """
