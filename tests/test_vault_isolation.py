@@ -20,7 +20,8 @@ import pytest
 from csiprovider.server import ServeConfig
 from tests.conftest import running
 from tests.helpers import mount_request
-from tests.servers import OpenBao, Signer, start_vault_proxy
+from tests.servers import OpenBao, Postgres, Signer, start_vault_proxy
+from tests.test_vault_backend import request as vault_request
 
 SECRET = "web-0-only-value"
 
@@ -252,3 +253,34 @@ async def test_rotation_poll_interval_is_not_stretched_by_the_cache(
         while (target / "r").read_text() != "after":
             assert loop.time() < changed, "rotation waited for the cache"
             await asyncio.sleep(0.1)
+
+
+async def test_a_lease_is_shared_within_the_class_only_while_vault_holds_it(
+    serve_config: Callable[..., ServeConfig], openbao_db: OpenBao, postgres: Postgres,
+    signer: Signer,
+) -> None:
+    """Replicas of one class get one database user; once Vault revoked it, the next new
+    pod gets a new, working one (a first Mount sees current data)."""
+    objects = ("- {objectName: u, secretPath: database/creds/app, secretKey: username}\n"
+               "- {objectName: p, secretPath: database/creds/app, secretKey: password}")
+
+    def pod(uid: str) -> Any:
+        req = vault_request(openbao_db, signer, objects)
+        attrs = json.loads(req.attributes)
+        attrs["csi.storage.k8s.io/pod.uid"] = uid
+        req.attributes = json.dumps(attrs)
+        return req
+
+    issued = openbao_db.requests_to("database/creds/app")
+    looked_up = openbao_db.requests_to("sys/leases/lookup")
+    async with running(serve_config(names=["vault"], cache_ttl=60.0)) as stubs:
+        first = files(await stubs["vault"].Mount(pod("db-a")))
+        second = files(await stubs["vault"].Mount(pod("db-b")))
+        assert second == first
+        assert openbao_db.requests_to("database/creds/app") - issued == 1
+        assert openbao_db.requests_to("sys/leases/lookup") - looked_up == 1  # proven live
+        openbao_db.api("PUT", "sys/leases/revoke-prefix/database/creds/app")
+        third = files(await stubs["vault"].Mount(pod("db-c")))
+    assert third["u"] != first["u"]
+    assert postgres.can_login(third["u"].decode(), third["p"].decode()) == third["u"].decode()
+    assert openbao_db.requests_to("database/creds/app") - issued == 2
