@@ -568,17 +568,26 @@ def start_aws_proxy(target: str) -> AwsProxy:
                 reply = requests.post(proxy.target + self.path, data=body, headers=headers,
                                       timeout=30)
                 status, data = reply.status_code, reply.content
-            self.send_response(status)
-            self.send_header("Content-Type", "application/x-amz-json-1.1")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            _reply(self, status, "application/x-amz-json-1.1", data)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    proxy.server = server
-    proxy.url = f"http://127.0.0.1:{server.server_address[1]}"
+    proxy.server, proxy.url = _serve(Handler)
     return proxy
+
+
+def _reply(handler: BaseHTTPRequestHandler, status: int, content_type: str,
+           data: bytes) -> None:
+    handler.send_response(status)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+def _serve(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
+    """Serve on a loopback port chosen now, in a daemon thread; (server, base URL)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
 def start_pod_identity_agent(credentials: dict[str, str]) -> tuple[Any, str, list[str]]:
@@ -591,13 +600,99 @@ def start_pod_identity_agent(credentials: dict[str, str]) -> tuple[Any, str, lis
 
         def do_GET(self) -> None:
             seen.append(self.headers.get("Authorization", ""))
-            data = json.dumps(credentials).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            _reply(self, 200, "application/json", json.dumps(credentials).encode())
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/v1/credentials", seen
+    server, url = _serve(Handler)
+    return server, f"{url}/v1/credentials", seen
+
+
+@dataclass(frozen=True)
+class StsCall:
+    action: str
+    token_valid: bool  # the WebIdentityToken verified against the cluster's key
+    host: str  # the Host header: which endpoint the client resolved
+
+
+@dataclass
+class StsGuard:
+    """STS as real STS checks web identity tokens (moto accepts any): a token the
+    cluster's issuer did not sign, or an expired one, gets InvalidIdentityToken."""
+
+    target: str
+    signer: Signer
+    url: str = ""
+    calls: list[StsCall] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    server: Any = None
+
+    def count(self, action: str = "AssumeRoleWithWebIdentity",
+              valid: bool | None = None) -> int:
+        with self.lock:
+            return sum(1 for c in self.calls
+                       if c.action == action and valid in (None, c.token_valid))
+
+
+STS_ERROR = ('<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error>'
+             "<Type>Sender</Type><Code>InvalidIdentityToken</Code><Message>{message}</Message>"
+             "</Error><RequestId>{request_id}</RequestId></ErrorResponse>")
+
+
+def start_sts_guard(target: str, signer: Signer) -> StsGuard:
+    from urllib.parse import parse_qs
+
+    guard = StsGuard(target, signer)
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            form = parse_qs(body.decode(errors="replace"))
+            action = (form.get("Action") or [""])[0]
+            valid = True
+            if action == "AssumeRoleWithWebIdentity":
+                token = (form.get("WebIdentityToken") or [""])[0]
+                valid = guard.signer.verify(token) is not None
+            with guard.lock:
+                guard.calls.append(StsCall(action, valid, self.headers.get("Host", "")))
+            if not valid:
+                status, content_type = 400, "text/xml"
+                data = STS_ERROR.format(
+                    message="Couldn't verify the token: not signed by the cluster's OIDC "
+                            "issuer, malformed or expired",
+                    request_id=str(uuid.uuid4())).encode()
+            else:
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                reply = requests.post(guard.target + self.path, data=body, headers=headers,
+                                      timeout=30)
+                status, data = reply.status_code, reply.content
+                content_type = reply.headers.get("Content-Type", "text/xml")
+            _reply(self, status, content_type, data)
+
+    guard.server, guard.url = _serve(Handler)
+    return guard
+
+
+def start_connect_recorder() -> tuple[Any, str, list[str]]:
+    """An HTTPS proxy that records each CONNECT target and refuses it (502, then closes):
+    where a client would have gone, without going anywhere."""
+    targets: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_CONNECT(self) -> None:
+            targets.append(self.path)
+            self.close_connection = True
+            self.send_response(502, "Bad Gateway")
+            self.send_header("Content-Length", "0")
+            self.send_header("Connection", "close")
+            self.end_headers()
+
+    server, url = _serve(Handler)
+    return server, url, targets

@@ -110,9 +110,7 @@ class AwsBackend:
         (the fresh check a first Mount needs) and GetSecretValue is skipped."""
         key = (grant.scope, what_is_read(source))
         served = self._served_for(key)
-        if served is not None:
-            if source.version_id and served.version_id == source.version_id:
-                return served.value  # pinned version: nothing can have changed
+        if served is not None and not source.version_id:  # a pinned version is just read
             try:
                 if self._still_current(grant, source, served):
                     return served.value

@@ -48,6 +48,9 @@ CLIENT_CONFIG = botocore.config.Config(
     retries={"mode": "adaptive", "max_attempts": 5},  # throttling and 5xx, with backoff
     connect_timeout=3, read_timeout=10, max_pool_connections=32,
 )
+STS_TRANSIENT = {"Throttling", "ThrottlingException", "IDPCommunicationError",
+                 "ServiceUnavailable", "InternalFailure"}
+LOCK_STRIPES = 64
 STS_CONFIG = CLIENT_CONFIG.merge(botocore.config.Config(
     signature_version=UNSIGNED, retries={"mode": "standard", "max_attempts": 3}))
 
@@ -78,7 +81,8 @@ class AwsCredentials:
         self._create_lock = threading.Lock()  # boto3 sessions are not thread-safe
         self._session = boto3.session.Session()
         self._pods: OrderedDict[AwsIdentity, AwsGrant] = OrderedDict()
-        self._pod_locks: dict[AwsIdentity, threading.Lock] = {}
+        # One exchange at a time per pod; striped, so failing pods leave nothing behind.
+        self._pod_locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
         self._roles: dict[tuple[str, str], tuple[float, str]] = {}
         self._class_credentials: OrderedDict[Hashable, Credentials] = OrderedDict()
         self._clients: OrderedDict[tuple[Hashable, str, str], tuple[str, Any]] = OrderedDict()
@@ -95,9 +99,7 @@ class AwsCredentials:
 
     def authorize(self, identity: AwsIdentity, region: str) -> AwsGrant:
         """Exchange the pod's own token; concurrent fetches of one pod wait for one call."""
-        with self._lock:
-            lock = self._pod_locks.setdefault(identity, threading.Lock())
-        with lock:
+        with self._pod_locks[hash(identity) % LOCK_STRIPES]:
             found = self.current(identity)
             if found is not None:
                 return found
@@ -113,8 +115,7 @@ class AwsCredentials:
                 self._pods[identity] = grant
                 self._pods.move_to_end(identity)
                 while len(self._pods) > MAX_PODS:
-                    gone, _ = self._pods.popitem(last=False)
-                    self._pod_locks.pop(gone, None)
+                    self._pods.popitem(last=False)
             return grant
 
     # -- the class
@@ -195,9 +196,13 @@ class AwsCredentials:
             reply = sts.assume_role_with_web_identity(
                 RoleArn=role, RoleSessionName=SESSION_NAME, WebIdentityToken=identity.token)
         except ClientError as exc:
-            raise PermissionDenied(
-                f"AssumeRoleWithWebIdentity for {role} failed: "
-                f"{exc.response.get('Error', {}).get('Message', exc)}") from None
+            error = exc.response.get("Error", {})
+            message = (f"AssumeRoleWithWebIdentity for {role} failed: "
+                       f"{error.get('Message', exc)}")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if error.get("Code") in STS_TRANSIENT or status >= 500:
+                raise Unavailable(message) from None  # the token was not judged
+            raise PermissionDenied(message) from None
         except BotoCoreError as exc:
             raise Unavailable(f"cannot reach STS at {sts.meta.endpoint_url} "
                               f"({type(exc).__name__})") from None
