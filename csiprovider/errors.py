@@ -8,6 +8,16 @@ from __future__ import annotations
 
 import grpc
 
+MAX_MESSAGE_CHARS = 1024  # gRPC metadata and pod events stay small; see csiprovider.limits
+
+
+def cap(message: str) -> str:
+    """A message no longer than MAX_MESSAGE_CHARS."""
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    suffix = " … (truncated)"
+    return message[:MAX_MESSAGE_CHARS - len(suffix)] + suffix
+
 
 class MountError(Exception):
     """A Mount failure with the gRPC status code to answer with."""
@@ -15,6 +25,7 @@ class MountError(Exception):
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
 
     def __init__(self, message: str) -> None:
+        message = cap(message)
         super().__init__(message)
         self.message = message
 

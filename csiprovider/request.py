@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from csiprovider import limits
 from csiprovider.errors import InvalidArgument
 from csiprovider.v1alpha1 import service_pb2 as pb
 
@@ -22,6 +24,17 @@ SERVICE_ACCOUNT_NAME = "csi.storage.k8s.io/serviceAccount.name"
 SERVICE_ACCOUNT_TOKENS = "csi.storage.k8s.io/serviceAccount.tokens"
 EPHEMERAL = "csi.storage.k8s.io/ephemeral"
 SECRET_PROVIDER_CLASS = "secretProviderClass"
+
+# Kubernetes' own name rules (DNS-1123 label / subdomain); UIDs are UUIDs in practice.
+_LABEL = r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?"
+_SEGMENT = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
+_SUBDOMAIN = re.compile(rf"(?=.{{1,253}}$){_SEGMENT}(?:\.{_SEGMENT})*")
+_NAME_RULES = {
+    POD_NAMESPACE: (re.compile(_LABEL), "a DNS-1123 label (lowercase letters, digits, '-')"),
+    POD_NAME: (_SUBDOMAIN, "a DNS-1123 subdomain"),
+    SERVICE_ACCOUNT_NAME: (_SUBDOMAIN, "a DNS-1123 subdomain"),
+    POD_UID: (re.compile(r"[A-Za-z0-9][-A-Za-z0-9]{0,127}"), "a UID (letters, digits, '-')"),
+}
 
 
 @dataclass(frozen=True)
@@ -62,8 +75,17 @@ class MountParams:
 
 def parse_mount_request(request: pb.MountRequest) -> MountParams:
     """Validate a MountRequest; raise InvalidArgument naming the field and the fix."""
+    limits.check_size(request.attributes, "MountRequest.attributes",
+                      limits.MAX_ATTRIBUTES_BYTES, "shorten the SecretProviderClass parameters")
+    limits.check_size(request.secrets, "MountRequest.secrets", limits.MAX_SECRETS_BYTES,
+                      "shorten the nodePublishSecretRef Secret")
     attributes = _string_map(request.attributes, "attributes", required=True)
     secrets = _string_map(request.secrets, "secrets", required=False)
+    for key, (rule, what) in _NAME_RULES.items():
+        value = attributes.get(key, "")
+        if value and not rule.fullmatch(value):
+            raise InvalidArgument(f"invalid {key} {limits.quote(value)}: it must be {what}, "
+                                  "as Kubernetes names it")
     target_path = request.target_path
     if not target_path:
         raise InvalidArgument(
@@ -117,8 +139,18 @@ def _json_object(raw: str, name: str, expected: str) -> dict[str, Any]:
         raise InvalidArgument(
             f"failed to parse {name} as JSON ({exc}): {expected}"
         ) from None
+    except RecursionError:
+        raise InvalidArgument(f"failed to parse {name} as JSON: nested too deeply; "
+                              f"{expected}") from None
     if not isinstance(value, dict):
         raise InvalidArgument(f"invalid {name}: {expected}, got {type(value).__name__}")
+    for key, item in value.items():
+        for text in (key, item) if isinstance(item, str) else (key,):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidArgument(f"invalid {name}: {limits.quote(key)} holds text that "
+                                      "is not valid UTF-8 (a lone surrogate escape)") from None
     return value
 
 
@@ -149,9 +181,14 @@ def _tokens(raw: str) -> dict[str, ServiceAccountToken]:
     for audience, entry in value.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("token"), str):
             raise InvalidArgument(
-                f"invalid {SERVICE_ACCOUNT_TOKENS}: the entry for audience {audience!r} has no "
-                'string "token"'
+                f"invalid {SERVICE_ACCOUNT_TOKENS}: the entry for audience "
+                f'{limits.quote(audience)} has no string "token"'
             )
+        try:
+            entry["token"].encode("ascii")
+        except UnicodeEncodeError:
+            raise InvalidArgument(f"invalid {SERVICE_ACCOUNT_TOKENS}: the token for audience "
+                                  f"{limits.quote(audience)} is not ASCII, as a JWT is") from None
         expiration = entry.get("expirationTimestamp", "")
         tokens[audience] = ServiceAccountToken(
             token=entry["token"], expiration=expiration if isinstance(expiration, str) else ""

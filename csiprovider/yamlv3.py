@@ -26,6 +26,8 @@ from typing import Any, ClassVar
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from csiprovider import limits
+
 __all__ = ["STRING_FIELDS", "AnyKeyMap", "GoTime", "YamlError", "load_objects"]
 
 # The string fields of vault-csi-provider's config.Secret (yaml tags are case-sensitive).
@@ -676,6 +678,8 @@ def load_objects(
     strings when named in `extra_string_fields`) and dropped when yaml.v3 would have
     failed to decode them. Raises YamlError with yaml.v3's wording.
     """
+    # Before libyaml's recursive composer; aliases are bounded by yaml.v3's rule below.
+    limits.check_yaml(text, "objects", expansion=False)
     root = _compose(text)
     if root is None:
         return []

@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from csiprovider import limits
+
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _CONSTRUCT = yaml.SafeLoader(stream="")
 _BAD_PATH = re.compile(r"(/\.\./)|(^\.\./)|(/\.\.$)")
@@ -89,6 +91,7 @@ def translation(raw: str) -> str:
 
 def load(text: str, regions: list[str], translate: str) -> list[Descriptor]:
     """Decode and validate; the first problem found is the error."""
+    limits.check_yaml(text, "objects")  # before libyaml's recursive composer
     try:
         root = yaml.compose(text, Loader=_LOADER)
     except yaml.YAMLError as exc:

@@ -24,7 +24,7 @@ from typing import Any, cast
 
 import yaml
 
-from csiprovider import schema, templates
+from csiprovider import limits, schema, templates
 from csiprovider.atomic_writer import PayloadError, validate_path
 from csiprovider.errors import InvalidArgument
 from csiprovider.model import Encoding, FileSource, MountObject, canonical_json
@@ -83,6 +83,7 @@ def load_objects(raw: str | None) -> list[Any]:
             "missing parameter objects: spec.parameters.objects must be a YAML list with at "
             "least one object, e.g. '- objectName: db-password\\n  backend: file'"
         )
+    limits.check_yaml(raw, "parameter objects", unique_keys=True)
     try:
         items = yaml.load(raw, Loader=_LOADER)
     except yaml.YAMLError as exc:
