@@ -28,6 +28,7 @@ from csiprovider.errors import (
     Unavailable,
 )
 from csiprovider.fetchcache import FetchCache
+from csiprovider.limits import STALE_WAIT_SECONDS
 from csiprovider.model import MountObject, MountResult, OutputFile
 from csiprovider.transforms import decode, extract
 from csiprovider.versions import Versioner
@@ -193,13 +194,24 @@ class Resolver:
     ) -> dict[tuple[str, Hashable], _Value | BaseException | None]:
         """Wait for the fetches; a failure is replaced by the last good value when it is
         transient (outage, timeout), and fails the Mount at once when nothing can stand in
-        for it. Fetches may be shared with other Mounts: stop waiting, never cancel them."""
+        for it. A fetch that has a last good value gets STALE_WAIT_SECONDS, not the whole
+        deadline: during an outage a republish answers in seconds. Fetches may be shared
+        with other Mounts (and keep retrying for them): stop waiting, never cancel them."""
         outcomes: dict[tuple[str, Hashable], _Value | BaseException | None] = {}
         waiting = {f: k for k, f in fetches.items()}
         needed = {(o.backend, o.source) for o in objects if not o.optional}
+        stale_at = min(deadline, time.monotonic() + STALE_WAIT_SECONDS)
         while waiting:
-            done, _ = await asyncio.wait(set(waiting), timeout=max(0, deadline - time.monotonic()),
+            has_stale = any(k in self._last_good for k in waiting.values())
+            until = stale_at if has_stale and time.monotonic() < stale_at else deadline
+            done, _ = await asyncio.wait(set(waiting), timeout=max(0, until - time.monotonic()),
                                          return_when=asyncio.FIRST_COMPLETED)
+            if not done and until < deadline:
+                for future, key in list(waiting.items()):
+                    if key in self._last_good:  # waited long enough: serve it
+                        del waiting[future]
+                        outcomes[key] = self._stale(key, None)
+                continue
             if not done:
                 break
             for future in done:

@@ -3,6 +3,8 @@ not fail a Mount, a malformed reply is an error and never a crash."""
 
 from __future__ import annotations
 
+import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ import grpc
 import pytest
 from prometheus_client import REGISTRY
 
+from csiprovider import limits
 from csiprovider.server import ServeConfig
 from tests.conftest import running
 from tests.helpers import mount_request
@@ -89,3 +92,44 @@ async def test_optional_objects(stub: Any, file_root: Path) -> None:
         await stub.Mount(mount_request([objects[1]]))
     assert info.value.code() is grpc.StatusCode.UNAVAILABLE
     assert "the driver needs at least one" in (info.value.details() or "")
+
+
+async def test_outage_republish_serves_last_good_within_the_stale_wait(
+    serve_config: Callable[..., ServeConfig], openbao: OpenBao, proxy: Any, signer: Signer,
+) -> None:
+    """The backend keeps failing; a republish with last good content answers after
+    STALE_WAIT_SECONDS, not after the whole Mount deadline (30 s here)."""
+    async with running(serve_config(names=["vault"], mount_timeout=30.0)) as stubs:
+        first = await stubs["vault"].Mount(request(openbao, signer, OBJ, vaultAddress=proxy.url))
+        proxy.faults["/v1/secret/data/resilient"] = [503] * 10_000
+        started = time.monotonic()
+        again = await stubs["vault"].Mount(request(openbao, signer, OBJ, vaultAddress=proxy.url),
+                                           timeout=40)
+        waited = time.monotonic() - started
+    assert files(again) == files(first)
+    assert limits.STALE_WAIT_SECONDS - 0.5 < waited < limits.STALE_WAIT_SECONDS + 3
+
+
+async def test_oversized_and_non_json_replies_name_the_object(
+    serve_config: Callable[..., ServeConfig], openbao: OpenBao, proxy: Any, signer: Signer,
+) -> None:
+    """A 50 MB reply is refused while streaming (the daemon never holds it); a non-JSON
+    200 (a proxy's page) is UNAVAILABLE; both name the object, neither is INTERNAL.
+    (No good Mount first: with last good content, UNAVAILABLE would serve that.)"""
+    async with running(serve_config(names=["vault"])) as stubs:
+        proxy.canned["/v1/secret/data/resilient"] = (200, b'{"data": "' + b"x" * 50_000_000)
+        tracemalloc.start()
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stubs["vault"].Mount(request(openbao, signer, OBJ, vaultAddress=proxy.url))
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert info.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+        assert "objects[0] (objectName 'k')" in (info.value.details() or "")
+        assert f"larger than {limits.MAX_REPLY_BYTES} bytes" in (info.value.details() or "")
+        assert peak < 4 * limits.MAX_REPLY_BYTES  # not the 50 MB
+        proxy.canned["/v1/secret/data/resilient"] = (200, b"<html>bad gateway</html>")
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stubs["vault"].Mount(request(openbao, signer, OBJ, vaultAddress=proxy.url))
+        assert info.value.code() is grpc.StatusCode.UNAVAILABLE
+        assert "is not JSON" in (info.value.details() or "")
+        assert "objectName 'k'" in (info.value.details() or "")

@@ -15,6 +15,7 @@ entity shares with nobody. See docs/security.md.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import OrderedDict
@@ -27,6 +28,7 @@ import requests
 
 from csiprovider.backends import Grant
 from csiprovider.errors import FailedPrecondition, PermissionDenied, Unavailable
+from csiprovider.limits import MAX_REPLY_BYTES
 from csiprovider.vault.config import VaultConnection
 from csiprovider.vault.errors import api_error, for_status
 from csiprovider.vault.http import session_for
@@ -38,6 +40,25 @@ TokenSource = Callable[[VaultIdentity], str]
 REQUEST_TIMEOUT = 30.0
 
 
+@dataclass(frozen=True)
+class Reply:
+    """A Vault reply, read whole but never past MAX_REPLY_BYTES."""
+
+    status_code: int
+    content: bytes = field(repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status_code < 400
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
 @dataclass
 class Client:
     """An HTTP client for one Vault connection, shared by every pod using it: requests
@@ -46,10 +67,20 @@ class Client:
     hvac: Any  # hvac.Client with the raw adapter
     base_url: str
 
-    def request(self, method: str, path: str, **kw: Any) -> requests.Response:
+    def request(self, method: str, path: str, **kw: Any) -> Reply:
+        """Send; the body is streamed and refused past MAX_REPLY_BYTES, so no reply can
+        take the daemon past its memory limit (FailedPrecondition)."""
         response: requests.Response = self.hvac.adapter.request(
-            method, path, raise_exception=False, **kw)
-        return response
+            method, path, raise_exception=False, stream=True, **kw)
+        with response:
+            body = bytearray()
+            for chunk in response.iter_content(64 * 1024):
+                body += chunk
+                if len(body) > MAX_REPLY_BYTES:
+                    raise FailedPrecondition(
+                        f"Vault's reply to {method.upper()} {self.base_url}{path} is larger "
+                        f"than {MAX_REPLY_BYTES} bytes, more than one object may hold")
+        return Reply(response.status_code, bytes(body))
 
 
 @dataclass
@@ -195,7 +226,7 @@ class Authenticator:
         try:
             response = client.request("POST", "/v1/auth/token/renew-self",
                                       headers={"X-Vault-Token": current.value})
-        except requests.RequestException:
+        except (requests.RequestException, FailedPrecondition):
             return False
         auth = _json(response).get("auth") if response.ok else None
         if not isinstance(auth, dict):
@@ -243,7 +274,7 @@ class Authenticator:
         return login.token.value
 
 
-def _json(response: requests.Response) -> dict[str, Any]:
+def _json(response: Reply) -> dict[str, Any]:
     try:
         value = response.json()
     except ValueError:
@@ -251,5 +282,5 @@ def _json(response: requests.Response) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-__all__ = ["Authenticator", "Client", "Login", "Token", "TokenSource", "VaultGrant",
+__all__ = ["Authenticator", "Client", "Login", "Reply", "Token", "TokenSource", "VaultGrant",
            "scope_of"]

@@ -15,6 +15,7 @@ from csiprovider import gojson, metrics
 from csiprovider.backends import Grant, what_is_read
 from csiprovider.errors import (
     DeadlineExceeded,
+    FailedPrecondition,
     InvalidArgument,
     MountError,
     NotFound,
@@ -22,7 +23,7 @@ from csiprovider.errors import (
 )
 from csiprovider.model import MountObject
 from csiprovider.vault import extract
-from csiprovider.vault.auth import Authenticator, VaultGrant
+from csiprovider.vault.auth import Authenticator, Reply, VaultGrant
 from csiprovider.vault.errors import api_error, for_status
 from csiprovider.vault.leases import LeaseCache, lease_of, now_pair
 from csiprovider.vault.source import VaultSource
@@ -114,19 +115,20 @@ class VaultBackend:
             raise NotFound(f'empty response from "{source.path}", warnings: []')
         try:
             parsed = gojson.loads(response.content)
-        except ValueError:
-            raise MountError(
-                f"{where}: the reply from {source.method} {url} is not JSON; point secretPath "
-                "at an API path that returns JSON"
+        except (ValueError, RecursionError):
+            raise Unavailable(
+                f"{where}: the reply from {source.method} {url} is not JSON (a proxy in the "
+                f"way?); point secretPath at an API path that returns JSON; {obj.label}"
             ) from None
         if not isinstance(parsed, dict):
-            raise MountError(f"{where}: the reply from {url} is not a JSON object")
+            raise Unavailable(f"{where}: the reply from {url} is not a JSON object; "
+                              f"{obj.label}")
         return parsed
 
     def _send(
         self, obj: MountObject, grant: VaultGrant, source: VaultSource, deadline: float,
         where: str, url: str,
-    ) -> requests.Response:
+    ) -> Reply:
         """Send with the pod's token: one re-login on 403, retries on 5xx/network."""
         backoff = FIRST_BACKOFF
         relogged = False
@@ -145,6 +147,8 @@ class VaultBackend:
                     f"{where}: cannot reach Vault for {source.method} {url} "
                     f"({type(exc).__name__}); {obj.label}"
                 )
+            except FailedPrecondition as exc:  # a reply over the size limit
+                raise FailedPrecondition(f"{obj.label}: {exc.message}") from None
             else:
                 if response.status_code == 403 and not relogged:
                     relogged = True
@@ -193,7 +197,7 @@ class VaultBackend:
                     "PUT", path, headers={"X-Vault-Token": token},
                     data=json.dumps({"lease_id": lease_id}),
                     timeout=max(0.1, deadline - time.monotonic()))
-        except requests.RequestException:
+        except (requests.RequestException, FailedPrecondition):
             return None
         if not response.ok:
             return None

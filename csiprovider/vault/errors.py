@@ -7,8 +7,7 @@ propagated verbatim; they describe the request, never secret values.
 from __future__ import annotations
 
 import json
-
-import requests
+from typing import Protocol
 
 from csiprovider.errors import (
     InvalidArgument,
@@ -19,7 +18,17 @@ from csiprovider.errors import (
 )
 
 
-def api_error(method: str, url: str, response: requests.Response) -> str:
+class Reply(Protocol):
+    """What an error message needs of a reply (`vault.auth.Reply`)."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def text(self) -> str: ...
+
+
+def api_error(method: str, url: str, response: Reply) -> str:
     """`Error making API request. URL: GET <url> Code: 403. Errors: * permission denied`."""
     errors: list[str] = []
     try:
