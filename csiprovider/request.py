@@ -91,9 +91,11 @@ def parse_mount_request(request: pb.MountRequest) -> MountParams:
         raise InvalidArgument(
             "missing target path: MountRequest.target_path must name the pod volume directory"
         )
-    if not os.path.isabs(target_path):
+    if not os.path.isabs(target_path) or os.path.normpath(target_path) != target_path \
+            or "\x00" in target_path:
         raise InvalidArgument(
-            f"invalid target path {target_path!r}: it must be an absolute directory path"
+            f"invalid target path {limits.quote(target_path)}: it must be a clean absolute "
+            "directory path (no '..', '.', '//' or trailing '/')"
         )
     return MountParams(
         parameters={k: v for k, v in attributes.items() if k != SERVICE_ACCOUNT_TOKENS},
@@ -120,13 +122,13 @@ def parse_permission(raw: str) -> int:
             'e.g. "420"'
         )
     try:
-        value = json.loads(raw)
+        value = json.loads(raw) if len(raw) <= 16 else None
     except ValueError:
         value = None
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0o777:
         raise InvalidArgument(
-            f"invalid permission {raw[:32]!r}: expected a JSON decimal file mode between 0 and "
-            '511, e.g. "420" for 0644'
+            f"invalid permission {limits.quote(raw)}: expected a JSON decimal file mode "
+            'between 0 and 511, e.g. "420" for 0644'
         )
     return value
 

@@ -45,7 +45,7 @@ def test_parses_driver_request() -> None:
         ("permission", "-1", "invalid permission"),
         ("permission", "true", "invalid permission"),
         ("target_path", "", "missing target path"),
-        ("target_path", "relative/dir", "must be an absolute directory path"),
+        ("target_path", "relative/dir", "must be a clean absolute"),
     ],
 )
 def test_bad_request_fields(field: str, value: str, needle: str) -> None:

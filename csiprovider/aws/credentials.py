@@ -33,8 +33,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from csiprovider.aws.source import AwsIdentity
 from csiprovider.backends import Grant
-from csiprovider.errors import FailedPrecondition, PermissionDenied, Unavailable
+from csiprovider.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    PermissionDenied,
+    Unavailable,
+)
 from csiprovider.kube import KubeClient
+from csiprovider.limits import quote
 
 ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
 POD_IDENTITY_V4 = "http://169.254.170.23/v1/credentials"
@@ -139,12 +145,16 @@ class AwsCredentials:
                 self._clients.move_to_end(key)
                 return found[1]
         with self._create_lock:  # one creation at a time: it is CPU-bound
-            made = self._session.client(
-                service, region_name=region, config=CLIENT_CONFIG,  # type: ignore[call-overload]
-                aws_access_key_id=current.access_key,
-                aws_secret_access_key=current.secret_key,
-                aws_session_token=current.session_token or None,
-            )
+            try:
+                made = self._session.client(
+                    service, region_name=region,  # type: ignore[call-overload]
+                    config=CLIENT_CONFIG, aws_access_key_id=current.access_key,
+                    aws_secret_access_key=current.secret_key,
+                    aws_session_token=current.session_token or None,
+                )
+            except BotoCoreError as exc:  # a region or endpoint botocore cannot use
+                raise InvalidArgument(f"cannot make an AWS {service} client for region "
+                                      f"{quote(region)} ({type(exc).__name__})") from None
         with self._lock:
             self._clients[key] = (current.access_key, made)
             self._clients.move_to_end(key)
@@ -184,7 +194,11 @@ class AwsCredentials:
         if found is not None:
             return found[1]
         with self._create_lock:
-            made = self._session.client("sts", region_name=region, config=STS_CONFIG)
+            try:
+                made = self._session.client("sts", region_name=region, config=STS_CONFIG)
+            except BotoCoreError as exc:
+                raise InvalidArgument(f"cannot make an STS client for region {quote(region)} "
+                                      f"({type(exc).__name__})") from None
         with self._lock:
             self._clients[key] = ("", made)
         return made

@@ -9,6 +9,7 @@ versions (VersionId / parameter version) are ASCP's.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ from csiprovider.atomic_writer import PayloadError, validate_path
 from csiprovider.aws import objects as spec
 from csiprovider.aws.source import AwsIdentity, ParameterBatch, SecretSource
 from csiprovider.errors import InvalidArgument, MountError
+from csiprovider.limits import quote
 from csiprovider.model import Encoding, MountObject, canonical_json
 from csiprovider.request import MountParams
 from csiprovider.vault.config import parse_bool
@@ -44,6 +46,8 @@ class AwsDialect:
                 raise InvalidArgument(
                     f"{regions[0]}: failover region cannot be the same as the primary region")
             regions.append(failover)
+        for region in regions:
+            check_region(region)
         try:
             pod_identity = parse_bool(p["usePodIdentity"]) if p.get("usePodIdentity") else False
         except ValueError as exc:
@@ -70,6 +74,17 @@ class AwsDialect:
             return self._node_region(params.pod.namespace, params.pod.name)
         except MountError as exc:
             raise type(exc)(exc.message) from None
+
+
+_REGION = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?")
+
+
+def check_region(region: str, where: str = "") -> str:
+    """A region name as botocore accepts it (it refuses others with an exception)."""
+    if not _REGION.fullmatch(region):
+        raise InvalidArgument(f"{where}invalid AWS region {quote(region)}: use a region "
+                              "name such as eu-west-1")
+    return region
 
 
 def native_identity(params: MountParams, region_lookup: RegionLookup | None = None

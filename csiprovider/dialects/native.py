@@ -181,13 +181,14 @@ def _aws_object(
 ) -> MountObject:
     """aws-kms, aws-secretsmanager and aws-ssm: the pod's own AWS identity (IRSA or Pod
     Identity, from the SPC's `usePodIdentity`), region from the object or the SPC."""
-    from csiprovider.aws.dialect import native_identity
+    from csiprovider.aws.dialect import check_region, native_identity
     from csiprovider.aws.source import KmsSource, ParameterBatch, ParameterPath, SecretSource
 
     backend = item["backend"]
     _check_fields(item, AWS_FIELDS[backend], label)
     identity, default_region = native_identity(params)
-    region = _string(item, "region", label, required=False) or default_region
+    region = check_region(_string(item, "region", label, required=False) or default_region,
+                          f"{label}: ")
     spec: dict[str, Any] = {"region": region}
     source: Any
     if backend == "aws-kms":
