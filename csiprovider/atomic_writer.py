@@ -10,13 +10,24 @@ decides which hidden directory is current. Replacing that symlink with `rename(2
     <target>/..data   -> ..2026_11_23_10_00_00.k3j9x_2a
     <target>/<name>   -> ..data/<name>           one per top-level name (file or directory)
 
-Names starting with `..` belong to the writer; payload paths may not use them. The writer is
-not safe against itself: callers serialise writes to one target directory.
+Names starting with `..` belong to the writer; payload paths may not use them.
+
+One writer at a time per target: `write_atomic` holds an exclusive `flock(2)` on the target
+directory itself from step 2 to the end, so writers in this process (each opens the directory
+anew, and flock locks belong to the open file) and in other processes (a second daemon during
+a rolling update) take turns. The lock adds nothing to the layout, which stays exactly the
+kubelet's, and the kernel drops it when a writer dies, so a crash never leaves the target
+locked. Callers may add their own lock per target in front (the daemon holds an asyncio lock
+so that a waiting write does not hold a worker thread); this one is what makes the cleanup of
+step 11 safe. A writer that cannot get the lock within `LOCK_TIMEOUT` seconds raises
+TargetBusy and writes nothing. On a filesystem without flock support (some network
+filesystems) the writer logs a warning and goes on unlocked, as before.
 
 `write_atomic(target, payload)` goes through these steps:
 
  1. Check every path and mode before touching the disk, so a bad payload writes nothing.
-    The target directory must already exist (the driver creates and mounts it).
+    The target directory must already exist (the driver creates and mounts it). Then take
+    the target's lock.
  2. Read `..data` to learn the current version directory, if any. It is only trusted when it
     names a timestamped directory inside the target; anything else is never deleted.
  3. Find the user-visible links to remove: our `<name> -> ..data/<name>` links whose name the
@@ -41,7 +52,11 @@ not safe against itself: callers serialise writes to one target directory.
 10. Remove the user-visible links found in step 3; they now dangle.
 11. Remove the old version directory, any timestamped directory a crashed writer left, and
     a stale `..data_tmp`. Only ever after the switch: before it, the old directory is what
-    readers resolve, and the new one is what a crash must not lose.
+    readers resolve, and the new one is what a crash must not lose. Sweeping every
+    timestamped directory but the current one is safe because of the lock: no other writer
+    can be between its steps 5 and 9, so any such directory is a crash's leftover, whatever
+    its age. The unchanged case of step 4 sweeps too, so the next write of any kind removes
+    what a crash left.
 
 At every instant `..data` names one complete version: the old one until step 9, the new one
 after. A reader resolving `<target>/<name>` sees a file of one of the two complete sets.
@@ -52,17 +67,21 @@ next write.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import logging
 import os
 import re
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-__all__ = ["FileProjection", "PayloadError", "validate_path", "write_atomic"]
+__all__ = ["FileProjection", "PayloadError", "TargetBusy", "validate_path", "write_atomic"]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +94,7 @@ _MAX_MODE = 0o777
 # What step 5 creates: "..YYYY_MM_DD_HH_MM_SS." plus mkdtemp's random suffix. Only entries
 # that match are ever treated as a version directory, read or removed.
 _VERSION_DIR = re.compile(r"\.\.\d{4}(?:_\d{2}){5}\.[A-Za-z0-9_]+")
+LOCK_TIMEOUT = 60.0  # seconds a writer waits for another one to finish with the target
 
 
 @dataclass(frozen=True)
@@ -87,6 +107,10 @@ class FileProjection:
 
 class PayloadError(ValueError):
     """A payload the driver would refuse. The message names the path, never the contents."""
+
+
+class TargetBusy(TimeoutError):
+    """Another writer kept the target locked for longer than `LOCK_TIMEOUT`."""
 
 
 def validate_path(path: str) -> None:
@@ -134,13 +158,19 @@ def write_atomic(target_dir: str | os.PathLike[str], payload: Mapping[str, FileP
     Returns True when a new version was published, False when the directory already showed
     this payload (content and modes) and nothing had to be removed. Raises PayloadError for
     a bad path or mode (nothing written), FileNotFoundError or NotADirectoryError when the
-    target is not an existing directory, and OSError when the filesystem refuses.
+    target is not an existing directory, TargetBusy when another writer kept the target
+    locked for `LOCK_TIMEOUT` seconds (nothing written), and OSError when the filesystem
+    refuses. Writers of one target, in any thread or process, take turns.
     """
     _validate_payload(payload)  # 1
     target = os.fspath(target_dir)
     if not stat.S_ISDIR(os.stat(target).st_mode):
         raise NotADirectoryError(f"target {target!r} is not a directory")
+    with _locked(target):
+        return _write_locked(target, payload)
 
+
+def _write_locked(target: str, payload: Mapping[str, FileProjection]) -> bool:
     old_name = _current_version(target)  # 2
     new_top = {path.split("/", 1)[0] for path in payload}
     links = _visible_links(target)
@@ -181,6 +211,41 @@ def write_atomic(target_dir: str | os.PathLike[str], payload: Mapping[str, FileP
             _best_effort(os.unlink, path)
     _remove_leftovers(target, keep=new_name)  # 11
     return True
+
+
+@contextlib.contextmanager
+def _locked(target: str) -> Iterator[None]:
+    """Hold an exclusive flock on the target directory (see the module docstring)."""
+    fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        _lock(fd, target)
+        yield  # closing the descriptor releases the lock
+    finally:
+        os.close(fd)
+
+
+def _lock(fd: int, target: str) -> None:
+    deadline = time.monotonic() + LOCK_TIMEOUT
+    pause = 0.001
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            if exc.errno == errno.EINTR:
+                continue
+            # No flock here (EBADF, ENOLCK, EOPNOTSUPP on some network filesystems): go on
+            # unlocked, as this writer always did, rather than refuse to write at all.
+            log.warning("cannot lock %s (%s); writing without the lock", target,
+                        exc.strerror or exc)
+            return
+        if time.monotonic() >= deadline:
+            raise TargetBusy(f"another writer kept {target!r} locked for more than "
+                             f"{LOCK_TIMEOUT:g} seconds")
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def _validate_payload(payload: Mapping[str, FileProjection]) -> None:

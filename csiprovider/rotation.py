@@ -133,6 +133,10 @@ class Tracker:
             metrics.ROTATION_ERRORS.inc()
             log.warning("rotation failed, files left in place", extra={"fields": {
                 "target": volume.target, "error": exc.message}})
+        except Exception as exc:  # a full disk must not stop rotation of every volume
+            metrics.ROTATION_ERRORS.inc()
+            log.error("rotation crashed, files left in place", extra={"fields": {
+                "target": volume.target, "error_type": type(exc).__name__}})
 
 
 def _expiry(params: MountParams) -> float:

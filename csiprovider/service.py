@@ -11,16 +11,17 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import Executor
+from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 import grpc
 
 from csiprovider import API_VERSION, RUNTIME_NAME, __version__, metrics
-from csiprovider.atomic_writer import FileProjection, write_atomic
+from csiprovider.atomic_writer import FileProjection, TargetBusy, write_atomic
 from csiprovider.dialects import Dialect
-from csiprovider.errors import InvalidArgument, MountError, ResourceExhausted
+from csiprovider.errors import InvalidArgument, MountError, ResourceExhausted, Unavailable
 from csiprovider.model import MountObject, MountResult
 from csiprovider.request import MountParams, parse_mount_request
 from csiprovider.resolver import Resolver
@@ -77,9 +78,10 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
             objects = await self._objects(request, params)
             fields["objects"] = [o.object_name for o in objects]
             volume = (params.target_path, params.pod.uid)
+            resolved_at = time.monotonic()
             result = await self._resolver.resolve(objects, self._timeout(context),
                                                   self._fresh_after(volume, params, started))
-            response = await self._respond(params, result)
+            response = await self._respond(params, result, resolved_at)
             self._mounted[volume] = None
             self._mounted.move_to_end(volume)
             if len(self._mounted) > MOUNTED_VOLUMES:
@@ -138,10 +140,22 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
         seconds old; True when the volume changed on disk."""
         params = parse_mount_request(request)
         objects = await self._objects(request, params)
+        resolved_at = time.monotonic()
         result = await self._resolver.resolve(objects, self._mount_timeout,
                                               time.monotonic() - max_age)
-        return await asyncio.get_running_loop().run_in_executor(
-            self._executor, _write_volume, params.target_path, result)
+        return await self._write(params.target_path, result, resolved_at)
+
+    async def _write(self, target_path: str, result: MountResult, resolved_at: float) -> bool:
+        """Write one volume; writes to one target (republishes, rotation) take turns, and
+        values resolved before the ones already written are not written over them (a slow
+        rotation finishing after a republish would roll the volume back)."""
+        async with _WRITE_LOCKS.hold(target_path) as turn:
+            if not turn.newer(resolved_at):
+                return False
+            changed = await asyncio.get_running_loop().run_in_executor(
+                self._executor, _write_volume, target_path, result)
+            turn.written(resolved_at)
+            return changed
 
     def _timeout(self, context: Any) -> float:
         remaining: float | None = context.time_remaining()
@@ -149,7 +163,8 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
             return self._mount_timeout
         return max(0.01, min(self._mount_timeout, remaining - DEADLINE_MARGIN))
 
-    async def _respond(self, params: MountParams, result: MountResult) -> pb.MountResponse:
+    async def _respond(self, params: MountParams, result: MountResult,
+                       resolved_at: float) -> pb.MountResponse:
         versions = [pb.ObjectVersion(id=i, version=v) for i, v in result.versions]
         if result.size > SYNC_LIMIT_BYTES:
             log.warning(
@@ -157,9 +172,7 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
                 extra={"fields": {"spc": params.spc_name, "bytes": result.size}},
             )
         if self._write_mode == "provider":
-            await asyncio.get_running_loop().run_in_executor(
-                self._executor, _write_volume, params.target_path, result
-            )
+            await self._write(params.target_path, result, resolved_at)
             return pb.MountResponse(object_version=versions)
         response = pb.MountResponse(
             object_version=versions,
@@ -188,13 +201,65 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
             log.info("mount", extra={"fields": entry})
 
 
+class TargetLocks:
+    """One asyncio lock per target path, taken before the hop to a worker thread, so a
+    write waiting for its turn holds no thread. A lock lives only while someone holds or
+    waits for it, so the table never outgrows the writes in flight. (The writer also
+    flocks the target: that covers other processes, paths naming one directory twice, and
+    a write whose Mount was cancelled, which goes on in its thread after this lock is
+    released.)
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+        self._written: OrderedDict[str, float] = OrderedDict()  # when its values resolved
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+    @asynccontextmanager
+    async def hold(self, target_path: str) -> AsyncIterator[Turn]:
+        key = os.path.normpath(os.path.abspath(target_path))
+        lock, users = self._locks.setdefault(key, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield Turn(self._written, key)
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._locks[key]
+
+
+class Turn:
+    """A writer's turn at one target: whether its values are newer than those written."""
+
+    def __init__(self, written: OrderedDict[str, float], key: str) -> None:
+        self._written, self._key = written, key
+
+    def newer(self, resolved_at: float) -> bool:
+        return resolved_at >= self._written.get(self._key, float("-inf"))
+
+    def written(self, resolved_at: float) -> None:
+        self._written[self._key] = resolved_at
+        self._written.move_to_end(self._key)
+        while len(self._written) > MOUNTED_VOLUMES:
+            self._written.popitem(last=False)
+
+
+_WRITE_LOCKS = TargetLocks()  # shared by every provider name this process serves
+
+
 def _write_volume(target_path: str, result: MountResult) -> bool:
     if not os.path.isdir(target_path):
         raise InvalidArgument(
             f"target path {target_path!r} is not an existing directory; the driver mounts "
             "it before calling the provider"
         )
-    return write_atomic(
-        target_path,
-        {f.path: FileProjection(data=f.contents, mode=f.mode) for f in result.files},
-    )
+    try:
+        return write_atomic(
+            target_path,
+            {f.path: FileProjection(data=f.contents, mode=f.mode) for f in result.files},
+        )
+    except TargetBusy as exc:
+        raise Unavailable(f"cannot write the volume: {exc}; the driver will retry") from None

@@ -5,19 +5,28 @@ at random points of a write."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import random
 import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from csiprovider.atomic_writer import FileProjection, PayloadError, validate_path, write_atomic
+from csiprovider import atomic_writer
+from csiprovider.atomic_writer import (
+    FileProjection,
+    PayloadError,
+    TargetBusy,
+    validate_path,
+    write_atomic,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -424,3 +433,118 @@ def test_concurrent_reader_never_sees_a_mixed_set(tmp_path: Path) -> None:
     assert len(seen) > 10, "the reader did not race the writer"
     assert complete_rounds > 10
     check_one_complete_version(tmp_path)
+
+
+def test_unchanged_write_still_sweeps_crash_leftovers(tmp_path: Path) -> None:
+    write_atomic(tmp_path, files({"a": "1"}))
+    current = os.readlink(tmp_path / "..data")
+    stale = tmp_path / "..2001_01_01_00_00_00.crashed2"
+    stale.mkdir()
+    (stale / "a").write_text("half written")
+    os.symlink(stale.name, tmp_path / "..data_tmp")
+    assert write_atomic(tmp_path, files({"a": "1"})) is False  # nothing new to publish
+    assert hidden(tmp_path) == sorted(["..data", current])
+
+
+def test_crash_in_the_first_write_is_swept_by_the_next(tmp_path: Path) -> None:
+    # Killed between steps 8 and 9 of the very first write: no ..data yet.
+    stale = tmp_path / "..2001_01_01_00_00_00.crashed3"
+    stale.mkdir()
+    (stale / "a").write_text("0")
+    os.symlink(stale.name, tmp_path / "..data_tmp")
+    os.symlink("..data/a", tmp_path / "a")
+    assert write_atomic(tmp_path, files({"a": "1", "b": "1"})) is True
+    assert visible(tmp_path) == {"a": "1", "b": "1"}
+    assert hidden(tmp_path) == sorted(["..data", os.readlink(tmp_path / "..data")])
+
+
+@contextlib.contextmanager
+def locked_elsewhere(target: Path) -> Iterator[None]:
+    """The target's lock, held as another process's writer would hold it."""
+    fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def test_a_write_in_progress_elsewhere_is_waited_for_and_never_swept(tmp_path: Path) -> None:
+    write_atomic(tmp_path, files({"a": "1"}))
+    done = threading.Event()
+    results: list[bool] = []
+    with locked_elsewhere(tmp_path):
+        # The other writer is between its steps 5 and 9: its new directory is complete but
+        # not published yet. A writer that swept it now would publish nothing of it.
+        theirs = tmp_path / "..2099_01_01_00_00_00.theirs1"
+        theirs.mkdir()
+        (theirs / "a").write_text("2")
+
+        def ours() -> None:
+            results.append(write_atomic(tmp_path, files({"a": "3"})))
+            done.set()
+
+        worker = threading.Thread(target=ours)
+        worker.start()
+        assert not done.wait(0.3), "the write did not wait for the lock"
+        assert (theirs / "a").read_text() == "2"
+        os.symlink(theirs.name, tmp_path / "..data_tmp")
+        os.rename(tmp_path / "..data_tmp", tmp_path / "..data")  # their switch
+        assert (tmp_path / "a").read_text() == "2"
+    worker.join(5)
+    assert results == [True]
+    assert visible(tmp_path) == {"a": "3"}  # ours came after theirs, and swept theirs
+    assert hidden(tmp_path) == sorted(["..data", os.readlink(tmp_path / "..data")])
+
+
+def test_a_lock_held_too_long_raises_target_busy_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_atomic(tmp_path, files({"a": "1"}))
+    before = sorted(os.listdir(tmp_path))
+    monkeypatch.setattr(atomic_writer, "LOCK_TIMEOUT", 0.2)
+    with locked_elsewhere(tmp_path), pytest.raises(TargetBusy, match="locked for more than"):
+        write_atomic(tmp_path, files({"a": "2"}))
+    assert sorted(os.listdir(tmp_path)) == before
+    assert visible(tmp_path) == {"a": "1"}
+
+
+def test_threads_writing_one_target_by_different_paths_take_turns(tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    target.mkdir()
+    os.symlink(target, tmp_path / "alias")
+    spellings = [target, tmp_path / "alias", Path(f"{target}/./")]
+    write_atomic(target, version_payload(0))
+    errors: list[BaseException] = []
+
+    def writer(index: int) -> None:
+        try:
+            for n in range(index, index + 4 * 25, 4):
+                write_atomic(spellings[index % len(spellings)], version_payload(n))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    check_one_complete_version(target)
+    assert hidden(target) == sorted(["..data", os.readlink(target / "..data")])
+
+
+def test_writers_in_two_processes_take_turns(tmp_path: Path) -> None:
+    write_atomic(tmp_path, version_payload(0))
+    procs = [start_writer(tmp_path, 1), start_writer(tmp_path, 100001)]
+    try:
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline and all(proc.poll() is None for proc in procs):
+            time.sleep(0.01)
+    finally:
+        for proc in procs:
+            kill(proc)  # asserts each was still running: no write of either ever failed
+    n = check_one_complete_version(tmp_path)
+    # The kills may leave a half-written directory: the next write sweeps it.
+    assert write_atomic(tmp_path, version_payload(n + 2)) is True
+    assert hidden(tmp_path) == sorted(["..data", os.readlink(tmp_path / "..data")])
