@@ -21,7 +21,13 @@ import grpc
 from csiprovider import API_VERSION, RUNTIME_NAME, __version__, metrics
 from csiprovider.atomic_writer import FileProjection, TargetBusy, write_atomic
 from csiprovider.dialects import Dialect
-from csiprovider.errors import InvalidArgument, MountError, ResourceExhausted, Unavailable
+from csiprovider.errors import (
+    DeadlineExceeded,
+    InvalidArgument,
+    MountError,
+    ResourceExhausted,
+    Unavailable,
+)
 from csiprovider.model import MountObject, MountResult
 from csiprovider.request import MountParams, parse_mount_request
 from csiprovider.resolver import Resolver
@@ -75,7 +81,7 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
             fields.update(
                 pod=f"{params.pod.namespace}/{params.pod.name}", spc=params.spc_name
             )
-            objects = await self._objects(request, params)
+            objects = await self._objects(request, params, self._timeout(context))
             fields["objects"] = [o.object_name for o in objects]
             volume = (params.target_path, params.pod.uid)
             resolved_at = time.monotonic()
@@ -107,7 +113,7 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
         return response
 
     async def _objects(
-        self, request: pb.MountRequest, params: MountParams
+        self, request: pb.MountRequest, params: MountParams, timeout: float
     ) -> Sequence[MountObject]:
         """The dialect's objects; republishes repeat the same attributes, so keep them.
         A dialect may look things up (the node's region), so it runs off the loop."""
@@ -117,7 +123,12 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
             self._parsed.move_to_end(key)
             return found
         loop = asyncio.get_running_loop()
-        objects = tuple(await loop.run_in_executor(self._executor, self._dialect, params))
+        try:  # bounded by csiprovider.limits; the deadline is the backstop
+            objects = tuple(await asyncio.wait_for(
+                loop.run_in_executor(self._executor, self._dialect, params), timeout))
+        except TimeoutError:
+            raise DeadlineExceeded("parsing the SecretProviderClass did not finish within "
+                                   f"{timeout:.1f}s") from None
         self._parsed[key] = objects
         if len(self._parsed) > PARSED_CACHE_SIZE:
             self._parsed.popitem(last=False)
@@ -139,7 +150,7 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
         """Rotation: the Mount pipeline again, with shared values at most `max_age`
         seconds old; True when the volume changed on disk."""
         params = parse_mount_request(request)
-        objects = await self._objects(request, params)
+        objects = await self._objects(request, params, self._mount_timeout)
         resolved_at = time.monotonic()
         result = await self._resolver.resolve(objects, self._mount_timeout,
                                               time.monotonic() - max_age)
