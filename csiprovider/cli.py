@@ -29,14 +29,15 @@ def _env(flag: str) -> str:
 
 def _add(
     parser: argparse._ActionsContainer, flag: str, default: str | None, help_text: str,
-    **kw: Any,
+    aliases: Sequence[str] = (), **kw: Any,
 ) -> None:
     """A flag whose default comes from CSIPROVIDER_<FLAG> when set; `-flag` works too, as
-    Go's flag package accepts it and vault-csi-provider manifests use it."""
+    Go's flag package accepts it and vault-csi-provider manifests use it; `aliases` are
+    other providers' names for it (both forms too)."""
     env = _env(flag)
     value = os.environ.get(env, default)
-    parser.add_argument(f"--{flag}", f"-{flag}", default=value,
-                        help=f"{help_text} [env {env}]", **kw)
+    names = [form for name in (flag, *aliases) for form in (f"--{name}", f"-{name}")]
+    parser.add_argument(*names, default=value, help=f"{help_text} [env {env}]", **kw)
 
 
 def _octal(text: str) -> int:
@@ -80,8 +81,9 @@ def parser() -> argparse.ArgumentParser:
     _add(serve, "mount-timeout", "30", "seconds a Mount may take at most", type=float)
     _add(serve, "shutdown-grace", "10",
          "seconds in-flight Mounts may take to finish on SIGTERM", type=float)
-    _add(serve, "fetch-workers", "16", "threads for blocking backend calls", type=int)
-    _add(serve, "backend-concurrency", "8",
+    _add(serve, "fetch-workers", "96", "threads for blocking backend calls (created as "
+         "needed; enough for --backend-concurrency calls to each of 3 backends)", type=int)
+    _add(serve, "backend-concurrency", "32",
          "requests in flight at most per backend (the rest queue within the Mount deadline)",
          type=int)
     _add(serve, "log-format", "json", "log line format", choices=["json", "text"])
@@ -111,6 +113,10 @@ def parser() -> argparse.ArgumentParser:
     _add(serve, "kube-api-url", "", "Kubernetes API URL (default: in-cluster)")
     _add(serve, "kube-token-file", "", "bearer token file for --kube-api-url")
     _add(serve, "kube-ca-file", "", "CA bundle for --kube-api-url")
+    _add(serve, "kube-qps", "5", "Kubernetes API calls per second, after the burst (ASCP's "
+         "--qps; 0: no limit)", aliases=["qps"], type=float)
+    _add(serve, "kube-burst", "10", "Kubernetes API calls at once before --kube-qps applies "
+         "(ASCP's --burst)", aliases=["burst"], type=int)
     _add(serve, "aws-pod-identity-endpoint", "",
          "EKS Pod Identity agent URL (default: the link-local agent, IPv4 then IPv6); AWS "
          "service endpoints follow boto3's AWS_ENDPOINT_URL[_<SERVICE>] variables")
@@ -238,6 +244,8 @@ def _serve(args: argparse.Namespace) -> int:
         kube_api_url=args.kube_api_url,
         kube_token_file=args.kube_token_file,
         kube_ca_file=args.kube_ca_file,
+        kube_qps=args.kube_qps,
+        kube_burst=args.kube_burst,
         aws_pod_identity_endpoint=args.aws_pod_identity_endpoint,
         metrics_addr=args.metrics_addr,
         rotation_poll_interval=rotation_interval,

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
+import traceback
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +39,14 @@ class TextFormatter(logging.Formatter):
         fields = getattr(record, "fields", {})
         tail = "".join(f" {k}={_text(v)}" for k, v in fields.items())
         return f"{when} {record.levelname.lower():7} {record.getMessage()}{tail}"
+
+
+def frames(exc: BaseException) -> list[str]:
+    """Where a bug struck, as file:line:function (innermost last): enough to debug, and
+    safe to log, unlike the exception's message or the frames' variables, which may hold
+    secret values."""
+    return [f"{os.path.basename(f.filename)}:{f.lineno}:{f.name}"
+            for f in traceback.extract_tb(exc.__traceback__)][-20:]
 
 
 def _text(value: Any) -> str:

@@ -1,15 +1,17 @@
 """Resolve the objects of one Mount: fetch in parallel, once per distinct source,
 render, decode, version.
 
-Backends are blocking (hvac, boto3, file I/O) and run in a bounded thread pool, so a
-slow backend never stalls the event loop serving other Mounts.
+Backends are blocking (hvac, boto3, file I/O) and run in a thread pool of their own, so
+a slow backend never stalls the event loop, nor the parsing, writing and rendering of
+other Mounts (the `work` pool). Each backend instance admits `backend_concurrency` calls
+at once through an asyncio semaphore taken *before* the hop to a thread: work waiting for
+a slow store holds no thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -17,7 +19,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
-from csiprovider import metrics, templates
+from csiprovider import logs, metrics, templates
 from csiprovider.atomic_writer import PayloadError, validate_path
 from csiprovider.backends import Backend, Grant, what_is_read
 from csiprovider.errors import (
@@ -53,6 +55,8 @@ def _failure(obj: MountObject, exc: BaseException | None) -> MountError:
         return DeadlineExceeded(f"Mount did not finish in time; still waiting for {obj.label}")
     if isinstance(exc, MountError):
         return exc
+    log.error("backend crashed", extra={"fields": {  # a bug: say where, not what
+        "object": obj.label, "error_type": type(exc).__name__, "frames": logs.frames(exc)}})
     return MountError(f"{obj.label}: backend failed ({type(exc).__name__})")
 
 
@@ -85,14 +89,17 @@ class Resolver:
         versioner: Versioner,
         executor: Executor,
         cache: FetchCache | None = None,
-        backend_concurrency: int = 8,
+        backend_concurrency: int = 32,
+        work: Executor | None = None,
     ) -> None:
         self._backends = backends
         self._versioner = versioner
-        self._executor = executor
+        self._executor = executor  # backend calls
+        self._work = work if work is not None else executor  # template rendering
         self.cache = cache if cache is not None else FetchCache(ttl=0)
-        self._limits = {name: threading.BoundedSemaphore(backend_concurrency)
-                        for name in backends}
+        # One limit per backend *instance*: the AWS backend serves four names.
+        self._limits = {id(b): asyncio.Semaphore(backend_concurrency)
+                        for b in backends.values()}
         self._last_good: OrderedDict[tuple[str, Hashable], Any] = OrderedDict()
 
     async def resolve(self, objects: Sequence[MountObject], timeout: float,
@@ -177,7 +184,7 @@ class Resolver:
         used = templates.Inputs(inputs)
         try:
             content = await asyncio.get_running_loop().run_in_executor(
-                self._executor, templates.render, obj.options["template"], used, obj.label)
+                self._work, templates.render, obj.options["template"], used, obj.label)
         except MountError:
             if obj.optional:
                 return
@@ -235,34 +242,35 @@ class Resolver:
     ) -> Any:
         """The pod proves itself first; then the read is shared only under its grant's
         scope (its authorization class), and only if it started after `fresh_after`."""
-        loop = asyncio.get_running_loop()
         grant = backend.grant(obj)
         if grant is None:
             who = (obj.backend, backend.principal(obj))
             pending = grants.get(who)
             if pending is None:  # one login per pod and Mount, however many objects
-                pending = loop.run_in_executor(self._executor, self._limited, obj, deadline,
-                                               backend.authorize)
+                pending = asyncio.ensure_future(
+                    self._limited(obj, backend, deadline, backend.authorize))
                 grants[who] = pending
             grant = await pending
         key = (obj.backend, grant.scope, what_is_read(obj.source))
         return await self.cache.fetch(
             key, fresh_after, backend.shares_reads,
-            lambda: loop.run_in_executor(self._executor, self._limited, obj, deadline,
-                                         lambda o, d: backend.fetch(o, grant, d)))
+            lambda: asyncio.ensure_future(self._limited(
+                obj, backend, deadline, lambda o, d: backend.fetch(o, grant, d))))
 
-    def _limited(self, obj: MountObject, deadline: float,
-                 call: Callable[[MountObject, float], Any]) -> Any:
-        """At most `backend_concurrency` requests in flight per backend: a burst of Mounts
-        (a node drain) queues here instead of tripping the store's rate limits."""
-        limit = self._limits.get(obj.backend)
-        if limit is None:
-            return call(obj, deadline)
-        if not limit.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            raise DeadlineExceeded(f"{obj.label}: waited for a free {obj.backend} connection "
-                                   "until the Mount deadline")
+    async def _limited(self, obj: MountObject, backend: Backend, deadline: float,
+                       call: Callable[[MountObject, float], Any]) -> Any:
+        """At most `backend_concurrency` calls in flight per backend: a burst of Mounts
+        (a node drain) queues here, holding no thread, instead of tripping the store's
+        rate limits."""
+        limit = self._limits[id(backend)]
         try:
-            return call(obj, deadline)
+            await asyncio.wait_for(limit.acquire(), max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            raise DeadlineExceeded(f"{obj.label}: waited for a free {obj.backend} connection "
+                                   "until the Mount deadline") from None
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._executor, call, obj, deadline)
         finally:
             limit.release()
 

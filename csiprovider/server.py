@@ -47,6 +47,7 @@ from csiprovider.vault.source import VaultIdentity
 from csiprovider.versions import Versioner
 
 log = logging.getLogger("csiprovider.server")
+WORK_THREADS = 4  # parse, write, render: CPU-bound and short
 
 
 @dataclass(frozen=True)
@@ -72,10 +73,12 @@ class ServeConfig:
     kube_api_url: str = ""
     kube_token_file: str = ""
     kube_ca_file: str = ""
+    kube_qps: float = 5.0  # csiprovider.kube.DEFAULT_QPS
+    kube_burst: int = 10  # csiprovider.kube.DEFAULT_BURST
     aws_pod_identity_endpoint: str = ""
     metrics_addr: str = ""
     rotation_poll_interval: float = 120.0
-    backend_concurrency: int = 8
+    backend_concurrency: int = 32
     vault_flag_address: str = ""  # --vault-addr, checked by /readyz
 
     def sockets(self) -> list[tuple[str, Path]]:
@@ -93,7 +96,8 @@ class SocketInUse(ServeError):
 
 
 def build_resolver(
-    config: ServeConfig, executor: ThreadPoolExecutor, kube: KubeClient | None
+    config: ServeConfig, executor: ThreadPoolExecutor, kube: KubeClient | None,
+    work: ThreadPoolExecutor | None = None,
 ) -> Resolver:
     """Wire the backends and the versioner."""
     backends: dict[str, Backend] = {}
@@ -112,7 +116,7 @@ def build_resolver(
         LeaseCache(config.renew_fraction),
     )
     return Resolver(backends, _versioner(config, kube), executor, FetchCache(config.cache_ttl),
-                    config.backend_concurrency)
+                    config.backend_concurrency, work)
 
 
 def _versioner(config: ServeConfig, kube: KubeClient | None) -> Versioner:
@@ -172,10 +176,14 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     kube = KubeClient.from_environment(
-        config.kube_api_url, config.kube_token_file, config.kube_ca_file
+        config.kube_api_url, config.kube_token_file, config.kube_ca_file,
+        qps=config.kube_qps, burst=config.kube_burst,
     )
+    # Backend calls in one pool, parsing/writing/rendering in another: a store that hangs
+    # fills only its own threads (and its semaphore keeps the rest waiting off-thread).
     executor = ThreadPoolExecutor(config.fetch_workers, thread_name_prefix="fetch")
-    resolver = build_resolver(config, executor, kube)
+    work = ThreadPoolExecutor(WORK_THREADS, thread_name_prefix="work")
+    resolver = build_resolver(config, executor, kube, work)
     native_dialect = native.NativeDialect(config.vault)
     dialects: dict[str, tuple[str, Dialect]] = {
         "vault": ("vault", VaultDialect(config.vault)),
@@ -203,7 +211,7 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
             prepare_socket(path)
             server = grpc.aio.server()
             dialect_name, dialect = dialects.get(name, ("native", native_dialect))
-            service = ProviderService(name, dialect_name, dialect, resolver, executor,
+            service = ProviderService(name, dialect_name, dialect, resolver, work,
                                       config.write_mode, config.mount_timeout)
             service.tracker = tracker
             pb_grpc.add_CSIDriverProviderServicer_to_server(service, server)
@@ -237,6 +245,7 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
         for _, path in servers:
             path.unlink(missing_ok=True)
         executor.shutdown(wait=False, cancel_futures=True)
+        work.shutdown(wait=False, cancel_futures=True)
         log.info("stopped")
 
 

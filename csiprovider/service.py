@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import grpc
 
-from csiprovider import API_VERSION, RUNTIME_NAME, __version__, metrics
+from csiprovider import API_VERSION, RUNTIME_NAME, __version__, logs, metrics
 from csiprovider.atomic_writer import FileProjection, TargetBusy, write_atomic
 from csiprovider.dialects import Dialect
 from csiprovider.errors import (
@@ -105,7 +105,7 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
                 raise
             message = f"internal error while mounting ({type(exc).__name__}); see provider logs"
             log.error("mount crashed", exc_info=False, extra={"fields": {
-                **fields, "error_type": type(exc).__name__}})
+                **fields, "error_type": type(exc).__name__, "frames": logs.frames(exc)}})
             self._log(fields, started, "INTERNAL", message)
             await context.abort(grpc.StatusCode.INTERNAL, message)
             raise AssertionError("unreachable") from None

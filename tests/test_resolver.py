@@ -3,7 +3,10 @@ and names the slow object when the deadline passes."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -152,3 +155,96 @@ async def test_backend_not_enabled(executor: Any) -> None:
         await Resolver({}, Versioner(b"k" * 32), executor).resolve(objs, timeout=5)
     assert info.value.code is grpc.StatusCode.FAILED_PRECONDITION
     assert "--file-root" in info.value.message
+
+
+class CrashingBackend(FileBackend):
+    """A backend with a bug: its exception message carries a value."""
+
+    def fetch(self, obj: MountObject, grant: Grant | None = None,
+              deadline: float = 0.0) -> Any:
+        raise KeyError("pw-0123456789")
+
+
+async def test_a_backend_bug_logs_where_not_what(
+    file_root: Path, executor: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    objs = objects([{"objectName": "pw", "backend": "file", "path": "db/password"}])
+    with pytest.raises(MountError) as info:
+        await resolver(CrashingBackend(file_root), executor).resolve(objs, timeout=5)
+    assert info.value.code is grpc.StatusCode.INTERNAL
+    [record] = [r for r in caplog.records if r.getMessage() == "backend crashed"]
+    fields = record.__dict__["fields"]
+    assert fields["error_type"] == "KeyError"
+    assert any(f.startswith("test_resolver.py:") and f.endswith(":fetch")
+               for f in fields["frames"])
+    assert "pw-0123456789" not in repr(fields) + info.value.message
+
+
+async def test_limits_are_per_backend_instance(file_root: Path, executor: Any) -> None:
+    """One backend under two names has one limit: 2 in flight, not 4."""
+    for i in range(6):
+        (file_root / "default" / f"s{i}").write_text(str(i))
+    in_flight, most = [0], [0]
+    lock = threading.Lock()
+
+    class Slow(FileBackend):
+        def fetch(self, obj: MountObject, grant: Grant | None = None,
+                  deadline: float = 0.0) -> Any:
+            with lock:
+                in_flight[0] += 1
+                most[0] = max(most[0], in_flight[0])
+            time.sleep(0.05)
+            with lock:
+                in_flight[0] -= 1
+            return super().fetch(obj, grant, deadline)
+
+    shared = Slow(file_root)
+    resolver_ = Resolver({"file": shared, "alias": shared}, Versioner(b"k" * 32), executor,
+                         backend_concurrency=2)
+    objs = objects([{"objectName": f"s{i}", "backend": "file"} for i in range(6)])
+    renamed = [dataclasses.replace(o, backend="alias") for o in objs[3:]]
+    result = await resolver_.resolve([*objs[:3], *renamed], timeout=10)
+    assert len(result.files) == 6
+    assert most[0] == 2
+
+
+async def test_waiting_for_a_stuck_backend_holds_no_thread(file_root: Path) -> None:
+    """Two threads, a backend stuck on one object with a limit of 1: the queued calls
+    wait off-thread, so the other backend's Mount still runs at once."""
+    stuck = StuckBackend(file_root, "db/password")
+    free = FileBackend(file_root)
+    with ThreadPoolExecutor(2) as pool:
+        resolver_ = Resolver({"file": stuck, "other": free}, Versioner(b"k" * 32), pool,
+                             backend_concurrency=1)
+        waiting = [asyncio.ensure_future(resolver_.resolve(objects([
+            {"objectName": "p", "backend": "file", "path": "db/password"}]), timeout=5))
+            for _ in range(4)]
+        await asyncio.sleep(0.1)
+        quick = [dataclasses.replace(o, backend="other") for o in objects([
+            {"objectName": "u", "backend": "file", "path": "db/username"}])]
+        started = time.monotonic()
+        result = await resolver_.resolve(quick, timeout=5)
+        took = time.monotonic() - started
+        stuck.release.set()
+        await asyncio.gather(*waiting)
+    assert result.files[0].contents == b"app_user"
+    assert took < 1.0
+
+
+async def test_a_failed_mount_leaves_no_unretrieved_exception(
+    file_root: Path, executor: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The first failure ends the Mount; the siblings that fail later are still
+    retrieved, so asyncio never logs "exception was never retrieved"."""
+    import gc
+
+    objs = objects([{"objectName": "missing", "backend": "file", "path": "nope"},
+                    *({"objectName": f"m{i}", "backend": "file", "path": f"nope{i}"}
+                      for i in range(5))])
+    for _ in range(3):
+        with pytest.raises(MountError):
+            await resolver(FileBackend(file_root), executor).resolve(objs, timeout=5)
+    await asyncio.sleep(0.2)  # the siblings finish (and fail) after the Mount ended
+    gc.collect()
+    await asyncio.sleep(0)
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]

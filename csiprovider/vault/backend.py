@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 import time
 from collections.abc import Hashable, Mapping
 from typing import Any
@@ -165,7 +166,7 @@ class VaultBackend:
                 if isinstance(failure, Unavailable):
                     raise failure
                 raise DeadlineExceeded(f"{failure.message} (gave up at the Mount deadline)")
-            time.sleep(backoff)
+            time.sleep(backoff / 2 + random.uniform(0, backoff / 2))  # jitter: nodes spread out
             backoff = min(backoff * 2, MAX_BACKOFF)
 
     def _lease_live(self, grant: VaultGrant, source: VaultSource, lease_id: str,
