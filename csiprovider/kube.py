@@ -1,14 +1,24 @@
 """The few Kubernetes API calls the daemon makes: TokenRequest for a pod's service
 account (when the driver passed no token for the audience) and get-or-create of the
 Secret holding the HMAC key. Plain HTTPS with the daemon's own service-account token.
+
+Every call goes through one token bucket per client (--kube-qps/--kube-burst, ASCP's
+--qps/--burst: a node drain remounts many pods at once and the API server throttles) and
+is retried on 429, 5xx and connection failures with exponential backoff and full jitter,
+honouring Retry-After, all within the caller's deadline (a default when it passes none).
 """
 
 from __future__ import annotations
 
 import base64
+import email.utils
 import logging
+import math
 import os
+import random
 import secrets
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +31,46 @@ log = logging.getLogger("csiprovider.kube")
 
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 TOKEN_TTL_SECONDS = 900  # as vault-csi-provider: short-lived and bound to the pod
+DEFAULT_QPS = 5.0  # ASCP's --qps and --burst defaults (client-go's too)
+DEFAULT_BURST = 10
+DEFAULT_TIMEOUT = 10.0  # seconds a call may take, retries included, when no deadline is given
+REQUEST_TIMEOUT = 10.0  # one HTTP attempt at most
+FIRST_BACKOFF = 0.2
+MAX_BACKOFF = 2.0
+MAX_ATTEMPTS = 8
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class RateLimiter:
+    """A token bucket: `burst` calls at once, then `qps` per second. Thread-safe; a caller
+    reserves a slot under the lock and sleeps outside it, so waiters are served in order
+    and nobody holds the lock while waiting. qps 0 turns the limit off."""
+
+    def __init__(self, qps: float, burst: int) -> None:
+        if math.isnan(qps) or qps < 0:
+            raise ValueError(f"--kube-qps must be 0 (no limit) or more, not {qps}")
+        if qps > 0 and burst < 1:
+            raise ValueError(f"--kube-burst must be at least 1, not {burst}")
+        self.qps = qps
+        self.burst = burst
+        self._tokens = float(burst)
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def reserve(self, deadline: float) -> float | None:
+        """Take a slot: the seconds to wait for it, or None (and nothing taken) when the
+        wait would end after `deadline`."""
+        if self.qps == 0:
+            return 0.0
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.qps)
+            self._last = now
+            wait = 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.qps
+            if wait > 0 and now + wait > deadline:
+                return None
+            self._tokens -= 1
+            return wait
 
 
 @dataclass
@@ -29,10 +79,17 @@ class KubeClient:
     token_file: Path | None = None
     ca_file: str | bool = True
     session: requests.Session = field(default_factory=requests.Session, repr=False)
+    qps: float = DEFAULT_QPS
+    burst: int = DEFAULT_BURST
+    limiter: RateLimiter = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.limiter = RateLimiter(self.qps, self.burst)
 
     @classmethod
     def from_environment(
-        cls, url: str = "", token_file: str = "", ca_file: str = ""
+        cls, url: str = "", token_file: str = "", ca_file: str = "",
+        qps: float = DEFAULT_QPS, burst: int = DEFAULT_BURST,
     ) -> KubeClient | None:
         """Flags first, then the in-cluster service account; None outside a cluster."""
         host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get(
@@ -45,25 +102,74 @@ class KubeClient:
         ca: str | bool = ca_file or (str(SA_DIR / "ca.crt") if (SA_DIR / "ca.crt").exists()
                                      else True)
         client = cls(url=url.rstrip("/"), token_file=token if token.exists() else None,
-                     ca_file=ca)
+                     ca_file=ca, qps=qps, burst=burst)
         client.session.trust_env = False
         return client
 
-    def _request(self, method: str, path: str, body: Any = None) -> requests.Response:
+    def _request(self, method: str, path: str, body: Any = None,
+                 deadline: float | None = None) -> requests.Response:
+        """One call: a rate-limit slot per attempt; 429, 5xx and connection failures are
+        retried until the deadline, then the last reply is the caller's to report (or
+        Unavailable when there was none). Other replies are returned at once."""
+        if deadline is None:
+            deadline = time.monotonic() + DEFAULT_TIMEOUT
+        backoff = FIRST_BACKOFF
+        response: requests.Response | None = None
+        failure: requests.RequestException | None = None
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            wait = self.limiter.reserve(deadline)
+            if wait is None:
+                if attempt == 1:
+                    raise Unavailable(
+                        f"the Kubernetes API client is rate limited (--kube-qps "
+                        f"{self.qps:g}, --kube-burst {self.burst}): no request slot for "
+                        f"{method} {path} before the deadline")
+                break
+            if wait:
+                time.sleep(wait)
+            response, failure = None, None
+            try:
+                response = self._send(method, path, body, deadline)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                if isinstance(exc, requests.exceptions.SSLError):
+                    raise self._unreachable(exc) from None  # configuration, not transient
+                failure = exc
+            except requests.RequestException as exc:
+                raise self._unreachable(exc) from None
+            if response is not None and response.status_code not in RETRY_STATUSES:
+                return response
+            delay = random.uniform(0, backoff)  # full jitter: a drained node's calls spread
+            backoff = min(backoff * 2, MAX_BACKOFF)
+            if response is not None:
+                delay = max(delay, _retry_after(response))
+            if attempt == MAX_ATTEMPTS or time.monotonic() + delay >= deadline:
+                break
+            log.debug("retrying a Kubernetes API call", extra={"fields": {
+                "method": method, "path": path, "attempt": attempt, "delay": round(delay, 3),
+                "status": response.status_code if response is not None else None,
+                "error": type(failure).__name__ if failure is not None else None}})
+            time.sleep(delay)
+        if response is not None:
+            return response
+        assert failure is not None
+        raise self._unreachable(failure) from None
+
+    def _send(self, method: str, path: str, body: Any, deadline: float) -> requests.Response:
         headers = {"Accept": "application/json"}
         if self.token_file is not None:
             # Re-read each time: kubelet rotates the projected token file.
             headers["Authorization"] = f"Bearer {self.token_file.read_text().strip()}"
-        try:
-            return self.session.request(method, self.url + path, json=body, headers=headers,
-                                        verify=self.ca_file, timeout=10)
-        except requests.RequestException as exc:
-            raise Unavailable(
-                f"cannot reach the Kubernetes API at {self.url} ({type(exc).__name__})"
-            ) from None
+        timeout = max(0.1, min(REQUEST_TIMEOUT, deadline - time.monotonic()))
+        return self.session.request(method, self.url + path, json=body, headers=headers,
+                                    verify=self.ca_file, timeout=timeout)
+
+    def _unreachable(self, exc: requests.RequestException) -> Unavailable:
+        return Unavailable(
+            f"cannot reach the Kubernetes API at {self.url} ({type(exc).__name__})")
 
     def token_request(
-        self, namespace: str, service_account: str, pod_name: str, pod_uid: str, audience: str
+        self, namespace: str, service_account: str, pod_name: str, pod_uid: str, audience: str,
+        *, deadline: float | None = None,
     ) -> str:
         """A 15-minute token for the pod's service account, bound to the pod."""
         body: dict[str, Any] = {
@@ -78,7 +184,7 @@ class KubeClient:
         if audience:
             body["spec"]["audiences"] = [audience]
         path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{service_account}/token"
-        response = self._request("POST", path, body)
+        response = self._request("POST", path, body, deadline)
         if not response.ok:
             raise PermissionDenied(
                 "failed to create a service account token for requesting pod "
@@ -91,22 +197,27 @@ class KubeClient:
                                    "returned no token")
         return token
 
-    def service_account(self, namespace: str, name: str) -> dict[str, Any]:
-        response = self._request("GET", f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}")
+    def service_account(self, namespace: str, name: str, *,
+                        deadline: float | None = None) -> dict[str, Any]:
+        response = self._request("GET", f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}",
+                                 deadline=deadline)
         if not response.ok:
             raise PermissionDenied(f"failed to get service account {namespace}/{name}: "
                                    f"{_status_message(response)}")
         body: dict[str, Any] = response.json()
         return body
 
-    def node_region(self, namespace: str, pod: str) -> str:
+    def node_region(self, namespace: str, pod: str, *, deadline: float | None = None) -> str:
         """The `topology.kubernetes.io/region` label of the pod's node."""
-        response = self._request("GET", f"/api/v1/namespaces/{namespace}/pods/{pod}")
+        if deadline is None:
+            deadline = time.monotonic() + DEFAULT_TIMEOUT  # one budget for both reads
+        response = self._request("GET", f"/api/v1/namespaces/{namespace}/pods/{pod}",
+                                 deadline=deadline)
         if not response.ok:
             raise Unavailable(f"failed to retrieve region from node. error "
                               f"{_status_message(response)}")
         node = (response.json().get("spec") or {}).get("nodeName", "")
-        response = self._request("GET", f"/api/v1/nodes/{node}")
+        response = self._request("GET", f"/api/v1/nodes/{node}", deadline=deadline)
         if not response.ok:
             raise Unavailable(f"failed to retrieve region from node. error "
                               f"{_status_message(response)}")
@@ -116,19 +227,21 @@ class KubeClient:
             raise Unavailable("failed to retrieve region from node. error Region not found")
         return str(region)
 
-    def hmac_key(self, namespace: str, name: str) -> bytes:
+    def hmac_key(self, namespace: str, name: str, *, deadline: float | None = None) -> bytes:
         """Get the key Secret, creating it if absent; a lost create race re-reads it."""
+        if deadline is None:
+            deadline = time.monotonic() + DEFAULT_TIMEOUT  # one budget for all the calls
         path = f"/api/v1/namespaces/{namespace}/secrets"
-        response = self._request("GET", f"{path}/{name}")
+        response = self._request("GET", f"{path}/{name}", deadline=deadline)
         if response.status_code == 404:
             key = base64.b64encode(secrets.token_bytes(32)).decode()
             created = self._request("POST", path, {
                 "apiVersion": "v1", "kind": "Secret", "immutable": True,
                 "metadata": {"name": name, "namespace": namespace},
                 "data": {"key": key},
-            })
+            }, deadline)
             if created.status_code == 409:
-                response = self._request("GET", f"{path}/{name}")
+                response = self._request("GET", f"{path}/{name}", deadline=deadline)
             elif created.ok:
                 log.info("created HMAC key secret",
                          extra={"fields": {"secret": f"{namespace}/{name}"}})
@@ -157,6 +270,21 @@ def own_namespace(default: str = "") -> str:
     if path.exists():
         return path.read_text().strip()
     return os.environ.get("POD_NAMESPACE", default)
+
+
+def _retry_after(response: requests.Response) -> float:
+    """Retry-After in seconds (a number or an HTTP date); 0 when absent or unreadable."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return 0.0
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return 0.0
+    return seconds if math.isfinite(seconds) and seconds > 0 else 0.0
 
 
 def _status_message(response: requests.Response) -> str:

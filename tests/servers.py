@@ -696,3 +696,64 @@ def start_connect_recorder() -> tuple[Any, str, list[str]]:
 
     server, url = _serve(Handler)
     return server, url, targets
+
+
+# ---------------------------------------------------------------- a faulty Kubernetes API
+
+
+@dataclass
+class KubeFaults:
+    """Forwards to the Kubernetes API stand-in, but answers queued faults first, one per
+    request whatever its path: (status, Retry-After header or None); status 0 closes the
+    connection without a reply. Records (monotonic time, method, path) of every request."""
+
+    target: str
+    url: str = ""
+    faults: list[tuple[int, str | None]] = field(default_factory=list)
+    calls: list[tuple[float, str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    server: Any = None
+
+    def count(self, method: str, fragment: str = "") -> int:
+        return sum(1 for _, m, p in self.calls if m == method and fragment in p)
+
+
+def start_kube_faults(target: str) -> KubeFaults:
+    proxy = KubeFaults(target)
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _relay(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else None
+            with proxy.lock:
+                proxy.calls.append((time.monotonic(), self.command, self.path))
+                fault = proxy.faults.pop(0) if proxy.faults else None
+            if fault is not None and fault[0] == 0:
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            if fault is not None:
+                status, retry_after = fault
+                data = json.dumps({"kind": "Status", "code": status,
+                                   "message": "injected fault"}).encode()
+                self.send_response(status)
+                if retry_after is not None:
+                    self.send_header("Retry-After", retry_after)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
+            headers = {k: v for k, v in self.headers.items()
+                       if k.lower() in ("authorization", "content-type", "accept")}
+            reply = requests.request(self.command, proxy.target + self.path, data=body,
+                                     headers=headers, timeout=30)
+            _reply(self, reply.status_code, "application/json", reply.content)
+
+        do_GET = do_POST = _relay
+
+    proxy.server, proxy.url = _serve(Handler)
+    return proxy
