@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(PY) bench/vault_mount.py
 	$(PY) bench/aws_mount.py
 	$(PY) bench/rotation_load.py
+	$(PY) bench/memory.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache build *.egg-info

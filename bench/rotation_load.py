@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ import grpc
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.memory import start, tracked_volumes  # noqa: E402
 from bench.stats import pct  # noqa: E402
 from csiprovider.v1alpha1 import service_pb2 as pb  # noqa: E402
 from csiprovider.v1alpha1 import service_pb2_grpc as pb_grpc  # noqa: E402
@@ -33,23 +33,6 @@ from tests.servers import (  # noqa: E402
     start_kube_api,
     wait_until,
 )
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-def start(tmp: Path, name: str, *extra: str) -> tuple[subprocess.Popen[bytes], Path]:
-    providers = tmp / name
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "csiprovider", "serve", "--providers-dir", str(providers),
-         "--health-addr", "", "--log-level", "warning",
-         "--hmac-key-file", str(ROOT / "bench" / "bench-hmac.key"), *extra],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return proc, providers
 
 
 def main() -> None:
@@ -116,35 +99,11 @@ def main() -> None:
             finally:
                 daemon.terminate()
                 daemon.wait(15)
-        # RSS with many tracked volumes: provider-writes mode, file backend.
-        secrets = tmp / "files" / "default"
-        secrets.mkdir(parents=True)
-        for i in range(5):
-            (secrets / f"s{i}").write_text(f"value-{i}")
-        daemon, providers = start(tmp, "files", "--write-mode", "provider", "--file-root",
-                                  str(tmp / "files"))
-        try:
-            wait_until((providers / "csiprovider.sock").exists, "daemon socket")
-            objects = "".join(f"- {{objectName: s{i}, backend: file}}\n" for i in range(5))
-            with grpc.insecure_channel(f"unix://{providers / 'csiprovider.sock'}") as channel:
-                stub = pb_grpc.CSIDriverProviderStub(channel)
-                rss_start = rss_kib(daemon.pid)
-                for v in range(args.volumes):
-                    target = tmp / "volumes" / f"v{v}"
-                    target.mkdir(parents=True)
-                    stub.Mount(pb.MountRequest(
-                        attributes=json.dumps({
-                            "objects": objects, "csi.storage.k8s.io/pod.namespace": "default",
-                            "csi.storage.k8s.io/pod.name": f"p{v}",
-                            "csi.storage.k8s.io/pod.uid": f"u{v}"}),
-                        secrets="{}", target_path=str(target), permission="420"), timeout=30)
-                time.sleep(1.5)
-                results["rss_mib_idle"] = round(rss_start / 1024, 1)
-                results[f"rss_mib_with_{args.volumes}_tracked_volumes"] = round(
-                    rss_kib(daemon.pid) / 1024, 1)
-        finally:
-            daemon.terminate()
-            daemon.wait(15)
+        # RSS with many tracked volumes: provider-writes mode, file backend (bench/memory.py).
+        tracked = tracked_volumes(tmp, args.volumes)
+        results["rss_mib_idle"] = round(tracked["rss_kib_start"] / 1024, 1)
+        results[f"rss_mib_with_{args.volumes}_tracked_volumes"] = round(
+            tracked["rss_kib"] / 1024, 1)
     assert kube.server is not None
     kube.server.shutdown()
     print(json.dumps(results, indent=2))

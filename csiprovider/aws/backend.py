@@ -72,7 +72,7 @@ class AwsBackend:
         source = _source(obj)
         region = source.region if isinstance(source, KmsSource | ParameterPath) \
             else source.regions[0]
-        return self.credentials.authorize(source.identity, region)
+        return self.credentials.authorize(source.identity, region, deadline)
 
     def fetch(self, obj: MountObject, grant: Grant, deadline: float) -> Mapping[str, Any]:
         source = obj.source

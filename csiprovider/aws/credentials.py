@@ -103,14 +103,15 @@ class AwsCredentials:
             return found
         return None
 
-    def authorize(self, identity: AwsIdentity, region: str) -> AwsGrant:
+    def authorize(self, identity: AwsIdentity, region: str,
+                  deadline: float | None = None) -> AwsGrant:
         """Exchange the pod's own token; concurrent fetches of one pod wait for one call."""
         with self._pod_locks[hash(identity) % LOCK_STRIPES]:
             found = self.current(identity)
             if found is not None:
                 return found
             if identity.mode == "irsa":
-                role = self._role(identity)
+                role = self._role(identity, deadline)
                 credentials, principal = self._assume(identity, role, region)
                 grant = AwsGrant(scope=("irsa", principal), credentials=credentials)
             else:
@@ -164,7 +165,7 @@ class AwsCredentials:
 
     # -- exchanges
 
-    def _role(self, identity: AwsIdentity) -> str:
+    def _role(self, identity: AwsIdentity, deadline: float | None) -> str:
         key = (identity.namespace, identity.service_account)
         with self._lock:
             found = self._roles.get(key)
@@ -175,7 +176,8 @@ class AwsCredentials:
                 f"failed to get service account {identity.namespace}/"
                 f"{identity.service_account}: no Kubernetes API access (IRSA reads the role "
                 f"from its {ROLE_ANNOTATION} annotation)")
-        account = self._kube.service_account(identity.namespace, identity.service_account)
+        account = self._kube.service_account(identity.namespace, identity.service_account,
+                                             deadline=deadline)
         role = str(((account.get("metadata") or {}).get("annotations") or {}).get(
             ROLE_ANNOTATION, ""))
         if not role:
