@@ -19,7 +19,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
-from csiprovider import logs, metrics, templates
+from csiprovider import logs, metrics
 from csiprovider.atomic_writer import PayloadError, validate_path
 from csiprovider.backends import Backend, Grant, what_is_read
 from csiprovider.errors import (
@@ -181,6 +181,8 @@ class Resolver:
                         files: list[OutputFile], versions: list[tuple[str, str]]) -> None:
         """Render off the event loop; the version covers the template and exactly the
         inputs it read, so it changes when (and only when) one of those changes."""
+        from csiprovider import templates  # jinja2 loads with the first template
+
         used = templates.Inputs(inputs)
         try:
             content = await asyncio.get_running_loop().run_in_executor(

@@ -17,34 +17,30 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
-import requests
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as grpc_health
 
 from csiprovider import health
-from csiprovider.aws.backend import AwsBackend
-from csiprovider.aws.credentials import AwsCredentials
 from csiprovider.aws.dialect import AwsDialect
-from csiprovider.backends import Backend
+from csiprovider.backends import Backend, LazyBackend
 from csiprovider.backends.file import FileBackend
 from csiprovider.dialects import Dialect, native
 from csiprovider.errors import MountError
 from csiprovider.fetchcache import FetchCache
-from csiprovider.kube import KubeClient, own_namespace
 from csiprovider.resolver import Resolver
 from csiprovider.rotation import Tracker
 from csiprovider.service import ProviderService, WriteMode
 from csiprovider.v1alpha1 import service_pb2_grpc as pb_grpc
-from csiprovider.vault.auth import Authenticator
-from csiprovider.vault.backend import VaultBackend
 from csiprovider.vault.config import VaultDefaults
 from csiprovider.vault.dialect import VaultDialect
-from csiprovider.vault.http import session_for
-from csiprovider.vault.leases import LeaseCache
 from csiprovider.vault.source import VaultIdentity
 from csiprovider.versions import Versioner
+
+if TYPE_CHECKING:
+    from csiprovider.kube import KubeClient
 
 log = logging.getLogger("csiprovider.server")
 WORK_THREADS = 4  # parse, write, render: CPU-bound and short
@@ -103,20 +99,47 @@ def build_resolver(
     backends: dict[str, Backend] = {}
     if config.file_root is not None:
         backends["file"] = FileBackend(config.file_root)
-    token_source = None
-    if kube is not None:
-        def token_source(identity: VaultIdentity) -> str:
-            return kube.token_request(identity.pod_namespace, identity.service_account,
-                                      identity.pod_name, identity.pod_uid, identity.audience)
-    aws = AwsBackend(AwsCredentials(kube, config.aws_pod_identity_endpoint))
+
+    def aws_backend() -> Backend:
+        from csiprovider.aws.backend import AwsBackend
+        from csiprovider.aws.credentials import AwsCredentials
+
+        return AwsBackend(AwsCredentials(kube, config.aws_pod_identity_endpoint))
+
+    def vault_backend() -> Backend:
+        from csiprovider.vault.auth import Authenticator
+        from csiprovider.vault.backend import VaultBackend
+        from csiprovider.vault.leases import LeaseCache
+
+        token_source = None
+        if kube is not None:
+            def token_source(identity: VaultIdentity) -> str:
+                return kube.token_request(identity.pod_namespace, identity.service_account,
+                                          identity.pod_name, identity.pod_uid,
+                                          identity.audience)
+        return VaultBackend(Authenticator(token_source, config.cache_size,
+                                          config.renew_fraction),
+                            LeaseCache(config.renew_fraction))
+
+    aws = LazyBackend(aws_backend, shares_reads=True)
     for name in ("aws", "aws-kms", "aws-secretsmanager", "aws-ssm"):
         backends[name] = aws  # one backend: credentials and clients are shared
-    backends["vault"] = VaultBackend(
-        Authenticator(token_source, config.cache_size, config.renew_fraction),
-        LeaseCache(config.renew_fraction),
-    )
+    backends["vault"] = LazyBackend(vault_backend, shares_reads=True)
     return Resolver(backends, _versioner(config, kube), executor, FetchCache(config.cache_ttl),
                     config.backend_concurrency, work)
+
+
+def _kube_client(config: ServeConfig) -> KubeClient | None:
+    """The API client, in a cluster or with --kube-api-url; outside, none (and its HTTP
+    library is never loaded)."""
+    if not config.kube_api_url and not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return None
+    from csiprovider.kube import KubeClient
+
+    return KubeClient.from_environment(
+        config.kube_api_url, config.kube_token_file, config.kube_ca_file,
+        qps=config.kube_qps, burst=config.kube_burst,
+    )
 
 
 def _versioner(config: ServeConfig, kube: KubeClient | None) -> Versioner:
@@ -129,6 +152,8 @@ def _versioner(config: ServeConfig, kube: KubeClient | None) -> Versioner:
                 "--hmac-secret-name needs the Kubernetes API: run in a cluster or set "
                 "--kube-api-url"
             )
+        from csiprovider.kube import own_namespace
+
         namespace = config.hmac_secret_namespace or own_namespace()
         if not namespace:
             raise ServeError("--hmac-secret-name needs --hmac-secret-namespace outside a pod")
@@ -175,10 +200,7 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    kube = KubeClient.from_environment(
-        config.kube_api_url, config.kube_token_file, config.kube_ca_file,
-        qps=config.kube_qps, burst=config.kube_burst,
-    )
+    kube = _kube_client(config)
     # Backend calls in one pool, parsing/writing/rendering in another: a store that hangs
     # fills only its own threads (and its semaphore keeps the rest waiting off-thread).
     executor = ThreadPoolExecutor(config.fetch_workers, thread_name_prefix="fetch")
@@ -264,6 +286,10 @@ def _backend_checks(config: ServeConfig) -> list[health.Check]:
     if address:
         async def vault() -> str | None:
             def probe() -> str | None:
+                import requests
+
+                from csiprovider.vault.http import session_for
+
                 session, base = session_for(config.vault.connection)
                 try:
                     session.get(f"{base}/v1/sys/health", timeout=2)

@@ -10,7 +10,8 @@ it puts in the scope (see docs/security.md).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Hashable, Mapping
+import threading
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -62,3 +63,43 @@ def what_is_read(source: Hashable) -> Hashable:
                                          dataclasses.fields(source)
                                          if f.compare and f.name != "identity"))
     return source
+
+
+class LazyBackend:
+    """A backend built on first use, so a daemon loads a store's libraries (boto3, hvac)
+    only once an object of that store resolves. It is built in a worker thread: before
+    that, `grant` answers None, which sends the first Mount through `authorize` there."""
+
+    def __init__(self, build: Callable[[], Backend], shares_reads: bool) -> None:
+        self._build = build
+        self._built: Backend | None = None
+        self._lock = threading.Lock()
+        self.shares_reads = shares_reads
+
+    def _backend(self) -> Backend:
+        with self._lock:
+            if self._built is None:
+                self._built = self._build()
+            return self._built
+
+    def principal(self, obj: MountObject) -> Hashable:
+        built = self._built
+        return built.principal(obj) if built is not None else ("unbuilt", obj.source)
+
+    def grant(self, obj: MountObject) -> Grant | None:
+        built = self._built
+        return built.grant(obj) if built is not None else None
+
+    def authorize(self, obj: MountObject, deadline: float) -> Grant:
+        return self._backend().authorize(obj, deadline)
+
+    def fetch(self, obj: MountObject, grant: Grant, deadline: float) -> Any:
+        return self._backend().fetch(obj, grant, deadline)
+
+    def render(self, obj: MountObject, fetched: Any) -> Rendered:
+        return self._backend().render(obj, fetched)
+
+    def object_version(self, obj: MountObject, fetched: Any) -> str | None:
+        """The store's own version of an object, when it has one (AWS's VersionId)."""
+        own = getattr(self._backend(), "object_version", None)
+        return own(obj, fetched) if own is not None else None

@@ -24,7 +24,7 @@ from typing import Any, cast
 
 import yaml
 
-from csiprovider import limits, schema, templates
+from csiprovider import limits
 from csiprovider.atomic_writer import PayloadError, validate_path
 from csiprovider.errors import InvalidArgument
 from csiprovider.model import Encoding, FileSource, MountObject, canonical_json
@@ -70,6 +70,8 @@ class NativeDialect:
         objects = [_parse_object(i, item, params, self._builders)
                    for i, item in enumerate(items)]
         check_unique(objects)
+        from csiprovider import schema  # jsonschema loads with the first native SPC
+
         problem = schema.first_error(items)  # what the field checks above let through
         if problem is not None:
             raise InvalidArgument(f"{problem}; see the native dialect's JSON Schema")
@@ -232,6 +234,8 @@ def _template_object(
     """A file rendered from other objects of this SPC (see csiprovider.templates)."""
     _check_fields(item, TEMPLATE_FIELDS, label)
     source = _string(item, "template", label, required=True)
+    from csiprovider import templates  # jinja2 loads with the first template
+
     templates.check(source, label)
     obj = _common(index, label, name, {**item, "backend": "template"}, params,
                   ("template", index), {"template": source})
