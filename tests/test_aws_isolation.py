@@ -250,3 +250,37 @@ async def test_pods_of_different_roles_never_share_a_read(
         assert counting.count("GetSecretValue") == 3
         assert counting.count("DescribeSecret") == 0
     assert guard.count(ASSUME, valid=True) == 2  # one exchange per pod
+
+
+async def test_many_identities_share_one_botocore_session(
+    serve_config: Callable[..., ServeConfig], kube_api: KubeAPI, guard: StsGuard,
+    signer: Signer, roles: Callable[[str], str],
+) -> None:
+    """30 service accounts, each its own IAM role, each reading Secrets Manager and SSM:
+    every client comes from one shared session (service models parsed once), so the
+    daemon grows by a few MiB, not the ~600 MiB of a session per client."""
+    import resource
+
+    secret = unique("many")
+    admin(guard.target, "secretsmanager").create_secret(Name=secret, SecretString="v")
+    parameter = unique("param")
+    admin(guard.target, "ssm").put_parameter(Name=parameter, Value="p", Type="String")
+    objects = (f"{secret_object(secret)}\n"
+               f"- {{objectName: {parameter}, objectType: ssmparameter}}")
+    config = serve_config(names=["aws"], kube_api_url=kube_api.url)
+    async with running(config) as stubs:
+        for _ in range(2):  # the first identity loads the models; measure the rest
+            sa = unique("warm")
+            roles(sa)
+            await stubs["aws"].Mount(pod_mount(signer, new_uid(), objects,
+                                               service_account=sa))
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        for _ in range(30):
+            sa = unique("sa")
+            roles(sa)
+            reply = await stubs["aws"].Mount(pod_mount(signer, new_uid(), objects,
+                                                       service_account=sa))
+            assert files(reply) == {secret: b"v", parameter: b"p"}
+        grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert guard.count(ASSUME, valid=True) == 32
+    assert grown_mib < 60, f"{grown_mib:.0f} MiB for 30 identities x 2 services"
