@@ -254,10 +254,19 @@ class Resolver:
                 grants[who] = pending
             grant = await pending
         key = (obj.backend, grant.scope, what_is_read(obj.source))
-        return await self.cache.fetch(
-            key, fresh_after, backend.shares_reads,
-            lambda: asyncio.ensure_future(self._limited(
-                obj, backend, deadline, lambda o, d: backend.fetch(o, grant, d))))
+
+        def start() -> asyncio.Future[Any]:
+            if backend.quick(obj):  # microseconds: a thread hop would cost more
+                done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                try:
+                    done.set_result(backend.fetch(obj, grant, deadline))
+                except Exception as exc:  # delivered as a thread's failure would be
+                    done.set_exception(exc)
+                return done
+            return asyncio.ensure_future(self._limited(
+                obj, backend, deadline, lambda o, d: backend.fetch(o, grant, d)))
+
+        return await self.cache.fetch(key, fresh_after, backend.shares_reads, start)
 
     async def _limited(self, obj: MountObject, backend: Backend, deadline: float,
                        call: Callable[[MountObject, float], Any]) -> Any:

@@ -43,6 +43,9 @@ class CountingBackend(FileBackend):
 class BarrierBackend(FileBackend):
     """Every fetch waits until `parties` fetches are in flight at once."""
 
+    def quick(self, obj: MountObject) -> bool:
+        return False  # blocks: needs a thread
+
     def __init__(self, root: Path, parties: int) -> None:
         super().__init__(root)
         self.barrier = threading.Barrier(parties, timeout=5)
@@ -55,6 +58,9 @@ class BarrierBackend(FileBackend):
 
 class StuckBackend(FileBackend):
     """Fetches of `stuck_path` block until released."""
+
+    def quick(self, obj: MountObject) -> bool:
+        return False  # blocks: needs a thread
 
     def __init__(self, root: Path, stuck_path: str) -> None:
         super().__init__(root)
@@ -188,6 +194,9 @@ async def test_limits_are_per_backend_instance(file_root: Path, executor: Any) -
     lock = threading.Lock()
 
     class Slow(FileBackend):
+        def quick(self, obj: MountObject) -> bool:
+            return False
+
         def fetch(self, obj: MountObject, grant: Grant | None = None,
                   deadline: float = 0.0) -> Any:
             with lock:

@@ -61,6 +61,9 @@ class AwsBackend:
 
     # -- resolver interface
 
+    def quick(self, obj: MountObject) -> bool:
+        return False  # network I/O
+
     def principal(self, obj: MountObject) -> Hashable:
         return _source(obj).identity
 

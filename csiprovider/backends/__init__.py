@@ -36,6 +36,10 @@ class Backend(Protocol):
     shares_reads: bool
     """True: a read may serve other Mounts of the same scope for --cache-ttl."""
 
+    def quick(self, obj: MountObject) -> bool:
+        """True when fetching `obj` takes microseconds (a small local file): it then
+        runs on the event loop, where a hop to a thread would cost more than the work."""
+
     def principal(self, obj: MountObject) -> Hashable:
         """Who the pod is to this store (no I/O): one authorization per principal and
         Mount, however many objects it has."""
@@ -81,6 +85,9 @@ class LazyBackend:
             if self._built is None:
                 self._built = self._build()
             return self._built
+
+    def quick(self, obj: MountObject) -> bool:
+        return False
 
     def principal(self, obj: MountObject) -> Hashable:
         built = self._built

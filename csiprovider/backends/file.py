@@ -23,6 +23,7 @@ from csiprovider.errors import InvalidArgument, NotFound, PermissionDenied, Unav
 from csiprovider.model import FileSource, MountObject
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
+QUICK_BYTES = 64 * 1024  # read on the event loop up to this size
 SNAPSHOT_ATTEMPTS = 10  # reads of a prefix that changed meanwhile, before giving up
 HELD_FILES = 256  # files of a prefix kept open at once while checking it did not change
 
@@ -38,6 +39,19 @@ class FileBackend:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).resolve()
+
+    def quick(self, obj: MountObject) -> bool:
+        """One small regular file of the local file root: microseconds, so no thread hop.
+        A prefix listing (thousands of files), a large file, or anything that may block
+        on open (a FIFO) goes to a thread. (A missing file fails at once either way.)"""
+        source = obj.source
+        if not isinstance(source, FileSource) or source.listing:
+            return False
+        try:
+            found = os.stat(self.root / source.namespace / source.path)
+        except (OSError, ValueError):
+            return True
+        return stat.S_ISREG(found.st_mode) and found.st_size <= QUICK_BYTES
 
     def principal(self, obj: MountObject) -> Hashable:
         return self._namespace(obj)

@@ -43,6 +43,9 @@ class VaultBackend:
         self.auth = auth
         self.leases = leases if leases is not None else LeaseCache()
 
+    def quick(self, obj: MountObject) -> bool:
+        return False  # network I/O
+
     def principal(self, obj: MountObject) -> Hashable:
         return _source(obj).identity
 
