@@ -254,6 +254,26 @@ def mount_20_request(addr: str, signer: Signer, work: Path, pod: str) -> pb.Moun
         secrets="{}", target_path=str(work / "pods" / pod / "mnt"), permission="420")
 
 
+def timed_mounts(stub: Any, proxy: LatencyProxy,
+                 requests_: list[pb.MountRequest]) -> dict[str, Any]:
+    """Mount each request in turn through the proxy: latency and what the proxy saw."""
+    proxy.reset()
+    took = []
+    for req in requests_:
+        start = time.perf_counter()
+        reply = stub.Mount(req, timeout=30)
+        took.append(time.perf_counter() - start)
+        assert len(reply.files) == 20
+    census = proxy.snapshot()
+    return {"p50_ms": pct(took, 0.5), "p99_ms": pct(took, 0.99),
+            "requests_per_mount": {k: round(v / len(requests_), 2)
+                                   for k, v in census["requests"].items()},
+            "max_in_flight": census["max_in_flight"],
+            "max_connections_open": census["max_connections_open"],
+            "connections_opened_per_mount": round(
+                census["connections_opened"] / len(requests_), 2)}
+
+
 def proxied_mounts(work: Path, proxy: LatencyProxy, signer: Signer, iterations: int,
                    *extra: str) -> dict[str, Any]:
     """A --cache-ttl 0 daemon: first Mounts of new pods (login included) and repeated Mounts
@@ -275,38 +295,11 @@ def proxied_mounts(work: Path, proxy: LatencyProxy, signer: Signer, iterations: 
                 stub.Mount(mount_20_request(proxy.url, signer, work, f"warm-{w}"), timeout=30)
             requests_ = [mount_20_request(proxy.url, signer, work, f"cold-{i}")
                          for i in range(iterations)]
-            proxy.reset()
-            first = []
-            for req in requests_:
-                start = time.perf_counter()
-                reply = stub.Mount(req, timeout=30)
-                first.append(time.perf_counter() - start)
-                assert len(reply.files) == 20
-            census = proxy.snapshot()
-            out["first_mount_incl_login"] = {
-                "p50_ms": pct(first, 0.5), "p99_ms": pct(first, 0.99),
-                "requests_per_mount": {k: round(v / iterations, 2)
-                                       for k, v in census["requests"].items()},
-                "max_in_flight": census["max_in_flight"],
-                "max_connections_open": census["max_connections_open"],
-                "connections_opened_per_mount": round(
-                    census["connections_opened"] / iterations, 2)}
+            out["first_mount_incl_login"] = timed_mounts(stub, proxy, requests_)
             again = requests_[-1]  # that pod is logged in now
             stub.Mount(again, timeout=30)
-            proxy.reset()
-            repeat = []
-            for _ in range(iterations):
-                start = time.perf_counter()
-                reply = stub.Mount(again, timeout=30)
-                repeat.append(time.perf_counter() - start)
-                assert len(reply.files) == 20
-            census = proxy.snapshot()
-            out["mount_logged_in_pod_cache_off"] = {
-                "p50_ms": pct(repeat, 0.5), "p99_ms": pct(repeat, 0.99),
-                "requests_per_mount": {k: round(v / iterations, 2)
-                                       for k, v in census["requests"].items()},
-                "max_in_flight": census["max_in_flight"],
-                "max_connections_open": census["max_connections_open"]}
+            out["mount_logged_in_pod_cache_off"] = timed_mounts(stub, proxy,
+                                                                [again] * iterations)
     finally:
         daemon.terminate()
         daemon.wait(15)
