@@ -24,7 +24,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as grpc_health
 
 from csiprovider import health
-from csiprovider.aws.dialect import AwsDialect
 from csiprovider.backends import Backend, LazyBackend
 from csiprovider.backends.file import FileBackend
 from csiprovider.dialects import Dialect, native
@@ -35,7 +34,6 @@ from csiprovider.rotation import Tracker
 from csiprovider.service import ProviderService, WriteMode
 from csiprovider.v1alpha1 import service_pb2_grpc as pb_grpc
 from csiprovider.vault.config import VaultDefaults
-from csiprovider.vault.dialect import VaultDialect
 from csiprovider.vault.source import VaultIdentity
 from csiprovider.versions import Versioner
 
@@ -129,6 +127,21 @@ def build_resolver(
                     config.backend_concurrency, work)
 
 
+def _dialect(name: str, config: ServeConfig, kube: KubeClient | None,
+             native_dialect: Dialect) -> tuple[str, Dialect]:
+    """The provider name decides the dialect; a compatibility dialect loads only when
+    its name is served."""
+    if name == "vault":
+        from csiprovider.vault.dialect import VaultDialect
+
+        return "vault", VaultDialect(config.vault)
+    if name == "aws":
+        from csiprovider.aws.dialect import AwsDialect
+
+        return "aws", AwsDialect(kube.node_region if kube is not None else None)
+    return "native", native_dialect
+
+
 def _kube_client(config: ServeConfig) -> KubeClient | None:
     """The API client, in a cluster or with --kube-api-url; outside, none (and its HTTP
     library is never loaded)."""
@@ -207,10 +220,6 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
     work = ThreadPoolExecutor(WORK_THREADS, thread_name_prefix="work")
     resolver = build_resolver(config, executor, kube, work)
     native_dialect = native.NativeDialect(config.vault)
-    dialects: dict[str, tuple[str, Dialect]] = {
-        "vault": ("vault", VaultDialect(config.vault)),
-        "aws": ("aws", AwsDialect(kube.node_region if kube is not None else None)),
-    }
     servers: list[tuple[grpc.aio.Server, Path]] = []
     tracker = Tracker(config.rotation_poll_interval)
     background: list[asyncio.Task[None]] = []
@@ -232,7 +241,7 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             prepare_socket(path)
             server = grpc.aio.server()
-            dialect_name, dialect = dialects.get(name, ("native", native_dialect))
+            dialect_name, dialect = _dialect(name, config, kube, native_dialect)
             service = ProviderService(name, dialect_name, dialect, resolver, work,
                                       config.write_mode, config.mount_timeout)
             service.tracker = tracker
