@@ -13,8 +13,7 @@ check ran. The walk stops at the first breach, so a hostile document costs milli
 from __future__ import annotations
 
 import re
-
-import yaml
+from typing import TYPE_CHECKING
 
 from csiprovider.errors import MAX_MESSAGE_CHARS as MAX_MESSAGE_CHARS  # every MountError
 from csiprovider.errors import InvalidArgument
@@ -32,7 +31,8 @@ MAX_REPLY_BYTES = 4 * 1024 * 1024  # one backend reply (the driver's gRPC limit)
 STALE_WAIT_SECONDS = 3.0  # a republish's wait for a failing backend with last good content
 
 _NUMBER = re.compile(r"[-+]?(?:\.?[0-9]|0[xob])")
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+if TYPE_CHECKING:
+    import yaml
 
 
 def quote(value: object) -> str:
@@ -55,6 +55,9 @@ def check_yaml(text: str, what: str, *, unique_keys: bool = False,
     With `unique_keys`, a key repeated in one mapping is refused too (last-wins would
     silently drop the first value). `expansion=False` leaves alias expansion to a decoder
     that bounds it itself (yamlv3 applies yaml.v3's own rule, with its words)."""
+    import yaml  # with the first SPC: an idle daemon does not need it
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     check_size(text, what, MAX_OBJECTS_BYTES, "split the objects across several "
                "SecretProviderClasses")
     nodes = size = depth = items = 0
@@ -79,7 +82,7 @@ def check_yaml(text: str, what: str, *, unique_keys: bool = False,
         is_key[0] = not is_key[0]
 
     try:
-        for event in yaml.parse(text, Loader=_Loader):
+        for event in yaml.parse(text, Loader=loader):
             top_level = depth == 1  # an item of the root list (if the root is a list)
             if isinstance(event, yaml.ScalarEvent):
                 value_slot(event, event.value)

@@ -26,7 +26,7 @@ from grpc_health.v1.health import aio as grpc_health
 from csiprovider import health
 from csiprovider.backends import Backend, LazyBackend
 from csiprovider.backends.file import FileBackend
-from csiprovider.dialects import Dialect, native
+from csiprovider.dialects import Dialect
 from csiprovider.errors import MountError
 from csiprovider.fetchcache import FetchCache
 from csiprovider.resolver import Resolver
@@ -39,6 +39,8 @@ from csiprovider.versions import Versioner
 
 if TYPE_CHECKING:
     from csiprovider.kube import KubeClient
+    from csiprovider.model import MountObject
+    from csiprovider.request import MountParams
 
 log = logging.getLogger("csiprovider.server")
 WORK_THREADS = 4  # parse, write, render: CPU-bound and short
@@ -125,6 +127,22 @@ def build_resolver(
     backends["vault"] = LazyBackend(vault_backend, shares_reads=True)
     return Resolver(backends, _versioner(config, kube), executor, FetchCache(config.cache_ttl),
                     config.backend_concurrency, work)
+
+
+class _LazyNative:
+    """The native dialect, loaded by the first Mount that needs it (in a worker thread,
+    where dialects run): an idle daemon does not hold its YAML and schema machinery."""
+
+    def __init__(self, defaults: VaultDefaults) -> None:
+        self._defaults = defaults
+        self._dialect: Dialect | None = None
+
+    def __call__(self, params: MountParams) -> Sequence[MountObject]:
+        if self._dialect is None:
+            from csiprovider.dialects.native import NativeDialect
+
+            self._dialect = NativeDialect(self._defaults)
+        return self._dialect(params)
 
 
 def _dialect(name: str, config: ServeConfig, kube: KubeClient | None,
@@ -219,7 +237,7 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
     executor = ThreadPoolExecutor(config.fetch_workers, thread_name_prefix="fetch")
     work = ThreadPoolExecutor(WORK_THREADS, thread_name_prefix="work")
     resolver = build_resolver(config, executor, kube, work)
-    native_dialect = native.NativeDialect(config.vault)
+    native_dialect = _LazyNative(config.vault)
     servers: list[tuple[grpc.aio.Server, Path]] = []
     tracker = Tracker(config.rotation_poll_interval)
     background: list[asyncio.Task[None]] = []
