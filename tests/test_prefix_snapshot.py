@@ -103,7 +103,10 @@ def test_prefix_swapped_atomically_is_read_as_one_snapshot(
         proc.kill()
         _, err = proc.communicate()
     assert proc.returncode == -9, err.decode()  # the swapper ran the whole time
-    assert set(outcomes) == {"snapshot"}, dict(outcomes)
+    # Swapped faster than any real source (hundreds a second), a fetch may run out of
+    # attempts: UNAVAILABLE, which the driver retries. Never a mixed or partial set.
+    assert set(outcomes) <= {"snapshot", "UNAVAILABLE"}, dict(outcomes)
+    assert outcomes["UNAVAILABLE"] <= sum(outcomes.values()) // 100, dict(outcomes)
     assert outcomes["snapshot"] >= 100 and len(generations) >= 20, (dict(outcomes),
                                                                     len(generations))
 
