@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["Number", "Ordered", "dumps", "dumps_ordered", "loads", "parse_secret",
+__all__ = ["Number", "Ordered", "dumps", "loads", "parse_secret",
            "vault_envelope"]
 
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
@@ -177,11 +177,6 @@ def dumps(value: Any) -> bytes:
     out: list[str] = []
     _encode(value, out)
     return "".join(out).encode("utf-8")
-
-
-def dumps_ordered(pairs: list[tuple[str, Any]]) -> bytes:
-    """An object with keys in the given order, e.g. a Go struct's fields."""
-    return dumps(Ordered(pairs))
 
 
 # --- api.Secret ------------------------------------------------------------------------

@@ -199,10 +199,6 @@ def _versioner(config: ServeConfig, kube: KubeClient | None) -> Versioner:
     return Versioner.random()
 
 
-def socket_path(providers_dir: Path, name: str) -> Path:
-    return providers_dir / f"{name}.sock"
-
-
 def prepare_socket(path: Path) -> None:
     """Remove a stale socket file; refuse to replace a live one or a non-socket file."""
     try:

@@ -10,7 +10,6 @@ from csiprovider.gojson import (
     Number,
     Ordered,
     dumps,
-    dumps_ordered,
     loads,
     parse_secret,
     vault_envelope,
@@ -107,7 +106,7 @@ def test_no_trailing_newline_and_no_spaces() -> None:
 
 def test_ordered() -> None:
     assert dumps(Ordered([("z", 1), ("a", {"y": 1, "x": 2})])) == b'{"z":1,"a":{"x":2,"y":1}}'
-    assert dumps_ordered([("b", 1), ("a", 2)]) == b'{"b":1,"a":2}'
+    assert dumps(Ordered([("b", 1), ("a", 2)])) == b'{"b":1,"a":2}'
 
 
 def test_loads_rejects_constants() -> None:

@@ -112,7 +112,7 @@ async def test_whole_data_files_and_jmespath(vault: Any, kv: OpenBao, signer: Si
     got = files(reply)
     assert json.loads(got["data.json"]) == {"user": "app_user", "password": "p@ss<&>",
                                             "port": 5432, "nested": {"k": [1, "x"]}}
-    assert b"\\u003c" in got["data.json"]  # Go escaping, as the anchor would write it
+    assert b"\\u003c" in got["data.json"]  # Go escaping, as vault-csi-provider would write it
     assert got["app/user"] == b"app_user" and got["app/port"] == b"5432"
     assert got["deep"] == b"x"
     assert [v.id for v in reply.object_version] == ["data.json", "app", "deep"]

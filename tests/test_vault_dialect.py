@@ -91,7 +91,7 @@ def test_query_and_args_are_part_of_the_request() -> None:
         " secretArgs: {common_name: b.example.com}}\n")})
     assert a.source.query == (("a", "1"), ("b", "2"))
     assert a.source.body == '{"common_name":"a.example.com"}'
-    assert a.source != b.source  # the anchor would hand both the same certificate
+    assert a.source != b.source  # vault-csi-provider would hand both the same certificate
 
 
 @pytest.mark.parametrize(("params", "message"), [

@@ -1,9 +1,9 @@
 """Vault connection settings and their precedence: Vault env vars < daemon flags < SPC.
 
-Each layer only overrides what it sets; `skip_verify` can only be switched on, as in the
-Vault Go API that vault-csi-provider builds on, so an SPC cannot re-enable verification
-an operator disabled (nor, more importantly, disable what the operator left on... it can:
-the anchor lets `vaultSkipTLSVerify: "true"` turn verification off, and so do we).
+Each layer only overrides what it sets. `skip_verify` can only be switched on, as in the
+Vault Go API that vault-csi-provider builds on: an SPC cannot re-enable verification an
+operator disabled. It can disable it (`vaultSkipTLSVerify: "true"`), as in
+vault-csi-provider, whose SecretProviderClasses we accept unchanged.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class VaultConnection:
 
 
 def parse_bool(text: str) -> bool:
-    """Go's strconv.ParseBool: the anchor parses vaultSkipTLSVerify with it."""
+    """Go's strconv.ParseBool: vault-csi-provider parses vaultSkipTLSVerify with it."""
     if text in ("1", "t", "T", "TRUE", "true", "True"):
         return True
     if text in ("0", "f", "F", "FALSE", "false", "False"):

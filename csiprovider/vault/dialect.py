@@ -1,7 +1,7 @@
 """The `vault` dialect: vault-csi-provider's SecretProviderClass parameters, unchanged.
 
 Parsing, defaults, validation order and messages follow vault-csi-provider (they surface
-in pod events that operators already grep for). Where the anchor silently misbehaves
+in pod events that operators already grep for). Where vault-csi-provider silently misbehaves
 (file names with `..`, dedup ignoring `secretArgs`) we refuse or fix it.
 """
 
@@ -30,7 +30,7 @@ _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 @dataclass(frozen=True)
 class VaultObject:
-    """One entry of `objects`, with the anchor's field names in comments."""
+    """One entry of `objects`, with vault-csi-provider's field names in comments."""
 
     object_name: str  # objectName
     secret_path: str  # secretPath, normalised to /v1/...

@@ -1,11 +1,11 @@
 """What a Vault object's file contains, from the response it was fetched with.
 
 - `secretKey`: one top-level key of `data` (descending into KV v2's `data.data`); a
-  string is written raw, any other value as compact JSON (the anchor's rules).
+  string is written raw, any other value as compact JSON (vault-csi-provider's rules).
 - `jmesPath` (ours): any value inside the data, e.g. `db.password` or `hosts[0]`.
 - `secretFormat: data` (ours): the data itself as JSON, not the response envelope.
 - `secretFormat: files` (ours): one file per top-level key, under the object's name.
-- none of these: the whole response envelope, byte for byte as the anchor writes it.
+- none of these: the whole response envelope, byte for byte as vault-csi-provider writes it.
 """
 
 from __future__ import annotations
