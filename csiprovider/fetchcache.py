@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
 from csiprovider import metrics
+from csiprovider.caches import LRU
 
 Key = tuple[str, Hashable, Hashable]
 
@@ -35,8 +35,7 @@ class FetchCache:
 
     def __init__(self, ttl: float, max_entries: int = 10000) -> None:
         self.ttl = ttl
-        self._max = max_entries
-        self._values: OrderedDict[Key, tuple[float, Any]] = OrderedDict()
+        self._values: LRU[Key, tuple[float, Any]] = LRU(max_entries)
         self._inflight: dict[Key, _Read] = {}
 
     def fetch(
@@ -49,7 +48,7 @@ class FetchCache:
         if found is not None:
             started, value = found
             if time.monotonic() - started >= self.ttl:
-                del self._values[key]
+                self._values.pop(key)
             elif started >= fresh_after:
                 metrics.CACHE.labels("hit").inc()
                 done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -75,10 +74,7 @@ class FetchCache:
         older = self._values.get(key)
         if older is not None and older[0] > read.started:
             return  # a read that started later already landed
-        self._values[key] = (read.started, read.future.result())
-        self._values.move_to_end(key)
-        while len(self._values) > self._max:
-            self._values.popitem(last=False)
+        self._values.put(key, (read.started, read.future.result()))
 
     def __len__(self) -> int:
         return len(self._values)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -22,6 +22,7 @@ from typing import Any
 from csiprovider import logs, metrics
 from csiprovider.atomic_writer import PayloadError, validate_path
 from csiprovider.backends import Backend, Grant, what_is_read
+from csiprovider.caches import LRU
 from csiprovider.errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -100,7 +101,7 @@ class Resolver:
         # One limit per backend *instance*: the AWS backend serves four names.
         self._limits = {id(b): asyncio.Semaphore(backend_concurrency)
                         for b in backends.values()}
-        self._last_good: OrderedDict[tuple[str, Hashable], Any] = OrderedDict()
+        self._last_good: LRU[tuple[str, Hashable], Any] = LRU(LAST_GOOD_ENTRIES)
 
     async def resolve(self, objects: Sequence[MountObject], timeout: float,
                       fresh_after: float | None = None) -> MountResult:
@@ -286,10 +287,7 @@ class Resolver:
             limit.release()
 
     def _remember(self, key: tuple[str, Hashable], value: Any) -> None:
-        self._last_good[key] = value
-        self._last_good.move_to_end(key)
-        while len(self._last_good) > LAST_GOOD_ENTRIES:
-            self._last_good.popitem(last=False)
+        self._last_good.put(key, value)
 
     def _stale(self, key: tuple[str, Hashable], exc: BaseException | None) -> _Value | None:
         """The last good value for a transient failure (None: a timeout)."""
@@ -299,7 +297,7 @@ class Resolver:
         metrics.STALE.labels(key[0]).inc()
         log.warning("backend failed, serving the last good content", extra={"fields": {
             "backend": key[0], "reason": getattr(exc, "message", "timeout")}})
-        return _Value(self._last_good[key])
+        return _Value(self._last_good.get(key))
 
     def _files(
         self, obj: MountObject, rendered: bytes | Mapping[str, bytes], files: list[OutputFile]

@@ -10,7 +10,6 @@ import asyncio
 import logging
 import os
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import Executor
 from contextlib import asynccontextmanager
@@ -20,6 +19,7 @@ import grpc
 
 from csiprovider import API_VERSION, RUNTIME_NAME, __version__, logs, metrics
 from csiprovider.atomic_writer import FileProjection, TargetBusy, write_atomic
+from csiprovider.caches import LRU
 from csiprovider.dialects import Dialect
 from csiprovider.errors import (
     DeadlineExceeded,
@@ -65,8 +65,8 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
         self._write_mode = write_mode
         self._mount_timeout = mount_timeout
         self.tracker: Tracker | None = None
-        self._parsed: OrderedDict[tuple[str, str], tuple[MountObject, ...]] = OrderedDict()
-        self._mounted: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._parsed: LRU[tuple[str, str], tuple[MountObject, ...]] = LRU(PARSED_CACHE_SIZE)
+        self._mounted: LRU[tuple[str, str], None] = LRU(MOUNTED_VOLUMES)
 
     async def Version(self, request: pb.VersionRequest, context: Any) -> pb.VersionResponse:
         return pb.VersionResponse(
@@ -88,10 +88,7 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
             result = await self._resolver.resolve(objects, self._timeout(context),
                                                   self._fresh_after(volume, params, started))
             response = await self._respond(params, result, resolved_at)
-            self._mounted[volume] = None
-            self._mounted.move_to_end(volume)
-            if len(self._mounted) > MOUNTED_VOLUMES:
-                self._mounted.popitem(last=False)
+            self._mounted.put(volume, None)
             fields.update(files=len(result.files), bytes=result.size)
             if self._write_mode == "provider" and self.tracker is not None:
                 self.tracker.track(params, request, self.rewrite,
@@ -120,7 +117,6 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
         key = (request.attributes, request.permission)
         found = self._parsed.get(key)
         if found is not None:
-            self._parsed.move_to_end(key)
             return found
         loop = asyncio.get_running_loop()
         try:  # bounded by csiprovider.limits; the deadline is the backstop
@@ -129,9 +125,7 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
         except TimeoutError:
             raise DeadlineExceeded("parsing the SecretProviderClass did not finish within "
                                    f"{timeout:.1f}s") from None
-        self._parsed[key] = objects
-        if len(self._parsed) > PARSED_CACHE_SIZE:
-            self._parsed.popitem(last=False)
+        self._parsed.put(key, objects)
         return objects
 
     def _fresh_after(self, volume: tuple[str, str], params: MountParams,
@@ -223,7 +217,7 @@ class TargetLocks:
 
     def __init__(self) -> None:
         self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
-        self._written: OrderedDict[str, float] = OrderedDict()  # when its values resolved
+        self._written: LRU[str, float] = LRU(MOUNTED_VOLUMES)  # when its values resolved
 
     def __len__(self) -> int:
         return len(self._locks)
@@ -245,17 +239,14 @@ class TargetLocks:
 class Turn:
     """A writer's turn at one target: whether its values are newer than those written."""
 
-    def __init__(self, written: OrderedDict[str, float], key: str) -> None:
+    def __init__(self, written: LRU[str, float], key: str) -> None:
         self._written, self._key = written, key
 
     def newer(self, resolved_at: float) -> bool:
         return resolved_at >= self._written.get(self._key, float("-inf"))
 
     def written(self, resolved_at: float) -> None:
-        self._written[self._key] = resolved_at
-        self._written.move_to_end(self._key)
-        while len(self._written) > MOUNTED_VOLUMES:
-            self._written.popitem(last=False)
+        self._written.put(self._key, resolved_at)
 
 
 _WRITE_LOCKS = TargetLocks()  # shared by every provider name this process serves

@@ -10,7 +10,6 @@ errors say what failed (access denied, not found, throttled) for which object.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,7 @@ from csiprovider.aws.credentials import AwsCredentials, AwsGrant
 from csiprovider.aws.extract import render_value
 from csiprovider.aws.source import KmsSource, ParameterBatch, ParameterPath, SecretSource
 from csiprovider.backends import Grant, what_is_read
+from csiprovider.caches import LRU
 from csiprovider.errors import (
     InvalidArgument,
     MountError,
@@ -56,7 +56,7 @@ class AwsBackend:
 
     def __init__(self, credentials: AwsCredentials) -> None:
         self.credentials = credentials
-        self._served: OrderedDict[Hashable, Served] = OrderedDict()
+        self._served: LRU[Hashable, Served] = LRU(SERVED_ENTRIES)  # pods come and go
         self._lock = threading.Lock()
 
     # -- resolver interface
@@ -122,10 +122,7 @@ class AwsBackend:
         value = self._failover(obj, source.regions, lambda region, i: self._get_secret(
             grant, source, region, i), "secret")
         with self._lock:
-            self._served[key] = Served(str(value.get("VersionId", "")), value)
-            self._served.move_to_end(key)
-            while len(self._served) > SERVED_ENTRIES:  # pods come and go: stay bounded
-                self._served.popitem(last=False)
+            self._served.put(key, Served(str(value.get("VersionId", "")), value))
         return value
 
     def _still_current(self, grant: AwsGrant, source: SecretSource, served: Served) -> bool:

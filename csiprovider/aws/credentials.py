@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from csiprovider.aws.source import AwsIdentity
 from csiprovider.backends import Grant
+from csiprovider.caches import LRU
 from csiprovider.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -86,12 +86,12 @@ class AwsCredentials:
         self._lock = threading.Lock()
         self._create_lock = threading.Lock()  # boto3 sessions are not thread-safe
         self._session = boto3.session.Session()
-        self._pods: OrderedDict[AwsIdentity, AwsGrant] = OrderedDict()
+        self._pods: LRU[AwsIdentity, AwsGrant] = LRU(MAX_PODS)
         # One exchange at a time per pod; striped, so failing pods leave nothing behind.
         self._pod_locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
-        self._roles: dict[tuple[str, str], tuple[float, str]] = {}
-        self._class_credentials: OrderedDict[Hashable, Credentials] = OrderedDict()
-        self._clients: OrderedDict[tuple[Hashable, str, str], tuple[str, Any]] = OrderedDict()
+        self._roles: LRU[tuple[str, str], tuple[float, str]] = LRU(MAX_PODS)
+        self._class_credentials: LRU[Hashable, Credentials] = LRU(MAX_PODS)
+        self._clients: LRU[tuple[Hashable, str, str], tuple[str, Any]] = LRU(MAX_CLIENTS)
 
     # -- the pod
 
@@ -119,10 +119,7 @@ class AwsCredentials:
                 grant = AwsGrant(scope=("pod-identity", credentials.access_key),
                                  credentials=credentials)
             with self._lock:
-                self._pods[identity] = grant
-                self._pods.move_to_end(identity)
-                while len(self._pods) > MAX_PODS:
-                    self._pods.popitem(last=False)
+                self._pods.put(identity, grant)
             return grant
 
     # -- the class
@@ -136,14 +133,10 @@ class AwsCredentials:
             if current is None or (not current.usable(now)
                                    and grant.credentials.expires > current.expires):
                 current = grant.credentials
-                self._class_credentials[grant.scope] = current
-            self._class_credentials.move_to_end(grant.scope)
-            while len(self._class_credentials) > MAX_PODS:
-                self._class_credentials.popitem(last=False)
+                self._class_credentials.put(grant.scope, current)
             key = (grant.scope, service, region)
             found = self._clients.get(key)
             if found is not None and found[0] == current.access_key:
-                self._clients.move_to_end(key)
                 return found[1]
         with self._create_lock:  # one creation at a time: it is CPU-bound
             try:
@@ -157,10 +150,7 @@ class AwsCredentials:
                 raise InvalidArgument(f"cannot make an AWS {service} client for region "
                                       f"{quote(region)} ({type(exc).__name__})") from None
         with self._lock:
-            self._clients[key] = (current.access_key, made)
-            self._clients.move_to_end(key)
-            while len(self._clients) > MAX_CLIENTS:
-                self._clients.popitem(last=False)
+            self._clients.put(key, (current.access_key, made))
         return made
 
     # -- exchanges
@@ -185,8 +175,7 @@ class AwsCredentials:
                 f"An IAM role must be associated with service account "
                 f"{identity.service_account} (namespace: {identity.namespace})")
         with self._lock:
-            self._roles = {k: v for k, v in self._roles.items() if v[0] > time.monotonic()}
-            self._roles[key] = (time.monotonic() + ROLE_TTL, role)
+            self._roles.put(key, (time.monotonic() + ROLE_TTL, role))
         return role
 
     def _sts(self, region: str) -> Any:
@@ -202,7 +191,7 @@ class AwsCredentials:
                 raise InvalidArgument(f"cannot make an STS client for region {quote(region)} "
                                       f"({type(exc).__name__})") from None
         with self._lock:
-            self._clients[key] = ("", made)
+            self._clients.put(key, ("", made))
         return made
 
     def _assume(self, identity: AwsIdentity, role: str,

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +26,7 @@ import hvac
 import requests
 
 from csiprovider.backends import Grant
+from csiprovider.caches import LRU
 from csiprovider.errors import FailedPrecondition, PermissionDenied, Unavailable
 from csiprovider.limits import MAX_REPLY_BYTES
 from csiprovider.vault.config import VaultConnection
@@ -147,15 +147,14 @@ class Authenticator:
         self._token_source = token_source
         self._cache_size = max(1, cache_size)
         self._renew_fraction = renew_fraction
-        self._clients: OrderedDict[VaultConnection, Client] = OrderedDict()
-        self._logins: OrderedDict[VaultIdentity, Login] = OrderedDict()
+        self._clients: LRU[VaultConnection, Client] = LRU(self._cache_size)
+        self._logins: LRU[VaultIdentity, Login] = LRU(self._cache_size)
         self._lock = threading.Lock()
 
     def client(self, connection: VaultConnection) -> Client:
         with self._lock:
             found = self._clients.get(connection)
             if found is not None:
-                self._clients.move_to_end(connection)
                 return found
             try:
                 http, base = session_for(connection)
@@ -171,9 +170,7 @@ class Authenticator:
                 ),
                 base_url=base,
             )
-            self._clients[connection] = created
-            while len(self._clients) > self._cache_size:
-                self._clients.popitem(last=False)
+            self._clients.put(connection, created)
             return created
 
     def current(self, identity: VaultIdentity) -> VaultGrant | None:
@@ -215,11 +212,8 @@ class Authenticator:
         with self._lock:
             found = self._logins.get(identity)
             if found is None:
-                found = self._logins[identity] = Login(identity)
-                while len(self._logins) > self._cache_size:
-                    self._logins.popitem(last=False)
-            else:
-                self._logins.move_to_end(identity)
+                found = Login(identity)
+                self._logins.put(identity, found)
             return found
 
     def _renew(self, login: Login, client: Client, current: Token) -> bool:

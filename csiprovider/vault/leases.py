@@ -15,6 +15,8 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from csiprovider.caches import LRU
+
 
 @dataclass
 class Lease:
@@ -53,8 +55,7 @@ class LeaseCache:
 
     def __init__(self, renew_fraction: float = 2 / 3, max_entries: int = 10000) -> None:
         self.renew_fraction = renew_fraction
-        self._max = max_entries
-        self._leases: dict[Hashable, Lease] = {}
+        self._leases: LRU[Hashable, Lease] = LRU(max_entries)
         self._lock = threading.Lock()
 
     def get(self, key: Hashable) -> Lease | None:
@@ -70,14 +71,11 @@ class LeaseCache:
 
     def put(self, key: Hashable, lease: Lease) -> None:
         with self._lock:
-            self._leases[key] = lease
-            if len(self._leases) > self._max:
-                oldest = min(self._leases, key=lambda k: self._leases[k].obtained)
-                del self._leases[oldest]
+            self._leases.put(key, lease)
 
     def drop(self, key: Hashable) -> None:
         with self._lock:
-            self._leases.pop(key, None)
+            self._leases.pop(key)
 
     def __len__(self) -> int:
         return len(self._leases)
