@@ -44,6 +44,8 @@ def quote(value: object) -> str:
 
 
 def check_size(text: str, what: str, limit: int, fix: str) -> None:
+    if len(text) * 4 <= limit:
+        return  # even 4 UTF-8 bytes a character fit: no need to encode (the common case)
     size = len(text.encode("utf-8", errors="surrogatepass"))
     if size > limit:
         raise InvalidArgument(f"{what} is {size} bytes, more than the limit of {limit}; {fix}")

@@ -25,6 +25,8 @@ SERVICE_ACCOUNT_TOKENS = "csi.storage.k8s.io/serviceAccount.tokens"
 EPHEMERAL = "csi.storage.k8s.io/ephemeral"
 SECRET_PROVIDER_CLASS = "secretProviderClass"
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
 # Kubernetes' own name rules (DNS-1123 label / subdomain); UIDs are UUIDs in practice.
 _LABEL = r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?"
 _SEGMENT = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
@@ -146,6 +148,8 @@ def _json_object(raw: str, name: str, expected: str) -> dict[str, Any]:
                               f"{expected}") from None
     if not isinstance(value, dict):
         raise InvalidArgument(f"invalid {name}: {expected}, got {type(value).__name__}")
+    if not _SURROGATE_ESCAPE.search(raw):
+        return value  # JSON can only make a lone surrogate from a \udXXX escape
     for key, item in value.items():
         for text in (key, item) if isinstance(item, str) else (key,):
             try:

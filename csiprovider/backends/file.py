@@ -211,12 +211,7 @@ class FileBackend:
             )
         try:
             with open(real, "rb") as handle:
-                if os.fstat(handle.fileno()).st_size > MAX_FILE_BYTES:
-                    raise InvalidArgument(
-                        f"{obj.label}: file {source.path!r} is larger than "
-                        f"{MAX_FILE_BYTES} bytes, more than the driver accepts in one Mount"
-                    )
-                return handle.read()
+                return _read_fd(obj, source.path, handle.fileno())
         except IsADirectoryError:
             raise InvalidArgument(
                 f"{obj.label}: {source.path!r} is a directory; name a file"
