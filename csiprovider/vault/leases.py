@@ -62,13 +62,6 @@ class LeaseCache:
         with self._lock:
             return self._leases.get(key)
 
-    def fresh(self, key: Hashable, now: float) -> Mapping[str, Any] | None:
-        """The cached response while before its renewal point."""
-        lease = self.get(key)
-        if lease is not None and now < lease.renew_point(self.renew_fraction):
-            return lease.response
-        return None
-
     def put(self, key: Hashable, lease: Lease) -> None:
         with self._lock:
             self._leases.put(key, lease)
