@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import (
+from testkit.servers import (
     KubeAPI,
     OpenBao,
     Postgres,

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from bench.stats import pct  # noqa: E402
 from csiprovider.v1alpha1 import service_pb2 as pb  # noqa: E402
 from csiprovider.v1alpha1 import service_pb2_grpc as pb_grpc  # noqa: E402
-from tests.servers import (  # noqa: E402
+from testkit.servers import (  # noqa: E402
     Signer,
     moto_server,
     start_aws_proxy,

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from csiprovider.v1alpha1 import service_pb2 as pb  # noqa: E402
 from csiprovider.v1alpha1 import service_pb2_grpc as pb_grpc  # noqa: E402
-from tests.servers import Signer, moto_server, start_kube_api, wait_until  # noqa: E402
+from testkit.servers import Signer, moto_server, start_kube_api, wait_until  # noqa: E402
 
 MIB = 1024  # /proc reports KiB
 

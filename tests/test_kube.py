@@ -21,9 +21,9 @@ from csiprovider.cli import parser
 from csiprovider.errors import PermissionDenied, Unavailable
 from csiprovider.kube import KubeClient, RateLimiter
 from csiprovider.server import ServeConfig, ServeError
-from tests.conftest import running
-from tests.helpers import mount_request
-from tests.servers import KubeAPI, KubeFaults, free_port, start_kube_faults
+from testkit.daemon import running
+from testkit.requests import mount_request
+from testkit.servers import KubeAPI, KubeFaults, free_port, start_kube_faults
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from csiprovider import limits
 from csiprovider.errors import MAX_MESSAGE_CHARS, InvalidArgument
 from csiprovider.server import ServeConfig
 from csiprovider.v1alpha1 import service_pb2 as pb
-from tests.conftest import running
-from tests.helpers import attributes, mount_request
+from testkit.daemon import running
+from testkit.requests import attributes, mount_request
 
 DIALECTS = {  # provider name -> extra attributes its dialect needs to reach `objects`
     "csiprovider": {},

@@ -11,9 +11,9 @@ import requests
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from csiprovider.server import ServeConfig
-from tests.conftest import running
-from tests.helpers import mount_request
-from tests.servers import free_port
+from testkit.daemon import running
+from testkit.requests import mount_request
+from testkit.servers import free_port
 
 OBJECTS = [{"objectName": "db-password-object", "backend": "file", "path": "db/password"}]
 

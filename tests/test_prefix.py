@@ -13,9 +13,9 @@ import grpc
 import pytest
 
 from csiprovider.server import ServeConfig
-from tests.conftest import running
-from tests.helpers import mount_request
-from tests.servers import KubeAPI, OpenBao, Signer
+from testkit.daemon import running
+from testkit.requests import mount_request
+from testkit.servers import KubeAPI, OpenBao, Signer
 
 
 def files(reply: Any) -> dict[str, bytes]:

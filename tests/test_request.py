@@ -10,7 +10,7 @@ import pytest
 from csiprovider.errors import InvalidArgument
 from csiprovider.request import parse_mount_request
 from csiprovider.v1alpha1 import service_pb2 as pb
-from tests.helpers import attributes, mount_request
+from testkit.requests import attributes, mount_request
 
 
 def test_parses_driver_request() -> None:

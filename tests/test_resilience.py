@@ -15,10 +15,10 @@ from prometheus_client import REGISTRY
 
 from csiprovider import limits
 from csiprovider.server import ServeConfig
-from tests.conftest import running
-from tests.helpers import mount_request
-from tests.servers import OpenBao, Signer, start_vault_proxy
-from tests.test_vault_backend import files, request
+from testkit.daemon import running
+from testkit.requests import mount_request
+from testkit.servers import OpenBao, Signer, start_vault_proxy
+from tests.stores.vault.test_backend import files, request
 
 
 @pytest.fixture

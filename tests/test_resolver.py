@@ -14,15 +14,15 @@ from typing import Any
 import grpc
 import pytest
 
-from csiprovider.backends import Grant
-from csiprovider.backends.file import FileBackend
-from csiprovider.dialects import native
 from csiprovider.errors import MountError
 from csiprovider.model import FileSource, MountObject
+from csiprovider.native import dialect as native
 from csiprovider.request import parse_mount_request
 from csiprovider.resolver import Resolver
+from csiprovider.stores import Grant
+from csiprovider.stores.file.backend import FileBackend
 from csiprovider.versions import Versioner
-from tests.helpers import mount_request
+from testkit.requests import mount_request
 
 
 class CountingBackend(FileBackend):

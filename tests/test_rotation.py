@@ -12,15 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from prometheus_client import REGISTRY
 
-from csiprovider.rotation import parse_duration
 from csiprovider.server import ServeConfig
-from tests.conftest import running
-from tests.helpers import mount_request
-from tests.servers import OpenBao, Signer
-from tests.test_vault_backend import request as vault_request
+from testkit.daemon import running
+from testkit.requests import mount_request
+from testkit.servers import OpenBao, Signer
+from tests.stores.vault.test_backend import request as vault_request
 
 
 async def eventually(check: Callable[[], bool], what: str, timeout: float = 10) -> None:
@@ -32,14 +30,6 @@ async def eventually(check: Callable[[], bool], what: str, timeout: float = 10) 
 
 def tracked() -> float:
     return REGISTRY.get_sample_value("csiprovider_tracked_volumes") or 0
-
-
-def test_durations() -> None:
-    assert parse_duration("2m") == 120 and parse_duration("1h30m") == 5400
-    assert parse_duration("500ms") == 0.5
-    for bad in ("", "2", "2x", "-1s", "0s"):
-        with pytest.raises(ValueError):
-            parse_duration(bad)
 
 
 async def test_file_change_rewrites_at_once_and_unmount_untracks(

@@ -16,8 +16,8 @@ import pytest
 from csiprovider import __version__
 from csiprovider.server import ServeConfig
 from csiprovider.v1alpha1 import service_pb2 as pb
-from tests.conftest import running
-from tests.helpers import mount_request
+from testkit.daemon import running
+from testkit.requests import mount_request
 
 DB = [
     {"objectName": "db-username", "backend": "file", "path": "db/username"},

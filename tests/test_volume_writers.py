@@ -23,8 +23,8 @@ import pytest
 from csiprovider.rotation import Tracker
 from csiprovider.server import ServeConfig
 from csiprovider.service import _WRITE_LOCKS, TargetLocks
-from tests.conftest import running
-from tests.helpers import mount_request
+from testkit.daemon import running
+from testkit.requests import mount_request
 
 GENERATIONS = 4
 NAMES = ("a", "b", "c")

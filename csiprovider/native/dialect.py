@@ -1,0 +1,417 @@
+"""The native dialect: `spec.parameters.objects` is a YAML list of objects, each naming
+its backend.
+
+    objects: |
+      - objectName: db-password
+        backend: file
+        path: db/password
+        objectAlias: password
+        filePermission: "0640"
+        encoding: base64
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import difflib
+import functools
+import json
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, cast
+
+import yaml
+
+from csiprovider import limits
+from csiprovider.errors import InvalidArgument
+from csiprovider.model import Encoding, FileSource, MountObject, canonical_json
+from csiprovider.paths import PayloadError, validate_path
+from csiprovider.request import POD_NAMESPACE, MountParams
+
+# libyaml's loader is ~10x faster than the pure-Python one; the SPC is parsed on every Mount.
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+COMMON_FIELDS = frozenset({"objectName", "backend", "objectAlias", "filePermission", "encoding",
+                           "optional", "jmesPath", "expand", "render"})
+TEMPLATE_FIELDS = frozenset({"objectName", "template", "objectAlias", "filePermission",
+                             "optional"})
+VAULT_SETTINGS = frozenset({"vaultAddress", "roleName", "vaultNamespace",
+                            "vaultKubernetesMountPath", "vaultAuthMountPath", "vaultCACertPath",
+                            "vaultCADirectory", "vaultTLSServerName", "vaultTLSClientCertPath",
+                            "vaultTLSClientKeyPath", "vaultSkipTLSVerify", "audience"})
+VAULT_FIELDS = COMMON_FIELDS | VAULT_SETTINGS | {"secretPath", "secretKey", "method",
+                                                 "secretArgs", "prefix", "kvVersion",
+                                                 "maxItems"}
+FILE_FIELDS = COMMON_FIELDS | {"path", "prefix", "maxItems"}
+AWS_FIELDS = {
+    "aws-kms": COMMON_FIELDS | {"ciphertext", "encryptionContext", "region"},
+    "aws-secretsmanager": COMMON_FIELDS | {"secretId", "versionStage", "versionId", "region"},
+    "aws-ssm": COMMON_FIELDS | {"parameter", "region", "pathPrefix", "maxItems"},
+}
+_OCTAL = re.compile(r"0?o?[0-7]{1,4}")
+
+
+def parse(params: MountParams) -> list[MountObject]:
+    """Parse and validate every object; the first problem found is the error."""
+    return NativeDialect()(params)
+
+
+class NativeDialect:
+    """The native dialect with the daemon's Vault defaults (flags and VAULT_* env)."""
+
+    def __init__(self, vault_defaults: Any = None) -> None:
+        self._builders = {**_BUILDERS,
+                          "vault": functools.partial(_vault_object, defaults=vault_defaults)}
+
+    def __call__(self, params: MountParams) -> list[MountObject]:
+        items = load_objects(params.parameters.get("objects"))
+        objects = [_parse_object(i, item, params, self._builders)
+                   for i, item in enumerate(items)]
+        check_unique(objects)
+        from csiprovider.native import schema  # jsonschema loads with the first native SPC
+
+        problem = schema.first_error(items)  # what the field checks above let through
+        if problem is not None:
+            raise InvalidArgument(f"{problem}; see the native dialect's JSON Schema")
+        return objects
+
+
+def load_objects(raw: str | None) -> list[Any]:
+    """Load the `objects` parameter as a non-empty YAML list."""
+    if raw is None or not raw.strip():
+        raise InvalidArgument(
+            "missing parameter objects: spec.parameters.objects must be a YAML list with at "
+            "least one object, e.g. '- objectName: db-password\\n  backend: file'"
+        )
+    limits.check_yaml(raw, "parameter objects", unique_keys=True)
+    try:
+        items = yaml.load(raw, Loader=_LOADER)
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise InvalidArgument(
+            f"failed to parse parameter objects as YAML{where}: {problem}; "
+            "spec.parameters.objects must be a YAML list of objects"
+        ) from None
+    if not isinstance(items, list) or not items:
+        raise InvalidArgument(
+            "invalid parameter objects: expected a non-empty YAML list of objects, got "
+            f"{_kind(items)}"
+        )
+    return items
+
+
+def check_unique(objects: list[MountObject]) -> None:
+    """Object names are ObjectVersion ids and file names are paths: both must be unique."""
+    for attr, what, fix in (
+        ("object_name", "objectName", "give each object its own objectName"),
+        ("file_name", "file name", "set objectAlias on one of them"),
+    ):
+        seen: dict[str, MountObject] = {}
+        for obj in objects:
+            key = getattr(obj, attr)
+            if key in seen:
+                raise InvalidArgument(
+                    f"{obj.label}: duplicate {what} {key!r}, also used by "
+                    f"{seen[key].label}; {fix}"
+                )
+            seen[key] = obj
+
+
+def _parse_object(
+    index: int, item: Any, params: MountParams, builders: Mapping[str, Any]
+) -> MountObject:
+    label = f"objects[{index}]"
+    if not isinstance(item, dict):
+        raise InvalidArgument(f"{label}: expected a mapping with objectName, got {_kind(item)}")
+    name = _string(item, "objectName", label, required=True)
+    label = f"{label} (objectName {name!r})"
+    if "template" in item and "backend" not in item:
+        return _template_object(index, label, name, item, params)
+    backend = _string(item, "backend", label, required=True)
+    builder = builders.get(backend)
+    if builder is None:
+        raise InvalidArgument(
+            f"{label}: unknown backend {backend!r}{_suggest(backend, builders)}; supported "
+            f"backends: {', '.join(sorted(builders))}"
+        )
+    result: MountObject = builder(index, label, name, item, params)
+    return result
+
+
+def _file_object(
+    index: int, label: str, name: str, item: Mapping[str, Any], params: MountParams
+) -> MountObject:
+    _check_fields(item, FILE_FIELDS, label)
+    prefix = _string(item, "prefix", label, required=False)
+    if prefix and "path" in item:
+        raise InvalidArgument(f"{label}: set path or prefix, not both")
+    path = prefix.rstrip("/") or _string(item, "path", label, required=False) or name
+    try:
+        validate_path(path)
+    except PayloadError as exc:
+        raise InvalidArgument(
+            f"{label}: invalid path {path!r} ({_why(exc)}); path must be relative to the "
+            "namespace directory of the file backend, without '..'"
+        ) from None
+    namespace = params.pod.namespace
+    if not namespace:
+        raise InvalidArgument(
+            f"{label}: the file backend needs the pod namespace but {POD_NAMESPACE} is "
+            "missing; set podInfoOnMount: true on the CSIDriver"
+        )
+    source = FileSource(namespace=namespace, path=path, listing=bool(prefix))
+    obj = _common(index, label, name, item, params, source,
+                  {"path": path, "prefix": bool(prefix)})
+    return dataclasses.replace(obj, options={**obj.options, "max_items": _max_items(item, label)})
+
+
+def _max_items(item: Mapping[str, Any], label: str) -> int:
+    value = item.get("maxItems", 100)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10000:
+        raise InvalidArgument(f"{label}: maxItems must be an integer from 1 to 10000")
+    return value
+
+
+def _aws_object(
+    index: int, label: str, name: str, item: Mapping[str, Any], params: MountParams
+) -> MountObject:
+    """aws-kms, aws-secretsmanager and aws-ssm: the pod's own AWS identity (IRSA or Pod
+    Identity, from the SPC's `usePodIdentity`), region from the object or the SPC."""
+    from csiprovider.stores.aws.dialect import check_region, native_identity
+    from csiprovider.stores.aws.source import KmsSource, ParameterBatch, ParameterPath, SecretSource
+
+    backend = item["backend"]
+    _check_fields(item, AWS_FIELDS[backend], label)
+    identity, default_region = native_identity(params)
+    region = check_region(_string(item, "region", label, required=False) or default_region,
+                          f"{label}: ")
+    spec: dict[str, Any] = {"region": region}
+    source: Any
+    if backend == "aws-kms":
+        text = _string(item, "ciphertext", label, required=True)
+        try:
+            blob = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidArgument(f"{label}: ciphertext is not base64; paste what "
+                                  "`csiprovider encrypt` printed") from None
+        context = item.get("encryptionContext") or {}
+        if not isinstance(context, dict):
+            raise InvalidArgument(f"{label}: encryptionContext must be a map of strings")
+        pairs = tuple(sorted((str(k), str(v)) for k, v in context.items()))
+        source = KmsSource(identity=identity, region=region, ciphertext=blob, context=pairs)
+        spec.update(ciphertext=text, context=pairs)
+    elif backend == "aws-secretsmanager":
+        secret_id = _string(item, "secretId", label, required=False) or name
+        stage = _string(item, "versionStage", label, required=False)
+        version = _string(item, "versionId", label, required=False)
+        source = SecretSource(identity=identity, regions=(region,), names=(secret_id,),
+                              version_id=version, stages=(stage,))
+        spec.update(secretId=secret_id, stage=stage, version=version)
+    elif item.get("pathPrefix"):
+        path = _string(item, "pathPrefix", label, required=True)
+        source = ParameterPath(identity=identity, region=region, path=path)
+        spec.update(pathPrefix=path)
+    else:
+        parameter = _string(item, "parameter", label, required=False) or name
+        source = ParameterBatch(identity=identity, regions=(region,), selectors=((parameter,),))
+        spec.update(parameter=parameter)
+    obj = _common(index, label, name, item, params, source, spec)
+    options = {**obj.options, "name": spec.get("secretId") or spec.get("parameter") or name,
+               "selector_index": 0, "jmes_path": "", "decode": "", "hmac_version": True,
+               "max_items": _max_items(item, label)}
+    return dataclasses.replace(obj, options=options)
+
+
+def _template_object(
+    index: int, label: str, name: str, item: Mapping[str, Any], params: MountParams
+) -> MountObject:
+    """A file rendered from other objects of this SPC (see csiprovider.native.templates)."""
+    _check_fields(item, TEMPLATE_FIELDS, label)
+    source = _string(item, "template", label, required=True)
+    from csiprovider.native import templates  # jinja2 loads with the first template
+
+    templates.check(source, label)
+    obj = _common(index, label, name, {**item, "backend": "template"}, params,
+                  ("template", index), {"template": source})
+    return dataclasses.replace(obj, options={**obj.options, "template": source})
+
+
+def _vault_object(
+    index: int, label: str, name: str, item: Mapping[str, Any], params: MountParams,
+    defaults: Any = None,
+) -> MountObject:
+    """A Vault object: SPC-level Vault parameters, overridden per object (two roles in one
+    SPC), parsed by the vault dialect so identity and auth rules are the same."""
+    from csiprovider.stores.vault.dialect import VaultDialect
+
+    _check_fields(item, VAULT_FIELDS, label)
+    settings = {k: v for k, v in params.parameters.items() if k in VAULT_SETTINGS}
+    for key in VAULT_SETTINGS & set(item):
+        settings[key] = str(item[key])
+    if "vaultAuthMountPath" in item:
+        settings.pop("vaultKubernetesMountPath", None)
+    prefix = _string(item, "prefix", label, required=False)
+    kv_version = item.get("kvVersion", 2)
+    if kv_version not in (1, 2):
+        raise InvalidArgument(f"{label}: kvVersion must be 1 or 2")
+    listing = _kv_paths(prefix, kv_version, label) if prefix else None
+    path = listing[0] if listing else item.get("secretPath", "")
+    entry: dict[str, Any] = {"objectName": name, "secretPath": path}
+    for key in ("secretKey", "method", "secretArgs"):
+        if key in item:
+            entry[key] = item[key]
+    if "secretKey" not in item:
+        entry["secretFormat"] = "data"  # native: the secret's data, not the envelope
+    others = {k: v for k, v in params.parameters.items() if k not in VAULT_SETTINGS}
+    sub = dataclasses.replace(params, parameters={
+        **others, **settings, "objects": json.dumps([entry])})
+    try:
+        (parsed,) = VaultDialect(defaults)(sub)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"{label}: {exc.message}") from None
+    source = parsed.source
+    if listing:
+        source = dataclasses.replace(cast(Any, source), method="LIST")
+    spec = {"vault": json.loads(parsed.spec_json), "settings": sorted(settings.items()),
+            "prefix": prefix}
+    obj = _common(index, label, name, item, params, source, spec)
+    extra = {"kv_read_base": listing[1], "max_items": _max_items(item, label)} if listing else {}
+    return dataclasses.replace(obj, options={**parsed.options, **obj.options, **extra})
+
+
+def _kv_paths(prefix: str, version: int, label: str) -> tuple[str, str]:
+    """(path to LIST, base path to read each key) for a KV prefix like `secret/app/`."""
+    mount, _, rest = prefix.strip("/").partition("/")
+    if not mount:
+        raise InvalidArgument(f"{label}: prefix must start with the KV mount, e.g. secret/app/")
+    if version == 1:
+        return f"{mount}/{rest}".rstrip("/") + "/", f"{mount}/{rest}".rstrip("/")
+    return f"{mount}/metadata/{rest}".rstrip("/") + "/", f"{mount}/data/{rest}".rstrip("/")
+
+
+def _common(
+    index: int,
+    label: str,
+    name: str,
+    item: Mapping[str, Any],
+    params: MountParams,
+    source: Any,
+    spec: dict[str, Any],
+) -> MountObject:
+    alias = _string(item, "objectAlias", label, required=False)
+    file_name = alias or name
+    field = "objectAlias" if alias else "objectName"
+    try:
+        validate_path(file_name)
+    except PayloadError as exc:
+        raise InvalidArgument(
+            f"{label}: {field} {file_name!r} is not a valid file name ({_why(exc)}); use a "
+            "relative name without '..', e.g. 'db-password'"
+        ) from None
+    mode = _mode(item.get("filePermission"), label, params.default_mode)
+    encoding = _encoding(item.get("encoding"), label)
+    jmes = _string(item, "jmesPath", label, required=False)
+    expand = _string(item, "expand", label, required=False)
+    if expand not in ("", "keys"):
+        raise InvalidArgument(f"{label}: expand must be 'keys' (one file per top-level key)")
+    spec = {**spec, "jmesPath": jmes, "expand": expand}
+    write = item.get("render", True)
+    if not isinstance(write, bool):
+        raise InvalidArgument(f"{label}: render must be true or false")
+    optional = item.get("optional", False)
+    if not isinstance(optional, bool):
+        raise InvalidArgument(f"{label}: optional must be true or false")
+    full_spec = {
+        "backend": item["backend"],
+        "objectName": name,
+        "file": file_name,
+        "mode": mode,
+        "encoding": encoding.value,
+        **spec,
+    }
+    return MountObject(
+        index=index,
+        backend=str(item["backend"]),
+        object_name=name,
+        file_name=file_name,
+        mode=mode,
+        encoding=encoding,
+        source=source,
+        spec_json=canonical_json(full_spec),
+        optional=optional,
+        options={"extract_jmes": jmes, "expand": expand, "render": write},
+    )
+
+
+def _mode(value: Any, label: str, default: int) -> int:
+    """filePermission: an octal string ("0640") or a YAML integer (0640 is octal in YAML)."""
+    if value is None:
+        return default
+    mode: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        mode = value
+    elif isinstance(value, str) and _OCTAL.fullmatch(value.strip()):
+        mode = int(value.strip().replace("o", ""), 8)
+    if mode is None or not 0 <= mode <= 0o777:
+        raise InvalidArgument(
+            f"{label}: invalid filePermission {value!r}; use an octal string between "
+            '"0000" and "0777", e.g. "0640"'
+        )
+    return mode
+
+
+def _encoding(value: Any, label: str) -> Encoding:
+    if value is None:
+        return Encoding.UTF8
+    try:
+        return Encoding(str(value).lower())
+    except ValueError:
+        raise InvalidArgument(
+            f"{label}: unknown encoding {value!r}; use one of "
+            f"{', '.join(repr(e.value) for e in Encoding)}"
+        ) from None
+
+
+def _string(item: Mapping[str, Any], key: str, label: str, *, required: bool) -> str:
+    value = item.get(key)
+    if value is None or value == "":
+        if required:
+            raise InvalidArgument(f"{label}: missing required field {key}")
+        return ""
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{label}: {key} must be a string, got {_kind(value)}")
+    return value
+
+
+def _check_fields(item: Mapping[str, Any], allowed: frozenset[str], label: str) -> None:
+    for key in item:
+        if key not in allowed:
+            raise InvalidArgument(
+                f"{label}: unknown field {key!r}{_suggest(str(key), allowed)}; fields of this "
+                f"backend: {', '.join(sorted(allowed))}"
+            )
+
+
+def _suggest(word: str, options: Mapping[str, Any] | frozenset[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _why(exc: PayloadError) -> str:
+    return str(exc).split(": ", 1)[-1] if ": " in str(exc) else str(exc)
+
+
+def _kind(value: Any) -> str:
+    return "nothing" if value is None else type(value).__name__
+
+
+_BUILDERS: dict[
+    str, Callable[[int, str, str, Mapping[str, Any], MountParams], MountObject]
+] = {"file": _file_object, "aws-kms": _aws_object, "aws-secretsmanager": _aws_object,
+      "aws-ssm": _aws_object, "vault": _vault_object}

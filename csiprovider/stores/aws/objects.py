@@ -1,0 +1,250 @@
+"""ASCP's `objects` YAML, decoded and validated as ASCP does.
+
+ASCP reads it with sigs.k8s.io/yaml: YAML 1.1 (so `0600` is the integer 384 and `yes` is
+true), converted to JSON and decoded into Go structs, which means keys match field names
+case-insensitively, scalars for string fields become their string form, and unknown keys
+are ignored. Validation order and messages follow provider/secret_descriptor.go.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from csiprovider import limits
+from csiprovider.compat.go import sigs_yaml
+
+_BAD_PATH = re.compile(r"(/\.\./)|(^\.\./)|(/\.\.$)")
+_PERMISSION = re.compile(r"^[0-7]{4}$")
+TYPES = {"secretsmanager": "secretsmanager", "ssmparameter": "ssmparameter", "ssm": "ssmparameter"}
+
+
+class ObjectsError(ValueError):
+    """A problem with `objects`, worded as ASCP words it."""
+
+
+@dataclass(frozen=True)
+class JmesEntry:
+    path: str
+    object_alias: str
+    file_permission: str
+    encoding: str = ""  # ours: "base64" decodes the selected value
+
+
+@dataclass(frozen=True)
+class Failover:
+    object_name: str = ""
+    object_version: str = ""
+    object_version_label: str = ""
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    object_name: str = ""
+    object_alias: str = ""
+    object_version: str = ""
+    object_version_label: str = ""
+    object_type: str = ""
+    file_permission: str = ""
+    jmes_path: tuple[JmesEntry, ...] = ()
+    failover: Failover = field(default_factory=Failover)
+    encoding: str = ""  # ours
+
+    @property
+    def secret_type(self) -> str:
+        """secretsmanager or ssmparameter; from objectType, else from the ARN."""
+        kind = self.object_type or self.object_name.split(":")[2]
+        return TYPES.get(kind, kind)
+
+    def file_name(self, translate: str) -> str:
+        name = self.object_alias or self.object_name
+        return name.replace("/", translate) if translate else name.lstrip("/")
+
+
+_DESCRIPTOR_FIELDS = {
+    "objectname": "object_name", "objectalias": "object_alias",
+    "objectversion": "object_version", "objectversionlabel": "object_version_label",
+    "objecttype": "object_type", "filepermission": "file_permission",
+    "jmespath": "jmes_path", "failoverobject": "failover", "encoding": "encoding",
+}
+_JMES_FIELDS = {"path": "path", "objectalias": "object_alias",
+                "filepermission": "file_permission", "encoding": "encoding"}
+_FAILOVER_FIELDS = {"objectname": "object_name", "objectversion": "object_version",
+                    "objectversionlabel": "object_version_label"}
+
+
+def translation(raw: str) -> str:
+    """`pathTranslation`: '' → '_', 'false' (any case) → off, else exactly one byte."""
+    if not raw:
+        return "_"
+    if raw.lower() == "false":
+        return ""
+    if len(raw.encode()) != 1:
+        raise ObjectsError("pathTranslation must be either 'False' or a single character string")
+    return raw
+
+
+def load(text: str, regions: list[str], translate: str) -> list[Descriptor]:
+    """Decode and validate; the first problem found is the error."""
+    limits.check_yaml(text, "objects")  # before libyaml's recursive composer
+    try:
+        root = sigs_yaml.compose(text)
+    except sigs_yaml.DecodeError as exc:
+        raise ObjectsError(f"Failed to load SecretProviderClass: {exc}") from None
+    if root is None:
+        return []
+    if not isinstance(root, yaml.SequenceNode):
+        raise ObjectsError("Failed to load SecretProviderClass: error unmarshaling JSON: "
+                           "json: cannot unmarshal object into Go value of type "
+                           "[]*provider.SecretDescriptor")
+    descriptors = []
+    for node in root.value:
+        if sigs_yaml.is_null(node):
+            raise ObjectsError("Empty descriptor entry in SecretProviderClass")
+        descriptors.append(_descriptor(node))
+    for d in descriptors:
+        validate(d, regions, translate)
+    check_duplicates(descriptors)
+    return descriptors
+
+
+def validate(d: Descriptor, regions: list[str], translate: str) -> None:
+    if not d.object_name:
+        raise ObjectsError("Object name must be specified")
+    _validate_name(d.object_name, d.object_type, regions[0])
+    if d.secret_type == "ssmparameter" and d.object_version and d.object_version_label:
+        raise ObjectsError("ssm parameters can not specify both objectVersion and "
+                           f"objectVersionLabel: {d.object_name}")
+    if _BAD_PATH.search(d.file_name(translate)):
+        raise ObjectsError(f"path can not contain ../: {d.object_name}")
+    _validate_permission(d.file_permission)
+    for entry in d.jmes_path:
+        if not entry.path:
+            raise ObjectsError("Path must be specified for JMES object")
+        if not entry.object_alias:
+            raise ObjectsError("Object alias must be specified for JMES object")
+        _validate_permission(entry.file_permission)
+    if d.failover.object_name:
+        if not d.object_alias:
+            raise ObjectsError("object alias must be specified for objects with failover "
+                               f"entries: {d.object_name}")
+        if len(regions) < 2:
+            raise ObjectsError("failover object allowed only when failover region is "
+                               f"defined: {d.object_name}")
+        _validate_name(d.failover.object_name, d.object_type, regions[1])
+        if (d.secret_type == "ssmparameter" and d.failover.object_version
+                and d.failover.object_version_label):
+            raise ObjectsError("ssm parameters can not specify both objectVersion and "
+                               f"objectVersionLabel: {d.object_name}")
+        if d.failover.object_version != d.object_version:
+            raise ObjectsError("object versions must match between primary and failover "
+                               f"regions: {d.object_name}")
+
+
+def check_duplicates(descriptors: list[Descriptor]) -> None:
+    seen: dict[str, Descriptor] = {}
+    aliases: set[str] = set()
+    for d in descriptors:
+        found = seen.get(d.object_name)
+        if found is not None:
+            prefix = f"found descriptor with duplicate object name {d.object_name}"
+            a, fa = bool(d.object_alias), bool(found.object_alias)
+            lab, flab = bool(d.object_version_label), bool(found.object_version_label)
+            if a and fa and not lab and not flab and d.object_alias == found.object_alias:
+                raise ObjectsError(f"{prefix}, duplicate object alias {d.object_alias}, and no "
+                                   "version label")
+            if (not a and not fa and lab and flab
+                    and d.object_version_label == found.object_version_label):
+                raise ObjectsError(f"{prefix}, no object alias, and duplicate version label "
+                                   f"{d.object_version_label}")
+            if (a and fa and lab and flab and d.object_alias == found.object_alias
+                    and d.object_version_label == found.object_version_label):
+                raise ObjectsError(f"{prefix}, duplicate object alias {d.object_alias}, and "
+                                   f"duplicate version label {d.object_version_label}")
+            if not a and not fa and not lab and not flab:
+                raise ObjectsError(f"{prefix}, no object alias, and no version label")
+        seen[d.object_name] = d
+        if d.object_alias in aliases:
+            raise ObjectsError(f"found duplicate object alias {d.object_alias}")
+        if d.object_alias:
+            aliases.add(d.object_alias)
+        for entry in d.jmes_path:
+            if entry.object_alias in aliases:
+                raise ObjectsError("Name already in use for objectAlias: found duplicate object "
+                                   f"alias {entry.object_alias} in JMES path entry {entry.path}")
+            aliases.add(entry.object_alias)
+
+
+def parse_arn(name: str) -> tuple[str, str] | None:
+    """(service, region) of an ARN as aws-sdk-go's arn.Parse reads it; None if invalid."""
+    parts = name.split(":", 5)
+    if len(parts) < 6 or parts[0] != "arn":
+        return None
+    return parts[2], parts[3]
+
+
+def _validate_name(name: str, object_type: str, region: str) -> None:
+    service = ""
+    is_arn = name.startswith("arn:")
+    if is_arn:
+        parsed = parse_arn(name)
+        if parsed is None:
+            raise ObjectsError(f"Invalid ARN format in object name: {name}")
+        service, arn_region = parsed
+        if arn_region != region:
+            raise ObjectsError(f"ARN region must match region {region}: {name}")
+    if not object_type and not is_arn:
+        raise ObjectsError(f"Must use objectType when a full ARN is not specified: {name}")
+    if not object_type and service not in TYPES:
+        raise ObjectsError(f"Invalid service in ARN: {service}")
+    if object_type and (object_type not in TYPES or object_type == "ssm"):
+        raise ObjectsError(f"Invalid objectType: {object_type}")
+    if object_type and is_arn and TYPES[object_type] != TYPES.get(service):
+        raise ObjectsError(f"objectType does not match ARN: {name}")
+
+
+def _validate_permission(permission: str) -> None:
+    if permission and not _PERMISSION.match(permission):
+        raise ObjectsError(f"Invalid File Permission: {permission}")
+
+
+# ---------------------------------------------------------------- node → Go struct
+
+
+def _descriptor(node: yaml.Node) -> Descriptor:
+    values = _fields(node, _DESCRIPTOR_FIELDS, "SecretDescriptor")
+    jmes: list[JmesEntry] = []
+    raw_jmes = values.pop("jmes_path", None)
+    if raw_jmes is not None and not sigs_yaml.is_null(raw_jmes):
+        if not isinstance(raw_jmes, yaml.SequenceNode):
+            raise _failed(sigs_yaml.type_error("SecretDescriptor.jmesPath",
+                                               "[]provider.JMESPathEntry"))
+        for item in raw_jmes.value:
+            fields = ({} if sigs_yaml.is_null(item)
+                      else _fields(item, _JMES_FIELDS, "JMESPathEntry"))
+            jmes.append(JmesEntry(path=fields.get("path", ""),
+                                  object_alias=fields.get("object_alias", ""),
+                                  file_permission=fields.get("file_permission", ""),
+                                  encoding=fields.get("encoding", "")))
+    raw_failover = values.pop("failover", None)
+    failover = Failover()
+    if raw_failover is not None and not sigs_yaml.is_null(raw_failover):
+        failover = Failover(**_fields(raw_failover, _FAILOVER_FIELDS, "FailoverObjectEntry"))
+    return Descriptor(jmes_path=tuple(jmes), failover=failover, **values)
+
+
+def _fields(node: yaml.Node, fields: Mapping[str, str], go_type: str) -> dict[str, Any]:
+    """A provider.<go_type> struct: nested structs stay nodes, the rest are strings."""
+    try:
+        return sigs_yaml.struct_fields(node, fields, go_type, "provider",
+                                       nested=frozenset({"jmes_path", "failover"}))
+    except sigs_yaml.DecodeError as exc:
+        raise _failed(exc) from None
+
+
+def _failed(exc: sigs_yaml.DecodeError) -> ObjectsError:
+    return ObjectsError(f"Failed to load SecretProviderClass: {exc}")
