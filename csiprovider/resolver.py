@@ -31,7 +31,7 @@ from csiprovider.errors import (
 from csiprovider.extract import decode, extract
 from csiprovider.fetchcache import FetchCache
 from csiprovider.limits import STALE_WAIT_SECONDS
-from csiprovider.model import MountObject, MountResult, OutputFile
+from csiprovider.model import MountObject, MountResult, OutputFile, SpcObject, TemplateObject
 from csiprovider.paths import PayloadError, validate_path
 from csiprovider.stores import Backend, Grant, what_is_read
 from csiprovider.versions import Versioner
@@ -103,13 +103,15 @@ class Resolver:
                         for b in backends.values()}
         self._last_good: LRU[tuple[str, Hashable], Any] = LRU(LAST_GOOD_ENTRIES)
 
-    async def resolve(self, objects: Sequence[MountObject], timeout: float,
+    async def resolve(self, entries: Sequence[SpcObject], timeout: float,
                       fresh_after: float | None = None) -> MountResult:
-        """Fetch every distinct source once, all in parallel, within `timeout` seconds.
+        """Fetch every distinct source once, all in parallel, within `timeout` seconds;
+        extract, decode and version each object; then render the templates from them.
 
         `fresh_after` (time.monotonic()): the oldest start of a shared read this Mount
         accepts. None, for a pod's first Mount of a volume, means reads that start after
         now: a new pod always gets what the store holds when it arrives."""
+        objects = [o for o in entries if isinstance(o, MountObject)]
         arrived = time.monotonic()
         deadline = arrived + timeout
         fresh = arrived if fresh_after is None else min(fresh_after, arrived)
@@ -117,14 +119,14 @@ class Resolver:
         fetches: dict[tuple[str, Hashable], asyncio.Future[Any]] = {}
         for obj in objects:
             key = (obj.backend, obj.source)
-            if key not in fetches and obj.backend != "template":
+            if key not in fetches:
                 task = asyncio.ensure_future(
                     self._read(obj, self._backend(obj), deadline, fresh, grants))
                 task.add_done_callback(_retrieve)  # it may outlive a failed Mount
                 fetches[key] = task
         outcomes = await self._gather(objects, fetches, deadline)
-        slow = [o.label for o in objects if o.backend != "template"
-                and outcomes.get((o.backend, o.source)) is None and not o.optional]
+        slow = [o.label for o in objects
+                if outcomes.get((o.backend, o.source)) is None and not o.optional]
         if slow:
             raise DeadlineExceeded(
                 f"Mount did not finish within {timeout:.1f}s; still waiting for "
@@ -133,8 +135,6 @@ class Resolver:
         versions: list[tuple[str, str]] = []
         inputs: dict[str, bytes] = {}
         for obj in objects:
-            if obj.backend == "template":
-                continue
             key = (obj.backend, obj.source)
             outcome = outcomes.get(key)
             if not isinstance(outcome, _Value):
@@ -145,30 +145,27 @@ class Resolver:
                 raise _failure(obj, outcome)
             backend = self._backends[obj.backend]
             try:
-                rendered = backend.render(obj, outcome.value)
-                if isinstance(rendered, bytes):
-                    rendered = extract(obj, rendered)
+                extracted = extract(obj, backend.render(obj, outcome.value))
             except MountError as exc:
                 if obj.optional:
                     log.info("optional object skipped", extra={"fields": {
                         "object": obj.label, "reason": exc.message}})
                     continue
                 raise
-            if obj.options.get("render") is False:  # a template input only
-                if isinstance(rendered, bytes):
-                    inputs[obj.object_name] = decode(rendered, obj.encoding, obj.label)
+            if not obj.write:  # a template input only
+                if isinstance(extracted, bytes):
+                    inputs[obj.object_name] = decode(extracted, obj)
                 continue
-            content = self._files(obj, rendered, files)
-            if isinstance(rendered, bytes):
+            content = self._files(obj, extracted, files)
+            if isinstance(extracted, bytes):
                 inputs[obj.object_name] = content
-            own = getattr(backend, "object_version", None)
-            version = own(obj, outcome.value) if own is not None else None
+            version = backend.object_version(obj, outcome.value)
             if version is None:
                 version = self._versioner.version(obj.spec_json, content)
             versions.append((obj.object_name, version))
-        for obj in objects:
-            if obj.backend == "template":
-                await self._template(obj, inputs, files, versions)
+        for template in entries:
+            if isinstance(template, TemplateObject):
+                await self._template(template, inputs, files, versions)
         clash = _collisions([f.path for f in files])
         if clash:
             raise InvalidArgument(f"file name collision: {', '.join(clash)} written by more "
@@ -178,7 +175,7 @@ class Resolver:
                               "the driver needs at least one")
         return MountResult(files=tuple(files), versions=tuple(versions))
 
-    async def _template(self, obj: MountObject, inputs: dict[str, bytes],
+    async def _template(self, obj: TemplateObject, inputs: dict[str, bytes],
                         files: list[OutputFile], versions: list[tuple[str, str]]) -> None:
         """Render off the event loop; the version covers the template and exactly the
         inputs it read, so it changes when (and only when) one of those changes."""
@@ -187,7 +184,7 @@ class Resolver:
         used = templates.Inputs(inputs)
         try:
             content = await asyncio.get_running_loop().run_in_executor(
-                self._work, templates.render, obj.options["template"], used, obj.label)
+                self._work, templates.render, obj.template, used, obj.label)
         except MountError:
             if obj.optional:
                 return
@@ -304,7 +301,7 @@ class Resolver:
     ) -> bytes:
         """Append the object's file(s); return the bytes its version covers."""
         if isinstance(rendered, bytes):
-            contents = decode(rendered, obj.encoding, obj.label)
+            contents = decode(rendered, obj)
             files.append(OutputFile(path=obj.file_name, mode=obj.mode, contents=contents))
             return contents
         covered = bytearray()
@@ -317,7 +314,7 @@ class Resolver:
                     f"{obj.label}: key {name!r} cannot be a file name; use secretKey or "
                     "jmesPath to pick keys with such names"
                 ) from None
-            contents = decode(rendered[name], obj.encoding, obj.label)
+            contents = decode(rendered[name], obj)
             files.append(OutputFile(path=path, mode=obj.mode, contents=contents))
             covered += len(name).to_bytes(4, "big") + name.encode()
             covered += len(contents).to_bytes(8, "big") + contents

@@ -39,7 +39,7 @@ from csiprovider.versions import Versioner
 
 if TYPE_CHECKING:
     from csiprovider.kube import KubeClient
-    from csiprovider.model import MountObject
+    from csiprovider.model import SpcObject
     from csiprovider.request import MountParams
 
 log = logging.getLogger("csiprovider.server")
@@ -137,7 +137,7 @@ class _LazyNative:
         self._defaults = defaults
         self._dialect: Dialect | None = None
 
-    def __call__(self, params: MountParams) -> Sequence[MountObject]:
+    def __call__(self, params: MountParams) -> Sequence[SpcObject]:
         if self._dialect is None:
             from csiprovider.native.dialect import NativeDialect
 
@@ -257,8 +257,7 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
             server = grpc.aio.server()
             dialect_name, dialect = _dialect(name, config, kube, native_dialect)
             service = ProviderService(name, dialect_name, dialect, resolver, work,
-                                      config.write_mode, config.mount_timeout)
-            service.tracker = tracker
+                                      config.write_mode, config.mount_timeout, tracker)
             pb_grpc.add_CSIDriverProviderServicer_to_server(service, server)
             health_pb2_grpc.add_HealthServicer_to_server(health_service, server)
             old_umask = os.umask(0o177)  # the socket is born 0600: only root (kubelet) talks

@@ -28,7 +28,7 @@ from csiprovider.errors import (
     ResourceExhausted,
     Unavailable,
 )
-from csiprovider.model import MountObject, MountResult
+from csiprovider.model import MountObject, MountResult, SpcObject
 from csiprovider.request import MountParams, parse_mount_request
 from csiprovider.resolver import Resolver
 from csiprovider.rotation import Tracker
@@ -57,15 +57,17 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
         executor: Executor,
         write_mode: WriteMode = "driver",
         mount_timeout: float = 30.0,
+        tracker: Tracker | None = None,
     ) -> None:
+        """`tracker`: keeps provider-written volumes fresh (provider mode only)."""
         self.name = name
         self.dialect_name, self._dialect = dialect_name, dialect
         self._resolver = resolver
         self._executor = executor
         self._write_mode = write_mode
         self._mount_timeout = mount_timeout
-        self.tracker: Tracker | None = None
-        self._parsed: LRU[tuple[str, str], tuple[MountObject, ...]] = LRU(PARSED_CACHE_SIZE)
+        self._tracker = tracker if write_mode == "provider" else None
+        self._parsed: LRU[tuple[str, str], tuple[SpcObject, ...]] = LRU(PARSED_CACHE_SIZE)
         self._mounted: LRU[tuple[str, str], None] = LRU(MOUNTED_VOLUMES)
 
     async def Version(self, request: pb.VersionRequest, context: Any) -> pb.VersionResponse:
@@ -90,9 +92,10 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
             response = await self._respond(params, result, resolved_at)
             self._mounted.put(volume, None)
             fields.update(files=len(result.files), bytes=result.size)
-            if self._write_mode == "provider" and self.tracker is not None:
-                self.tracker.track(params, request, self.rewrite,
-                                   any(o.backend == "file" for o in objects))
+            if self._tracker is not None:
+                self._tracker.track(params, request, self.rewrite,
+                                   any(isinstance(o, MountObject) and o.backend == "file"
+                                       for o in objects))
         except MountError as exc:
             self._log(fields, started, exc.code.name, exc.message)
             await context.abort(exc.code, exc.message)
@@ -111,7 +114,7 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
 
     async def _objects(
         self, request: pb.MountRequest, params: MountParams, timeout: float
-    ) -> Sequence[MountObject]:
+    ) -> Sequence[SpcObject]:
         """The dialect's objects; republishes repeat the same attributes, so keep them.
         A dialect may look things up (the node's region), so it runs off the loop."""
         key = (request.attributes, request.permission)
@@ -136,8 +139,8 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
         interval, so the cache never stretches rotation."""
         if volume not in self._mounted:
             return arrived
-        if self._write_mode == "provider" and self.tracker is not None:
-            return time.monotonic() - self.tracker.interval(params)
+        if self._tracker is not None:
+            return time.monotonic() - self._tracker.interval(params)
         return float("-inf")
 
     async def rewrite(self, request: pb.MountRequest, max_age: float) -> bool:

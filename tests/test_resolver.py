@@ -15,12 +15,13 @@ import grpc
 import pytest
 
 from csiprovider.errors import MountError
-from csiprovider.model import FileSource, MountObject
+from csiprovider.model import MountObject, SpcObject
 from csiprovider.native import dialect as native
 from csiprovider.request import parse_mount_request
 from csiprovider.resolver import Resolver
 from csiprovider.stores import Grant
 from csiprovider.stores.file.backend import FileBackend
+from csiprovider.stores.file.source import FileSource
 from csiprovider.versions import Versioner
 from testkit.requests import mount_request
 
@@ -75,8 +76,13 @@ class StuckBackend(FileBackend):
         return super().fetch(obj, grant, deadline)
 
 
-def objects(spec: list[dict[str, Any]]) -> list[MountObject]:
+def objects(spec: list[dict[str, Any]]) -> list[SpcObject]:
     return native.parse(parse_mount_request(mount_request(spec)))
+
+
+def fetched(spec: list[dict[str, Any]]) -> list[MountObject]:
+    """Objects of a spec without templates."""
+    return [o for o in objects(spec) if isinstance(o, MountObject)]
 
 
 @pytest.fixture
@@ -210,7 +216,7 @@ async def test_limits_are_per_backend_instance(file_root: Path, executor: Any) -
     shared = Slow(file_root)
     resolver_ = Resolver({"file": shared, "alias": shared}, Versioner(b"k" * 32), executor,
                          backend_concurrency=2)
-    objs = objects([{"objectName": f"s{i}", "backend": "file"} for i in range(6)])
+    objs = fetched([{"objectName": f"s{i}", "backend": "file"} for i in range(6)])
     renamed = [dataclasses.replace(o, backend="alias") for o in objs[3:]]
     result = await resolver_.resolve([*objs[:3], *renamed], timeout=10)
     assert len(result.files) == 6
@@ -229,7 +235,7 @@ async def test_waiting_for_a_stuck_backend_holds_no_thread(file_root: Path) -> N
             {"objectName": "p", "backend": "file", "path": "db/password"}]), timeout=5))
             for _ in range(4)]
         await asyncio.sleep(0.1)
-        quick = [dataclasses.replace(o, backend="other") for o in objects([
+        quick = [dataclasses.replace(o, backend="other") for o in fetched([
             {"objectName": "u", "backend": "file", "path": "db/username"}])]
         started = time.monotonic()
         result = await resolver_.resolve(quick, timeout=5)

@@ -26,9 +26,17 @@ import yaml
 
 from csiprovider import limits
 from csiprovider.errors import InvalidArgument
-from csiprovider.model import Encoding, FileSource, MountObject, canonical_json
+from csiprovider.model import (
+    Encoding,
+    Extraction,
+    MountObject,
+    SpcObject,
+    TemplateObject,
+    canonical_json,
+)
 from csiprovider.paths import PayloadError, validate_path
 from csiprovider.request import POD_NAMESPACE, MountParams
+from csiprovider.stores.file.source import FileSource
 
 # libyaml's loader is ~10x faster than the pure-Python one; the SPC is parsed on every Mount.
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -53,7 +61,7 @@ AWS_FIELDS = {
 _OCTAL = re.compile(r"0?o?[0-7]{1,4}")
 
 
-def parse(params: MountParams) -> list[MountObject]:
+def parse(params: MountParams) -> list[SpcObject]:
     """Parse and validate every object; the first problem found is the error."""
     return NativeDialect()(params)
 
@@ -65,7 +73,7 @@ class NativeDialect:
         self._builders = {**_BUILDERS,
                           "vault": functools.partial(_vault_object, defaults=vault_defaults)}
 
-    def __call__(self, params: MountParams) -> list[MountObject]:
+    def __call__(self, params: MountParams) -> list[SpcObject]:
         items = load_objects(params.parameters.get("objects"))
         objects = [_parse_object(i, item, params, self._builders)
                    for i, item in enumerate(items)]
@@ -106,13 +114,13 @@ def load_objects(raw: str | None) -> list[Any]:
     return items
 
 
-def check_unique(objects: list[MountObject]) -> None:
+def check_unique(objects: list[SpcObject]) -> None:
     """Object names are ObjectVersion ids and file names are paths: both must be unique."""
     for attr, what, fix in (
         ("object_name", "objectName", "give each object its own objectName"),
         ("file_name", "file name", "set objectAlias on one of them"),
     ):
-        seen: dict[str, MountObject] = {}
+        seen: dict[str, SpcObject] = {}
         for obj in objects:
             key = getattr(obj, attr)
             if key in seen:
@@ -125,7 +133,7 @@ def check_unique(objects: list[MountObject]) -> None:
 
 def _parse_object(
     index: int, item: Any, params: MountParams, builders: Mapping[str, Any]
-) -> MountObject:
+) -> SpcObject:
     label = f"objects[{index}]"
     if not isinstance(item, dict):
         raise InvalidArgument(f"{label}: expected a mapping with objectName, got {_kind(item)}")
@@ -140,7 +148,7 @@ def _parse_object(
             f"{label}: unknown backend {backend!r}{_suggest(backend, builders)}; supported "
             f"backends: {', '.join(sorted(builders))}"
         )
-    result: MountObject = builder(index, label, name, item, params)
+    result: SpcObject = builder(index, label, name, item, params)
     return result
 
 
@@ -165,10 +173,10 @@ def _file_object(
             f"{label}: the file backend needs the pod namespace but {POD_NAMESPACE} is "
             "missing; set podInfoOnMount: true on the CSIDriver"
         )
-    source = FileSource(namespace=namespace, path=path, listing=bool(prefix))
-    obj = _common(index, label, name, item, params, source,
-                  {"path": path, "prefix": bool(prefix)})
-    return dataclasses.replace(obj, options={**obj.options, "max_items": _max_items(item, label)})
+    source = FileSource(namespace=namespace, path=path, listing=bool(prefix),
+                        max_items=_max_items(item, label))
+    return _common(index, label, name, item, params, source,
+                   {"path": path, "prefix": bool(prefix)})
 
 
 def _max_items(item: Mapping[str, Any], label: str) -> int:
@@ -215,22 +223,23 @@ def _aws_object(
         spec.update(secretId=secret_id, stage=stage, version=version)
     elif item.get("pathPrefix"):
         path = _string(item, "pathPrefix", label, required=True)
-        source = ParameterPath(identity=identity, region=region, path=path)
+        source = ParameterPath(identity=identity, region=region, path=path,
+                               max_items=_max_items(item, label))
         spec.update(pathPrefix=path)
     else:
         parameter = _string(item, "parameter", label, required=False) or name
         source = ParameterBatch(identity=identity, regions=(region,), selectors=((parameter,),))
         spec.update(parameter=parameter)
+    _max_items(item, label)
     obj = _common(index, label, name, item, params, source, spec)
-    options = {**obj.options, "name": spec.get("secretId") or spec.get("parameter") or name,
-               "selector_index": 0, "jmes_path": "", "decode": "", "hmac_version": True,
-               "max_items": _max_items(item, label)}
-    return dataclasses.replace(obj, options=options)
+    subject = spec.get("secretId") or spec.get("parameter") or name
+    return dataclasses.replace(obj, extraction=dataclasses.replace(obj.extraction,
+                                                                   subject=subject))
 
 
 def _template_object(
     index: int, label: str, name: str, item: Mapping[str, Any], params: MountParams
-) -> MountObject:
+) -> TemplateObject:
     """A file rendered from other objects of this SPC (see csiprovider.native.templates)."""
     _check_fields(item, TEMPLATE_FIELDS, label)
     source = _string(item, "template", label, required=True)
@@ -239,7 +248,9 @@ def _template_object(
     templates.check(source, label)
     obj = _common(index, label, name, {**item, "backend": "template"}, params,
                   ("template", index), {"template": source})
-    return dataclasses.replace(obj, options={**obj.options, "template": source})
+    return TemplateObject(index=index, object_name=name, file_name=obj.file_name,
+                          mode=obj.mode, template=source, spec_json=obj.spec_json,
+                          optional=obj.optional)
 
 
 def _vault_object(
@@ -249,6 +260,7 @@ def _vault_object(
     """A Vault object: SPC-level Vault parameters, overridden per object (two roles in one
     SPC), parsed by the vault dialect so identity and auth rules are the same."""
     from csiprovider.stores.vault.dialect import VaultDialect
+    from csiprovider.stores.vault.source import KvListing, VaultSource
 
     _check_fields(item, VAULT_FIELDS, label)
     settings = {k: v for k, v in params.parameters.items() if k in VAULT_SETTINGS}
@@ -277,12 +289,14 @@ def _vault_object(
         raise InvalidArgument(f"{label}: {exc.message}") from None
     source = parsed.source
     if listing:
-        source = dataclasses.replace(cast(Any, source), method="LIST")
+        source = dataclasses.replace(
+            cast(VaultSource, source), method="LIST",
+            listing=KvListing(read_base=listing[1], max_items=_max_items(item, label)))
     spec = {"vault": json.loads(parsed.spec_json), "settings": sorted(settings.items()),
             "prefix": prefix}
     obj = _common(index, label, name, item, params, source, spec)
-    extra = {"kv_read_base": listing[1], "max_items": _max_items(item, label)} if listing else {}
-    return dataclasses.replace(obj, options={**parsed.options, **obj.options, **extra})
+    return dataclasses.replace(obj, extraction=dataclasses.replace(
+        obj.extraction, key=parsed.extraction.key, subject=parsed.extraction.subject))
 
 
 def _kv_paths(prefix: str, version: int, label: str) -> tuple[str, str]:
@@ -344,8 +358,9 @@ def _common(
         encoding=encoding,
         source=source,
         spec_json=canonical_json(full_spec),
+        extraction=Extraction(jmes_path=jmes, expand=expand == "keys"),
         optional=optional,
-        options={"extract_jmes": jmes, "expand": expand, "render": write},
+        write=write,
     )
 
 

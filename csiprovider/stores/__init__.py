@@ -11,15 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from csiprovider.model import MountObject
-
-Rendered = bytes | Mapping[str, bytes]
-"""One file's content, or {relative name: content} for an object that expands to a
-directory of files under its file name."""
+from csiprovider.model import MountObject, Rendered
 
 
 @dataclass(frozen=True)
@@ -56,7 +52,12 @@ class Backend(Protocol):
         `deadline` (time.monotonic())."""
 
     def render(self, obj: MountObject, fetched: Any) -> Rendered:
-        """Turn what was fetched into this object's file content."""
+        """This object's value out of what was fetched (a fetch may serve several
+        objects); the extraction step (csiprovider.extract) takes it from there."""
+
+    def object_version(self, obj: MountObject, fetched: Any) -> str | None:
+        """The store's own version of the object when the dialect reports it (ASCP's
+        VersionId); None: the keyed hash of the content (csiprovider.versions)."""
 
 
 def what_is_read(source: Hashable) -> Hashable:
@@ -107,6 +108,4 @@ class LazyBackend:
         return self._backend().render(obj, fetched)
 
     def object_version(self, obj: MountObject, fetched: Any) -> str | None:
-        """The store's own version of an object, when it has one (AWS's VersionId)."""
-        own = getattr(self._backend(), "object_version", None)
-        return own(obj, fetched) if own is not None else None
+        return self._backend().object_version(obj, fetched)

@@ -8,9 +8,10 @@ import grpc
 import pytest
 
 from csiprovider.errors import InvalidArgument
-from csiprovider.model import Encoding, FileSource
+from csiprovider.model import Encoding
 from csiprovider.native import dialect as native
 from csiprovider.request import parse_mount_request
+from csiprovider.stores.file.source import FileSource
 from testkit.requests import mount_request
 
 

@@ -10,9 +10,9 @@ errors say what failed (access denied, not found, throttled) for which object.
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -25,11 +25,18 @@ from csiprovider.errors import (
     PermissionDenied,
     Unavailable,
 )
-from csiprovider.model import MountObject
+from csiprovider.model import MountObject, Rendered
 from csiprovider.stores import Grant, what_is_read
+from csiprovider.stores.aws import extract
 from csiprovider.stores.aws.credentials import AwsCredentials, AwsGrant
-from csiprovider.stores.aws.extract import render_value
 from csiprovider.stores.aws.source import KmsSource, ParameterBatch, ParameterPath, SecretSource
+from csiprovider.stores.aws.values import (
+    AwsValue,
+    ParameterTree,
+    ParameterValues,
+    Plaintext,
+    SecretValue,
+)
 
 SERVED_ENTRIES = 20000
 NOT_FOUND = {"ResourceNotFoundException", "ParameterNotFound", "ParameterVersionNotFound",
@@ -40,13 +47,15 @@ DENIED = {"AccessDeniedException", "AccessDenied", "403", "UnrecognizedClientExc
 THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException",
              "RequestLimitExceeded", "ThrottledException"}
 
+_V = TypeVar("_V", SecretValue, ParameterValues)
+
 
 @dataclass
 class Served:
     """What a source last returned for an identity: the basis of change detection."""
 
     version_id: str
-    value: Mapping[str, Any]
+    value: SecretValue
 
 
 class AwsBackend:
@@ -77,7 +86,7 @@ class AwsBackend:
             else source.regions[0]
         return self.credentials.authorize(source.identity, region, deadline)
 
-    def fetch(self, obj: MountObject, grant: Grant, deadline: float) -> Mapping[str, Any]:
+    def fetch(self, obj: MountObject, grant: Grant, deadline: float) -> AwsValue:
         source = obj.source
         assert isinstance(grant, AwsGrant)
         if isinstance(source, SecretSource):
@@ -89,26 +98,24 @@ class AwsBackend:
         assert isinstance(source, KmsSource)
         return self._decrypt(obj, grant, source)
 
-    def render(self, obj: MountObject, fetched: Mapping[str, Any]) -> bytes | dict[str, bytes]:
-        if "by_path" in fetched:
-            return dict(fetched["by_path"])
-        return render_value(obj, fetched)
+    def render(self, obj: MountObject, fetched: AwsValue) -> Rendered:
+        return extract.render(obj, fetched)
 
-    def object_version(self, obj: MountObject, fetched: Mapping[str, Any]) -> str | None:
+    def object_version(self, obj: MountObject, fetched: AwsValue) -> str | None:
         """ASCP's versions: the VersionId, or the SSM parameter's version number."""
-        if obj.options.get("hmac_version"):
-            return None  # native dialect: the keyed hash, like every other backend
-        if isinstance(obj.source, ParameterBatch):
-            found = fetched["parameters"].get(obj.options["selector_index"])
+        if not obj.store_version or isinstance(fetched, Plaintext):
+            return None  # the keyed hash, as for every other backend
+        if isinstance(fetched, ParameterValues):
+            found = fetched.found.get(obj.part)
             return str(found["Version"]) if found is not None else ""
-        if isinstance(obj.source, KmsSource):
-            return None  # the HMAC of the plaintext, like the native dialect
-        return str(fetched.get("VersionId", ""))
+        if isinstance(fetched, SecretValue):
+            return fetched.version_id
+        return ""
 
     # -- Secrets Manager
 
     def _secret(self, obj: MountObject, grant: AwsGrant,
-                source: SecretSource) -> Mapping[str, Any]:
+                source: SecretSource) -> SecretValue:
         """Served before to this class: DescribeSecret proves the version still current
         (the fresh check a first Mount needs) and GetSecretValue is skipped."""
         key = (grant.scope, what_is_read(source))
@@ -122,7 +129,7 @@ class AwsBackend:
         value = self._failover(obj, source.regions, lambda region, i: self._get_secret(
             grant, source, region, i), "secret")
         with self._lock:
-            self._served.put(key, Served(str(value.get("VersionId", "")), value))
+            self._served.put(key, Served(value.version_id, value))
         return value
 
     def _still_current(self, grant: AwsGrant, source: SecretSource, served: Served) -> bool:
@@ -132,7 +139,7 @@ class AwsBackend:
         return (source.stages[0] or "AWSCURRENT") in stages
 
     def _get_secret(self, grant: AwsGrant, source: SecretSource, region: str,
-                    index: int) -> Mapping[str, Any]:
+                    index: int) -> SecretValue:
         client = self.credentials.client(grant, "secretsmanager", region)
         args: dict[str, Any] = {"SecretId": source.names[index]}
         if source.version_id:
@@ -140,15 +147,15 @@ class AwsBackend:
         if source.stages[index]:
             args["VersionStage"] = source.stages[index]
         reply = self._call(client, "GetSecretValue", **args)
-        return {"VersionId": reply.get("VersionId", ""),
-                "SecretString": reply.get("SecretString"),
-                "SecretBinary": reply.get("SecretBinary"), "region": region}
+        return SecretValue(version_id=str(reply.get("VersionId", "")),
+                           string=reply.get("SecretString"), binary=reply.get("SecretBinary"),
+                           region=region)
 
     # -- SSM
 
     def _parameters(self, obj: MountObject, grant: AwsGrant,
-                    batch: ParameterBatch) -> Mapping[str, Any]:
-        def get(region: str, index: int) -> Mapping[str, Any]:
+                    batch: ParameterBatch) -> ParameterValues:
+        def get(region: str, index: int) -> ParameterValues:
             client = self.credentials.client(grant, "ssm", region)
             wanted = batch.selectors[index]
             reply = self._call(client, "GetParameters", Names=list(wanted),
@@ -164,14 +171,14 @@ class AwsBackend:
                     by_name[p["ARN"]] = p  # ARN objectNames and RAM-shared parameters
             # The dialect never puts one name twice in a batch, so names identify answers.
             found = {i: by_name.get(_name_of(sel)) for i, sel in enumerate(wanted)}
-            return {"parameters": found, "region": region}
+            return ParameterValues(found, region)
 
         return self._failover(obj, batch.regions, get, "parameters")
 
     def _parameter_path(self, obj: MountObject, grant: AwsGrant,
-                        source: ParameterPath) -> Mapping[str, Any]:
+                        source: ParameterPath) -> ParameterTree:
         """Prefix fetch, bounded by maxItems so a typo cannot read a whole store."""
-        limit = int(obj.options.get("max_items", 100))
+        limit = source.max_items
         client = self.credentials.client(grant, "ssm", source.region)
         prefix = source.path.rstrip("/") + "/"
         found: dict[str, bytes] = {}
@@ -193,12 +200,12 @@ class AwsBackend:
                                       "maxItems")
             token = reply.get("NextToken")
             if not token:
-                return {"by_path": found, "VersionId": ""}
+                return ParameterTree(found)
 
     # -- KMS
 
     def _decrypt(self, obj: MountObject, grant: AwsGrant,
-                 source: KmsSource) -> Mapping[str, Any]:
+                 source: KmsSource) -> Plaintext:
         client = self.credentials.client(grant, "kms", source.region)
         args: dict[str, Any] = {"CiphertextBlob": source.ciphertext}
         if source.context:
@@ -207,17 +214,16 @@ class AwsBackend:
             reply = self._call(client, "Decrypt", **args)
         except MountError as exc:
             raise type(exc)(f"{obj.label}: KMS Decrypt failed: {exc.message}") from None
-        return {"SecretBinary": reply["Plaintext"], "VersionId": ""}
+        return Plaintext(reply["Plaintext"])
 
     # -- shared
 
-    def _failover(self, obj: MountObject, regions: tuple[str, ...], get: Any,
-                  what: str) -> Mapping[str, Any]:
+    def _failover(self, obj: MountObject, regions: tuple[str, ...],
+                  get: Callable[[str, int], _V], what: str) -> _V:
         failures: list[str] = []
         for index, region in enumerate(regions):
             try:
-                result: Mapping[str, Any] = get(region, index)
-                return result
+                return get(region, index)
             except MountError as exc:
                 if not isinstance(exc, Unavailable) or index == len(regions) - 1:
                     if failures:

@@ -16,7 +16,7 @@ from typing import Any
 from csiprovider.compat.go.strconv import parse_bool
 from csiprovider.errors import InvalidArgument, MountError
 from csiprovider.limits import quote
-from csiprovider.model import Encoding, MountObject, canonical_json
+from csiprovider.model import Encoding, Extraction, MountObject, Wording, canonical_json
 from csiprovider.paths import PayloadError, validate_path
 from csiprovider.request import MountParams
 from csiprovider.stores.aws import objects as spec
@@ -146,32 +146,35 @@ def build_objects(
         else:
             source, slot = batches[index]
         mode = int(d.file_permission, 8) if d.file_permission else default_mode
-        common = {"name": d.object_name, "selector_index": slot}
         out.append(_object(index, label, d.file_name(translate), mode, source,
-                           {**common, "decode": d.encoding}))
+                           d.object_name, slot, "", d.encoding))
         for entry in d.jmes_path:
             alias = entry.object_alias.replace("/", translate) if translate else \
                 entry.object_alias.lstrip("/")
             child_mode = int(entry.file_permission, 8) if entry.file_permission else mode
             out.append(_object(index, f"{label} jmesPath {entry.path!r}", alias, child_mode,
-                               source, {**common, "jmes_path": entry.path,
-                                        "decode": entry.encoding}))
+                               source, d.object_name, slot, entry.path, entry.encoding))
     return out
 
 
-def _object(index: int, label: str, file_name: str, mode: int, source: Any,
-            options: dict[str, Any]) -> MountObject:
+def _object(index: int, label: str, file_name: str, mode: int, source: Any, name: str,
+            slot: int, jmes_path: str, decode: str) -> MountObject:
     try:
         validate_path(file_name)
     except PayloadError as exc:
         raise InvalidArgument(f"{label}: {file_name!r} cannot be a file name ({exc})") from None
-    if options.get("decode") not in ("", None, "base64"):
+    if decode not in ("", "base64"):
         raise InvalidArgument(f"{label}: encoding must be base64 when set")
+    spec: dict[str, Any] = {"file": file_name, "mode": mode, "name": name,
+                            "selector_index": slot, "decode": decode}
+    if jmes_path:
+        spec["jmes_path"] = jmes_path
     return MountObject(
         index=index, backend="aws", object_name=file_name, file_name=file_name, mode=mode,
-        encoding=Encoding.UTF8, source=source,
-        spec_json=canonical_json({"file": file_name, "mode": mode, **options}),
-        options=options,
+        encoding=Encoding.BASE64 if decode else Encoding.UTF8, source=source,
+        spec_json=canonical_json(spec),
+        extraction=Extraction(jmes_path=jmes_path, wording=Wording.AWS, subject=name),
+        part=slot, store_version=True,
     )
 
 

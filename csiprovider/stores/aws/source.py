@@ -58,3 +58,4 @@ class ParameterPath:
     identity: AwsIdentity
     region: str
     path: str
+    max_items: int = 100  # more parameters under the path is refused

@@ -16,11 +16,13 @@ import stat
 import time
 from collections.abc import Hashable, Iterator
 from pathlib import Path
+from typing import Any
 
 from csiprovider import metrics
 from csiprovider.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
-from csiprovider.model import FileSource, MountObject
+from csiprovider.model import Listing, MountObject, Rendered
 from csiprovider.stores import Grant
+from csiprovider.stores.file.source import FileSource
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 QUICK_BYTES = 64 * 1024  # read on the event loop up to this size
@@ -68,9 +70,11 @@ class FileBackend:
         assert isinstance(source, FileSource)
         return source.namespace
 
-    def render(self, obj: MountObject, fetched: bytes | dict[str, bytes]
-               ) -> bytes | dict[str, bytes]:
-        return fetched
+    def render(self, obj: MountObject, fetched: bytes | dict[str, bytes]) -> Rendered:
+        return fetched if isinstance(fetched, bytes) else Listing(fetched)
+
+    def object_version(self, obj: MountObject, fetched: Any) -> str | None:
+        return None  # the keyed hash of the content
 
     def fetch(self, obj: MountObject, grant: Grant | None = None,
               deadline: float = 0.0) -> bytes | dict[str, bytes]:
@@ -83,7 +87,7 @@ class FileBackend:
         """Every regular file under the prefix directory, at most `maxItems` of them, as
         one snapshot (see `_snapshot`); a source that changed under every attempt is
         UNAVAILABLE, and the driver retries the Mount."""
-        limit = int(obj.options.get("max_items", 100))
+        limit = source.max_items
         base = _real(obj, source, os.path.join(self.root, source.namespace))
         for attempt in range(SNAPSHOT_ATTEMPTS):
             if attempt:

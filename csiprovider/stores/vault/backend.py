@@ -8,6 +8,7 @@ import json
 import random
 import time
 from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -22,17 +23,24 @@ from csiprovider.errors import (
     NotFound,
     Unavailable,
 )
-from csiprovider.model import MountObject
+from csiprovider.model import Document, Listing, MountObject, Rendered
 from csiprovider.stores import Grant, what_is_read
 from csiprovider.stores.vault import extract
 from csiprovider.stores.vault.auth import Authenticator, Reply, VaultGrant
 from csiprovider.stores.vault.errors import api_error, for_status
 from csiprovider.stores.vault.leases import LeaseCache, lease_of, now_pair
-from csiprovider.stores.vault.source import VaultSource
+from csiprovider.stores.vault.source import KvListing, VaultSource
 
 RETRY_STATUSES = frozenset({412, 429, 500, 502, 503, 504})
 FIRST_BACKOFF = 0.2
 MAX_BACKOFF = 2.0
+
+
+@dataclass(frozen=True)
+class KvItems:
+    """A KV prefix as fetched: each key's response, by key."""
+
+    items: Mapping[str, Mapping[str, Any]]
 
 
 class VaultBackend:
@@ -57,13 +65,18 @@ class VaultBackend:
         source = _source(obj)
         return self.auth.authorize(source.identity, source.jwt)
 
-    def render(self, obj: MountObject, fetched: Mapping[str, Any]) -> bytes | dict[str, bytes]:
-        if "prefix_items" in fetched:
-            rendered = {k: extract.render(obj, v) for k, v in fetched["prefix_items"].items()}
-            return {k: v for k, v in rendered.items() if isinstance(v, bytes)}
+    def render(self, obj: MountObject, fetched: Mapping[str, Any] | KvItems) -> Rendered:
+        if isinstance(fetched, KvItems):
+            rendered = {k: extract.render(obj, v) for k, v in fetched.items.items()}
+            return Listing({k: v for k, v in rendered.items()
+                            if isinstance(v, bytes | Document)})
         return extract.render(obj, fetched)
 
-    def fetch(self, obj: MountObject, grant: Grant, deadline: float) -> Mapping[str, Any]:
+    def object_version(self, obj: MountObject, fetched: Any) -> str | None:
+        return None  # the keyed hash of the content, as vault-csi-provider does
+
+    def fetch(self, obj: MountObject, grant: Grant,
+              deadline: float) -> Mapping[str, Any] | KvItems:
         """Read, or hand out a lease (or certificate) issued to the same class. A lease is
         only handed out once Vault confirms it is still live (lookup or renew): the
         resolver calls this for every first Mount, which must see current data."""
@@ -82,8 +95,8 @@ class VaultBackend:
                 if ttl is not None:  # same credentials, longer life
                     lease.obtained, lease.ttl = time.monotonic(), ttl
                     return lease.response
-        if obj.options.get("kv_read_base") is not None:
-            return self._read_prefix(obj, grant, source, deadline)
+        if source.listing is not None:
+            return self._read_prefix(obj, grant, source, source.listing, deadline)
         response = self._read(obj, grant, source, deadline)
         fresh = lease_of(response, *now_pair())
         if fresh is not None:
@@ -93,22 +106,23 @@ class VaultBackend:
         return response
 
     def _read_prefix(
-        self, obj: MountObject, grant: VaultGrant, source: VaultSource, deadline: float
-    ) -> Mapping[str, Any]:
+        self, obj: MountObject, grant: VaultGrant, source: VaultSource, listing: KvListing,
+        deadline: float,
+    ) -> KvItems:
         """KV prefix fetch: LIST the keys, read each (in this thread: bounded by maxItems)."""
-        listing = self._read(obj, grant, source, deadline)
-        keys = [str(k) for k in (listing.get("data") or {}).get("keys") or []
+        listed = self._read(obj, grant, source, deadline)
+        keys = [str(k) for k in (listed.get("data") or {}).get("keys") or []
                 if not str(k).endswith("/")]
-        limit = int(obj.options.get("max_items", 100))
+        limit = listing.max_items
         if len(keys) > limit:
             raise InvalidArgument(f"{obj.label}: {len(keys)} secrets under the prefix, more "
                                   f"than maxItems {limit}; narrow the prefix or raise maxItems")
-        base = "/v1/" + obj.options["kv_read_base"].lstrip("/")
+        base = "/v1/" + listing.read_base.lstrip("/")
         items = {}
         for key in keys:
-            read = dataclasses.replace(source, path=f"{base}/{key}", method="GET")
+            read = dataclasses.replace(source, path=f"{base}/{key}", method="GET", listing=None)
             items[key] = self._read(obj, grant, read, deadline)
-        return {"prefix_items": items}
+        return KvItems(items)
 
     def _read(
         self, obj: MountObject, grant: VaultGrant, source: VaultSource, deadline: float

@@ -18,7 +18,7 @@ from csiprovider.compat.go import encoding_json as gojson
 from csiprovider.compat.go.strconv import parse_bool
 from csiprovider.compat.go.yaml_v3 import YamlError, load_objects
 from csiprovider.errors import InvalidArgument
-from csiprovider.model import Encoding, MountObject, canonical_json
+from csiprovider.model import Encoding, Extraction, MountObject, Wording, canonical_json
 from csiprovider.paths import PayloadError, validate_path
 from csiprovider.request import MountParams
 from csiprovider.stores.vault.config import VaultConnection, VaultDefaults
@@ -232,6 +232,8 @@ def _mount_object(
         encoding=obj.encoding if obj.secret_key else Encoding.UTF8,
         source=source,
         spec_json=canonical_json(spec),
-        options={"secret_key": obj.secret_key, "whole_secret": obj.whole_secret,
-                 "jmes_path": obj.jmes_path, "secret_path": obj.secret_path},
+        extraction=Extraction(
+            key=obj.secret_key, jmes_path=obj.jmes_path, expand=obj.whole_secret == "files",
+            wording=Wording.VAULT, subject=obj.secret_path,
+            reply=not (obj.secret_key or obj.jmes_path or obj.whole_secret)),
     )

@@ -35,6 +35,15 @@ class VaultIdentity:
 
 
 @dataclass(frozen=True)
+class KvListing:
+    """A KV prefix (native `prefix`): the source LISTs the keys, then each is read under
+    `read_base`; more than `max_items` keys is refused."""
+
+    read_base: str
+    max_items: int = 100
+
+
+@dataclass(frozen=True)
 class VaultSource:
     """One Vault request; equal sources in a Mount are fetched once."""
 
@@ -44,3 +53,4 @@ class VaultSource:
     query: tuple[tuple[str, str], ...]
     body: str
     jwt: str = field(default="", compare=False, repr=False)
+    listing: KvListing | None = None

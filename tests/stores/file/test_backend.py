@@ -12,9 +12,10 @@ import grpc
 import pytest
 
 from csiprovider.errors import MountError
-from csiprovider.model import Encoding, FileSource, MountObject
+from csiprovider.model import Encoding, MountObject
 from csiprovider.server import ServeConfig
 from csiprovider.stores.file.backend import FileBackend
+from csiprovider.stores.file.source import FileSource
 from testkit.daemon import running
 from testkit.requests import mount_request
 

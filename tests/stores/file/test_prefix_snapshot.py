@@ -16,9 +16,10 @@ import grpc
 import pytest
 
 from csiprovider.errors import MountError
-from csiprovider.model import Encoding, FileSource, MountObject
+from csiprovider.model import Encoding, MountObject
 from csiprovider.stores.file import backend as file_backend
 from csiprovider.stores.file.backend import FileBackend
+from csiprovider.stores.file.source import FileSource
 from testkit.requests import mount_request
 
 NAMES = ("a", "b", "c")
