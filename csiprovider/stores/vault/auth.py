@@ -59,28 +59,50 @@ class Reply:
         return json.loads(self.content)
 
 
-@dataclass
-class Client:
-    """An HTTP client for one Vault connection, shared by every pod using it: requests
-    carry the pod's token explicitly, so the client holds no identity."""
+class BoundedAdapter(hvac.adapters.RawAdapter):  # type: ignore[misc]
+    """hvac's raw adapter, reading every reply as a bounded stream: a reply larger than
+    MAX_REPLY_BYTES is refused (FailedPrecondition) before it is all in memory, so no
+    reply can take the daemon past its memory limit. It answers a `Reply` and never
+    raises for an HTTP status: callers word Vault's answers as vault-csi-provider does."""
 
-    hvac: Any  # hvac.Client with the raw adapter
-    base_url: str
-
-    def request(self, method: str, path: str, **kw: Any) -> Reply:
-        """Send; the body is streamed and refused past MAX_REPLY_BYTES, so no reply can
-        take the daemon past its memory limit (FailedPrecondition)."""
-        response: requests.Response = self.hvac.adapter.request(
-            method, path, raise_exception=False, stream=True, **kw)
+    def request(self, method: str, url: str, headers: dict[str, str] | None = None,
+                raise_exception: bool = True, **kwargs: Any) -> Reply:
+        response: requests.Response = super().request(
+            method, url, headers=headers, raise_exception=False, stream=True, **kwargs)
         with response:
             body = bytearray()
             for chunk in response.iter_content(64 * 1024):
                 body += chunk
                 if len(body) > MAX_REPLY_BYTES:
                     raise FailedPrecondition(
-                        f"Vault's reply to {method.upper()} {self.base_url}{path} is larger "
+                        f"Vault's reply to {method.upper()} {self.base_uri}{url} is larger "
                         f"than {MAX_REPLY_BYTES} bytes, more than one object may hold")
         return Reply(response.status_code, bytes(body))
+
+
+@dataclass
+class Client:
+    """One Vault connection (its pooled, TLS-configured session), shared by every pod
+    using it. It holds no identity: each call names the pod's token."""
+
+    session: requests.Session = field(repr=False)
+    base_url: str
+    namespace: str | None = None
+
+    def api(self, token: str = "", timeout: float = REQUEST_TIMEOUT) -> Any:
+        """hvac's client API for one call as one pod. `token=""` also keeps hvac from
+        picking up VAULT_TOKEN or ~/.vault-token: only a pod's own token is ever sent."""
+        return hvac.Client(url=self.base_url, token=token, namespace=self.namespace,
+                           session=self.session, verify=self.session.verify,
+                           cert=self.session.cert,  # hvac ignores a session's False verify
+                           adapter=BoundedAdapter, timeout=timeout)
+
+    def request(self, method: str, path: str, token: str = "",
+                timeout: float = REQUEST_TIMEOUT, **kw: Any) -> Reply:
+        """vault-csi-provider's arbitrary request (any path, method, query and body),
+        for which hvac has no API method: its adapter, as the pod."""
+        reply: Reply = self.api(token, timeout).adapter.request(method, path, **kw)
+        return reply
 
 
 @dataclass
@@ -160,16 +182,8 @@ class Authenticator:
                 http, base = session_for(connection)
             except ValueError as exc:
                 raise FailedPrecondition(f"invalid Vault TLS settings: {exc}") from None
-            created = Client(
-                # token="" so hvac never picks up VAULT_TOKEN or ~/.vault-token: every
-                # request carries the pod's own token, passed explicitly.
-                hvac=hvac.Client(
-                    url=base, token="", namespace=connection.namespace or None,
-                    session=http, verify=http.verify, cert=http.cert,  # hvac ignores a False
-                    adapter=hvac.adapters.RawAdapter, timeout=REQUEST_TIMEOUT,
-                ),
-                base_url=base,
-            )
+            created = Client(session=http, base_url=base,
+                             namespace=connection.namespace or None)
             self._clients.put(connection, created)
             return created
 
@@ -218,8 +232,7 @@ class Authenticator:
 
     def _renew(self, login: Login, client: Client, current: Token) -> bool:
         try:
-            response = client.request("POST", "/v1/auth/token/renew-self",
-                                      headers={"X-Vault-Token": current.value})
+            response = client.api(current.value).auth.token.renew_self()
         except (requests.RequestException, FailedPrecondition):
             return False
         auth = _json(response).get("auth") if response.ok else None
@@ -246,7 +259,8 @@ class Authenticator:
         path = f"/v1/auth/{identity.auth_mount}/login"
         url = client.base_url + path
         try:
-            response = client.request("POST", path, json={"jwt": jwt, "role": identity.role})
+            response = client.api().auth.kubernetes.login(  # jwt auth takes the same body
+                role=identity.role, jwt=jwt, use_token=False, mount_point=identity.auth_mount)
         except requests.RequestException as exc:
             raise Unavailable(f"failed to login: cannot reach Vault at {url} "
                               f"({type(exc).__name__})") from None
@@ -276,5 +290,5 @@ def _json(response: Reply) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-__all__ = ["Authenticator", "Client", "Login", "Reply", "Token", "TokenSource", "VaultGrant",
-           "scope_of"]
+__all__ = ["Authenticator", "BoundedAdapter", "Client", "Login", "Reply", "Token",
+           "TokenSource", "VaultGrant", "scope_of"]

@@ -4,7 +4,6 @@ and retries of transient failures within the Mount's deadline."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 import time
 from collections.abc import Hashable, Mapping
@@ -156,10 +155,9 @@ class VaultBackend:
             try:
                 with metrics.backend_call("vault", source.method.upper()):
                     response = grant.client.request(
-                        source.method, source.path,
-                        headers={"X-Vault-Token": token}, params=list(source.query) or None,
-                        data=source.body or None,
-                        timeout=max(0.1, deadline - time.monotonic()),
+                        source.method, source.path, token,
+                        max(0.1, deadline - time.monotonic()),
+                        params=list(source.query) or None, data=source.body or None,
                     )
             except requests.RequestException as exc:
                 failure: MountError = Unavailable(
@@ -191,7 +189,7 @@ class VaultBackend:
                     deadline: float) -> bool:
         """Vault still holds the lease (not revoked, not expired): looked up with the
         pod's own token (Vault's default policy allows it). Any doubt: re-issue."""
-        reply = self._lease_call(grant, source, "/v1/sys/leases/lookup", lease_id, deadline)
+        reply = self._lease_call(grant, source, "read_lease", lease_id, deadline)
         try:
             return reply is not None and float(reply.get("data", {}).get("ttl") or 0) > 0
         except (AttributeError, TypeError, ValueError):
@@ -200,22 +198,21 @@ class VaultBackend:
     def _renew_lease(self, grant: VaultGrant, source: VaultSource, lease_id: str,
                      deadline: float) -> float | None:
         """Renew a lease; its new TTL, or None when it cannot be renewed (re-issue)."""
-        reply = self._lease_call(grant, source, "/v1/sys/leases/renew", lease_id, deadline)
+        reply = self._lease_call(grant, source, "renew_lease", lease_id, deadline)
         try:
             ttl = float(reply.get("lease_duration") or 0) if reply is not None else 0.0
         except (TypeError, ValueError):
             return None
         return ttl if ttl > 0 else None
 
-    def _lease_call(self, grant: VaultGrant, source: VaultSource, path: str, lease_id: str,
+    def _lease_call(self, grant: VaultGrant, source: VaultSource, call: str, lease_id: str,
                     deadline: float) -> dict[str, Any] | None:
+        """sys/leases/lookup or sys/leases/renew through hvac's API, as the pod."""
         token = self.auth.token(grant.login, grant.client, source.jwt, renew=False)
+        sys_api = grant.client.api(token, max(0.1, deadline - time.monotonic())).sys
         try:
             with metrics.backend_call("vault", "PUT"):
-                response = grant.client.request(
-                    "PUT", path, headers={"X-Vault-Token": token},
-                    data=json.dumps({"lease_id": lease_id}),
-                    timeout=max(0.1, deadline - time.monotonic()))
+                response: Reply = getattr(sys_api, call)(lease_id)
         except (requests.RequestException, FailedPrecondition):
             return None
         if not response.ok:
