@@ -189,7 +189,7 @@ class VaultBackend:
                     deadline: float) -> bool:
         """Vault still holds the lease (not revoked, not expired): looked up with the
         pod's own token (Vault's default policy allows it). Any doubt: re-issue."""
-        reply = self._lease_call(grant, source, "read_lease", lease_id, deadline)
+        reply = self._lease_call(grant, source, lease_id, deadline, renew=False)
         try:
             return reply is not None and float(reply.get("data", {}).get("ttl") or 0) > 0
         except (AttributeError, TypeError, ValueError):
@@ -198,21 +198,22 @@ class VaultBackend:
     def _renew_lease(self, grant: VaultGrant, source: VaultSource, lease_id: str,
                      deadline: float) -> float | None:
         """Renew a lease; its new TTL, or None when it cannot be renewed (re-issue)."""
-        reply = self._lease_call(grant, source, "renew_lease", lease_id, deadline)
+        reply = self._lease_call(grant, source, lease_id, deadline, renew=True)
         try:
             ttl = float(reply.get("lease_duration") or 0) if reply is not None else 0.0
         except (TypeError, ValueError):
             return None
         return ttl if ttl > 0 else None
 
-    def _lease_call(self, grant: VaultGrant, source: VaultSource, call: str, lease_id: str,
-                    deadline: float) -> dict[str, Any] | None:
+    def _lease_call(self, grant: VaultGrant, source: VaultSource, lease_id: str,
+                    deadline: float, *, renew: bool) -> dict[str, Any] | None:
         """sys/leases/lookup or sys/leases/renew through hvac's API, as the pod."""
         token = self.auth.token(grant.login, grant.client, source.jwt, renew=False)
         sys_api = grant.client.api(token, max(0.1, deadline - time.monotonic())).sys
         try:
             with metrics.backend_call("vault", "PUT"):
-                response: Reply = getattr(sys_api, call)(lease_id)
+                response: Reply = (sys_api.renew_lease(lease_id) if renew
+                                   else sys_api.read_lease(lease_id))
         except (requests.RequestException, FailedPrecondition):
             return None
         if not response.ok:
