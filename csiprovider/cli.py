@@ -1,7 +1,11 @@
-"""Command line: `csiprovider serve`, `csiprovider mount`, `csiprovider version`.
+"""Command line: `csiprovider serve`, `mount`, `validate`, `encrypt`, `version`.
 
 Every `serve` flag can also be set by an environment variable named in its help
-(CSIPROVIDER_<FLAG>); a flag on the command line wins over the variable.
+(CSIPROVIDER_<FLAG>); a flag on the command line wins over the variable. Flags are
+accepted as `--flag` and `-flag` (Go's flag package accepts both, and the manifests of
+vault-csi-provider and ASCP use them), and so are those two projects' own flags, so their
+charts run this daemon unchanged. Values are checked while parsing: a bad one is refused
+naming the flag, before anything starts.
 """
 
 from __future__ import annotations
@@ -29,15 +33,86 @@ def _env(flag: str) -> str:
 
 def _add(
     parser: argparse._ActionsContainer, flag: str, default: str | None, help_text: str,
-    aliases: Sequence[str] = (), **kw: Any,
+    aliases: Sequence[str] = (), env: bool = True, shown: str | None = None, **kw: Any,
 ) -> None:
-    """A flag whose default comes from CSIPROVIDER_<FLAG> when set; `-flag` works too, as
-    Go's flag package accepts it and vault-csi-provider manifests use it; `aliases` are
-    other providers' names for it (both forms too)."""
-    env = _env(flag)
-    value = os.environ.get(env, default)
+    """A flag whose default comes from CSIPROVIDER_<FLAG> when set; `-flag` works too;
+    `aliases` are other providers' names for it (both forms too). The help says the
+    default and the variable."""
+    variable = _env(flag)
+    value = os.environ.get(variable, default) if env else default
     names = [form for name in (flag, *aliases) for form in (f"--{name}", f"-{name}")]
-    parser.add_argument(*names, default=value, help=f"{help_text} [env {env}]", **kw)
+    shown = shown or ("off" if default in (None, "") else default)
+    where = f"; env {variable}" if env else ""
+    parser.add_argument(*names, default=value, help=f"{help_text} [default {shown}{where}]",
+                        **kw)
+
+
+def _go_bool(text: str) -> bool:
+    from csiprovider.compat.go.strconv import parse_bool
+
+    try:
+        return parse_bool(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a boolean (true or false)") from None
+
+
+def _add_bool(parser: argparse._ActionsContainer, flag: str, help_text: str,
+              env: bool = True) -> None:
+    """A boolean flag as Go parses one: `-flag`, `-flag=true`, `-flag=false`. Without
+    an environment variable, an absent flag is None (not given)."""
+    variable = _env(flag)
+    default = _go_bool(os.environ.get(variable, "false")) if env else None
+    where = f"; env {variable}" if env else ""
+    parser.add_argument(f"--{flag}", f"-{flag}", nargs="?", const=True, default=default,
+                        type=_go_bool, metavar="BOOL",
+                        help=f"{help_text} [default false{where}]")
+
+
+def _number(kind: type[int] | type[float], low: float, what: str) -> Any:
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return value
+
+    return parse
+
+
+def _address(text: str) -> str:
+    """`host:port`, `:port` or empty (off)."""
+    if not text:
+        return text
+    _, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an address; write HOST:PORT or :PORT, e.g. :8080")
+    return text
+
+
+def _duration(text: str) -> float:
+    from csiprovider.compat.go.duration import parse_interval
+
+    try:
+        return parse_interval(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _fraction(text: str) -> float:
+    value = _number(float, 0.0, "a fraction between 0 and 1")(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a fraction between 0 and 1")
+    return float(value)
+
+
+def _provider_name(text: str) -> str:
+    if not text or "/" in text or text.startswith("."):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a provider name; use the SPC's spec.provider, e.g. vault")
+    return text
 
 
 def _octal(text: str) -> int:
@@ -61,65 +136,86 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="csiprovider", description=__doc__.splitlines()[0])
     sub = top.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run the provider daemon")
+    serve = sub.add_parser(
+        "serve", help="run the provider daemon",
+        description="Serve the Secrets Store CSI Driver's provider API on "
+        "<providers-dir>/<name>.sock for each provider name.")
     names_env = os.environ.get(_env("names"))
-    serve.add_argument(
-        "--name", dest="names", action="append",
+    core = serve.add_argument_group("serving")
+    core.add_argument(
+        "--name", "-name", dest="names", action="append", type=_provider_name,
         help="provider name to serve as <providers-dir>/<name>.sock; repeatable; the name "
         "selects the dialect (vault, aws, anything else: native) "
-        f"[env {_env('names')}, comma-separated; default csiprovider]",
+        f"[default csiprovider; env {_env('names')}, comma-separated]",
     )
-    _add(serve, "providers-dir", DEFAULT_PROVIDERS_DIR, "directory the driver scans for sockets")
-    _add(serve, "write-mode", "driver",
+    _add(core, "providers-dir", DEFAULT_PROVIDERS_DIR, "directory the driver scans for sockets")
+    _add(core, "write-mode", None,
          "driver: return files to the driver; provider: write them into the target path",
-         choices=["driver", "provider"])
-    _add(serve, "file-root", None,
-         "enable the file backend: a pod reads files under DIR/<pod namespace>/")
-    _add(serve, "hmac-key-file", None,
-         "key for object versions; without it a random key is drawn at start and "
-         "versions change on every restart")
-    _add(serve, "mount-timeout", "30", "seconds a Mount may take at most", type=float)
-    _add(serve, "shutdown-grace", "10",
-         "seconds in-flight Mounts may take to finish on SIGTERM", type=float)
-    _add(serve, "fetch-workers", "96", "threads for blocking backend calls (created as "
-         "needed; enough for --backend-concurrency calls to each of 3 backends)", type=int)
-    _add(serve, "backend-concurrency", "32",
+         shown="driver (provider with --provider-volume)", choices=["driver", "provider"])
+    core.add_argument("--endpoint", "-endpoint", action="append", default=[], type=Path,
+                      help="an extra socket path to serve, vault-csi-provider style "
+                      "(/provider/vault.sock); its file name selects the dialect; repeatable")
+    _add(core, "mount-timeout", "30", "seconds a Mount may take at most",
+         type=_number(float, 0.001, "a positive number of seconds"))
+    _add(core, "shutdown-grace", "10", "seconds in-flight Mounts may take to finish on SIGTERM",
+         type=_number(float, 0.0, "a number of seconds"))
+    _add(core, "fetch-workers", "96", "threads for blocking backend calls (created as "
+         "needed; enough for --backend-concurrency calls to each of 3 backends)",
+         type=_number(int, 1, "a positive whole number"))
+    _add(core, "backend-concurrency", "32",
          "requests in flight at most per backend (the rest queue within the Mount deadline)",
-         type=int)
-    _add(serve, "log-format", "json", "log line format", choices=["json", "text"])
-    _add(serve, "log-level", "info", "log level (trace, debug, info, warn, error, off)",
-         choices=sorted(LOG_LEVELS))
-    serve.add_argument("--endpoint", "-endpoint", action="append", default=[], type=Path,
-                       help="an extra socket path to serve, vault-csi-provider style "
-                       "(/provider/vault.sock); its file name selects the dialect; repeatable")
-    _add(serve, "health-addr", ":8080",
-         "HTTP address of /healthz, /readyz, /health/ready and /metrics; empty disables it")
-    _add(serve, "metrics-addr", "", "another HTTP address serving /metrics (and the probes)")
-    _add(serve, "cache-size", "1000", "Vault logins (one per pod) and connections kept",
-         type=int)
-    _add(serve, "rotation-poll-interval", "2m",
-         "provider-writes mode: how often written volumes are re-resolved (Go duration; "
-         "per SPC: parameter rotationPollInterval)")
-    _add(serve, "cache-ttl", "60",
+         type=_number(int, 1, "a positive whole number"))
+
+    stores = serve.add_argument_group("stores and caches")
+    _add(stores, "file-root", None,
+         "enable the file backend: a pod reads files under DIR/<pod namespace>/")
+    _add(stores, "cache-ttl", "60",
          "seconds a Vault or AWS read is reused for republishes of mounted volumes, only "
          "between pods the store authorizes identically (docs/security.md); a first Mount "
-         "always reads; 0: never reuse", type=float)
-    _add(serve, "lease-renew-fraction", str(2 / 3),
-         "reuse leased secrets and certificates until this fraction of their TTL", type=float)
-    _add(serve, "hmac-secret-name", "",
-         "Kubernetes Secret holding the version HMAC key (get-or-create, in the daemon's "
-         "namespace)")
-    _add(serve, "hmac-secret-namespace", "", "namespace of --hmac-secret-name")
-    _add(serve, "kube-api-url", "", "Kubernetes API URL (default: in-cluster)")
-    _add(serve, "kube-token-file", "", "bearer token file for --kube-api-url")
-    _add(serve, "kube-ca-file", "", "CA bundle for --kube-api-url")
-    _add(serve, "kube-qps", "5", "Kubernetes API calls per second, after the burst (ASCP's "
-         "--qps; 0: no limit)", aliases=["qps"], type=float)
-    _add(serve, "kube-burst", "10", "Kubernetes API calls at once before --kube-qps applies "
-         "(ASCP's --burst)", aliases=["burst"], type=int)
-    _add(serve, "aws-pod-identity-endpoint", "",
+         "always reads; 0: never reuse", type=_number(float, 0.0, "a number of seconds"))
+    _add(stores, "cache-size", "1000", "Vault logins (one per pod) and connections kept",
+         type=_number(int, 1, "a positive whole number"))
+    _add(stores, "lease-renew-fraction", "0.667",
+         "reuse leased secrets and certificates until this fraction of their TTL",
+         type=_fraction)
+    _add(stores, "rotation-poll-interval", "2m",
+         "provider-writes mode: how often written volumes are re-resolved (Go duration; "
+         "per SPC: parameter rotationPollInterval)", type=_duration)
+    _add(stores, "aws-pod-identity-endpoint", "",
          "EKS Pod Identity agent URL (default: the link-local agent, IPv4 then IPv6); AWS "
          "service endpoints follow boto3's AWS_ENDPOINT_URL[_<SERVICE>] variables")
+
+    versions = serve.add_argument_group("object versions (HMAC key)")
+    _add(versions, "hmac-key-file", None,
+         "key for object versions; without it or --hmac-secret-name a random key is drawn "
+         "at start and versions change on every restart")
+    _add(versions, "hmac-secret-name", "",
+         "Kubernetes Secret holding the version HMAC key (get-or-create, in the daemon's "
+         "namespace; re-read every --hmac-refresh-interval and re-created when deleted)")
+    _add(versions, "hmac-secret-namespace", "", "namespace of --hmac-secret-name "
+         "(default: the daemon's own)")
+    _add(versions, "hmac-refresh-interval", "30s",
+         "how often the HMAC key Secret is re-read (Go duration)", type=_duration)
+
+    ops = serve.add_argument_group("logs, probes and metrics")
+    _add(ops, "log-format", "auto", "log line format; auto: text on a terminal, else json",
+         choices=["auto", "json", "text"])
+    _add(ops, "log-level", "info", "log level", choices=sorted(LOG_LEVELS))
+    _add(ops, "health-addr", ":8080",
+         "HTTP address of /healthz, /readyz, /health/ready and /metrics; empty disables it",
+         type=_address)
+    _add(ops, "metrics-addr", "", "another HTTP address serving /metrics (and the probes)",
+         type=_address)
+
+    kube = serve.add_argument_group("Kubernetes API")
+    _add(kube, "kube-api-url", "", "Kubernetes API URL (default: in-cluster)")
+    _add(kube, "kube-token-file", "", "bearer token file for --kube-api-url")
+    _add(kube, "kube-ca-file", "", "CA bundle for --kube-api-url")
+    _add(kube, "kube-qps", "5", "Kubernetes API calls per second, after the burst; 0: no "
+         "limit", aliases=["qps"], type=_number(float, 0.0, "a number of calls per second"))
+    _add(kube, "kube-burst", "10", "Kubernetes API calls at once before --kube-qps applies",
+         aliases=["burst"], type=_number(int, 1, "a positive whole number"))
+
     vault = serve.add_argument_group("Vault (defaults under the SPC's own settings; the "
                                      "VAULT_* environment variables are read first)")
     _add(vault, "vault-addr", "", "Vault address (https://, http:// or unix://)")
@@ -130,14 +226,30 @@ def parser() -> argparse.ArgumentParser:
     _add(vault, "vault-tls-server-name", "", "TLS server name (SNI)")
     _add(vault, "vault-tls-client-cert", "", "client certificate for mTLS")
     _add(vault, "vault-tls-client-key", "", "client key for mTLS")
-    vault.add_argument("--vault-tls-skip-verify", "-vault-tls-skip-verify",
-                       action="store_true",
-                       default=os.environ.get(_env("vault-tls-skip-verify"), "") == "true",
-                       help="skip TLS verification [env CSIPROVIDER_VAULT_TLS_SKIP_VERIFY]")
+    _add_bool(vault, "vault-tls-skip-verify", "skip TLS verification")
+
+    compat = serve.add_argument_group(
+        "accepted for ASCP's and vault-helm's deployments (their charts run this image "
+        "unchanged)")
+    _add(compat, "provider-volume", None, "ASCP: serve <DIR>/aws.sock (as --providers-dir DIR "
+         "--name aws); without --driver-writes-secrets the provider writes, as ASCP does",
+         env=False)
+    _add_bool(compat, "driver-writes-secrets", "ASCP: true: --write-mode driver; false: "
+              "--write-mode provider", env=False)
+    _add(compat, "eks-addon-version", "", "ASCP: the EKS add-on version (shown in the "
+         "startup line)", env=False)
+    _add(compat, "pod-identity-http-timeout", "", "ASCP: HTTP timeout of the EKS Pod "
+         "Identity agent call (Go duration; empty: 5s)", env=False)
+    _add_bool(compat, "debug", "vault-csi-provider: the same as --log-level debug", env=False)
+    compat.add_argument("--version", "-version", action="store_true",
+                        help="vault-csi-provider: print the version and exit")
+    _add(compat, "output", "json", "vault-csi-provider: format of -version (ignored)",
+         env=False)
     serve.set_defaults(names_env=names_env)
 
     mount = sub.add_parser("mount", help="mount a SecretProviderClass locally, as the driver would")
     mount.add_argument("--spc", required=True, type=Path, help="SecretProviderClass YAML file")
+    mount.add_argument("--spc-name", help="which SecretProviderClass of a file holding several")
     mount.add_argument("--target", required=True, type=Path, help="directory to mount into")
     where = mount.add_mutually_exclusive_group()
     where.add_argument("--providers-dir", type=Path, default=Path(DEFAULT_PROVIDERS_DIR),
@@ -195,37 +307,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _mount(args)
 
 
+def _fail(message: str, code: int = 2) -> int:
+    """The one error style of every command: `csiprovider: error: ...` on stderr."""
+    print(f"csiprovider: error: {message}", file=sys.stderr)
+    return code
+
+
 def _serve(args: argparse.Namespace) -> int:
-    from csiprovider.compat.go.duration import parse_interval
     from csiprovider.server import ServeConfig, ServeError, serve
+    from csiprovider.service import WriteMode
     from csiprovider.stores.vault.config import VaultDefaults
 
-    logs.configure(args.log_format, LOG_LEVELS[args.log_level])
-    try:
-        rotation_interval = parse_interval(args.rotation_poll_interval)
-    except ValueError as exc:
-        print(f"error: --rotation-poll-interval: {exc}", file=sys.stderr)
-        return 2
+    if args.version:
+        print(__version__)
+        return 0
+    level = "debug" if args.debug else args.log_level
+    fmt = args.log_format
+    if fmt == "auto":
+        fmt = "text" if sys.stderr.isatty() else "json"
+    logs.configure(fmt, LOG_LEVELS[level])
+    providers_dir = args.providers_dir
     names = args.names or [n for n in (args.names_env or "").split(",") if n]
+    write_mode: WriteMode = args.write_mode or "driver"
+    if args.provider_volume:  # ASCP's deployment: <dir>/aws.sock, the provider writes
+        providers_dir = args.provider_volume
+        names = names or ["aws"]
+        write_mode = args.write_mode or "provider"
+    if args.driver_writes_secrets is not None:
+        write_mode = "driver" if args.driver_writes_secrets else "provider"
     if not names and not args.endpoint:
         names = ["csiprovider"]
     for name in names:
-        if not name or "/" in name or name.startswith("."):
-            print(f"error: invalid provider name {name!r}", file=sys.stderr)
-            return 2
-    config = ServeConfig(
-        names=names,
-        providers_dir=Path(args.providers_dir),
-        write_mode=args.write_mode,
-        file_root=Path(args.file_root) if args.file_root else None,
-        hmac_key_file=Path(args.hmac_key_file) if args.hmac_key_file else None,
-        mount_timeout=args.mount_timeout,
-        shutdown_grace=args.shutdown_grace,
-        fetch_workers=args.fetch_workers,
-        backend_concurrency=args.backend_concurrency,
-        endpoints=args.endpoint,
-        health_addr=args.health_addr,
-        vault=VaultDefaults.build(
+        try:
+            _provider_name(name)
+        except argparse.ArgumentTypeError as exc:
+            return _fail(f"{_env('names')}: {exc}")
+    pod_identity_timeout = 5.0
+    if args.pod_identity_http_timeout:
+        try:  # as ASCP: an invalid or non-positive value keeps the default
+            pod_identity_timeout = _duration(args.pod_identity_http_timeout)
+        except argparse.ArgumentTypeError:
+            logging.getLogger("csiprovider").warning(
+                "ignoring --pod-identity-http-timeout", extra={"fields": {
+                    "value": args.pod_identity_http_timeout[:32], "using": "5s"}})
+    try:
+        vault = VaultDefaults.build(
             auth_mount=args.vault_mount,
             address=args.vault_addr,
             namespace=args.vault_namespace,
@@ -235,30 +361,46 @@ def _serve(args: argparse.Namespace) -> int:
             client_cert=args.vault_tls_client_cert,
             client_key=args.vault_tls_client_key,
             skip_verify=args.vault_tls_skip_verify,
-        ),
+        )
+    except ValueError as exc:
+        return _fail(f"Vault settings: {exc}")
+    config = ServeConfig(
+        names=names,
+        providers_dir=Path(providers_dir),
+        write_mode=write_mode,
+        file_root=Path(args.file_root) if args.file_root else None,
+        hmac_key_file=Path(args.hmac_key_file) if args.hmac_key_file else None,
+        mount_timeout=args.mount_timeout,
+        shutdown_grace=args.shutdown_grace,
+        fetch_workers=args.fetch_workers,
+        backend_concurrency=args.backend_concurrency,
+        endpoints=args.endpoint,
+        health_addr=args.health_addr,
+        vault=vault,
         cache_size=args.cache_size,
         cache_ttl=args.cache_ttl,
         renew_fraction=args.lease_renew_fraction,
         hmac_secret_name=args.hmac_secret_name,
         hmac_secret_namespace=args.hmac_secret_namespace,
+        hmac_refresh_interval=args.hmac_refresh_interval,
         kube_api_url=args.kube_api_url,
         kube_token_file=args.kube_token_file,
         kube_ca_file=args.kube_ca_file,
         kube_qps=args.kube_qps,
         kube_burst=args.kube_burst,
         aws_pod_identity_endpoint=args.aws_pod_identity_endpoint,
+        pod_identity_timeout=pod_identity_timeout,
+        eks_addon_version=args.eks_addon_version,
         metrics_addr=args.metrics_addr,
-        rotation_poll_interval=rotation_interval,
+        rotation_poll_interval=args.rotation_poll_interval,
         vault_flag_address=args.vault_addr,
     )
     if config.file_root is not None and not config.file_root.is_dir():
-        print(f"error: --file-root {config.file_root} is not a directory", file=sys.stderr)
-        return 2
+        return _fail(f"--file-root: {config.file_root} is not a directory")
     try:
         asyncio.run(serve(config))
     except (ServeError, ValueError, OSError) as exc:
-        logging.getLogger("csiprovider").error(str(exc))
-        return 1
+        return _fail(str(exc), 1)
     return 0
 
 
@@ -267,18 +409,15 @@ def _mount(args: argparse.Namespace) -> int:
     from csiprovider.local.spc import SpcError, load_spc
 
     try:
-        spc = load_spc(args.spc)
+        spc = load_spc(args.spc, args.spc_name)
     except SpcError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc))
     tokens: dict[str, str] = {}
     for audience, path in args.token:
         try:
             tokens[audience] = Path(path).read_text().strip()
         except OSError as exc:
-            print(f"error: --token {audience}: cannot read {path}: {exc.strerror}",
-                  file=sys.stderr)
-            return 2
+            return _fail(f"--token {audience}: cannot read {path}: {exc.strerror}")
     if args.set:
         import dataclasses
 
@@ -315,13 +454,15 @@ def _encrypt(args: argparse.Namespace) -> int:
     import yaml
     from botocore.exceptions import BotoCoreError, ClientError
 
+    if not args.region:
+        return _fail("set --region or AWS_REGION")
+    if sys.stdin.isatty():
+        print("reading the secret from stdin; end it with Ctrl-D (or pipe it in: "
+              "csiprovider encrypt ... < FILE)", file=sys.stderr)
     plaintext = sys.stdin.buffer.read()
     if not plaintext:
-        print("error: nothing on stdin to encrypt", file=sys.stderr)
-        return 2
-    if not args.region:
-        print("error: set --region or AWS_REGION", file=sys.stderr)
-        return 2
+        return _fail("nothing on stdin to encrypt; pipe the secret in, e.g. "
+                     "`printf %s \"$PASSWORD\" | csiprovider encrypt ...`")
     context = dict(args.context)
     request: dict[str, Any] = {"KeyId": args.key_id, "Plaintext": plaintext}
     if context:
@@ -330,7 +471,7 @@ def _encrypt(args: argparse.Namespace) -> int:
         kms = boto3.session.Session().client("kms", region_name=args.region)
         blob = kms.encrypt(**request)["CiphertextBlob"]
     except (BotoCoreError, ClientError) as exc:
-        print(f"error: KMS Encrypt failed: {exc}", file=sys.stderr)
+        return _fail(f"KMS Encrypt failed: {exc}", 1)
         return 1
     entry: dict[str, Any] = {"objectName": args.object_name, "backend": "aws-kms",
                              "region": args.region,

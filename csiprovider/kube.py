@@ -217,6 +217,12 @@ class KubeClient:
             raise Unavailable(f"failed to retrieve region from node. error "
                               f"{_status_message(response)}")
         node = (response.json().get("spec") or {}).get("nodeName", "")
+        return self.region_of_node(str(node), deadline=deadline)
+
+    def region_of_node(self, node: str, *, deadline: float | None = None) -> str:
+        """The `topology.kubernetes.io/region` label of a node."""
+        if deadline is None:
+            deadline = time.monotonic() + DEFAULT_TIMEOUT
         response = self._request("GET", f"/api/v1/nodes/{node}", deadline=deadline)
         if not response.ok:
             raise Unavailable(f"failed to retrieve region from node. error "

@@ -30,6 +30,9 @@ ROTATION_WRITES = Counter("csiprovider_rotation_writes_total",
                           "Volumes rewritten by rotation because a version changed")
 ROTATION_ERRORS = Counter("csiprovider_rotation_errors_total",
                           "Rotation passes that failed (the files were left in place)")
+BACKEND_REACHABLE = Gauge("csiprovider_backend_reachable",
+                          "1 when the backend configured at daemon level answered its last "
+                          "background probe, else 0 (not part of readiness)", ["backend"])
 TRACKED_VOLUMES = Gauge("csiprovider_tracked_volumes",
                         "Volumes written by the provider and kept fresh by rotation")
 

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from csiprovider.kube import KubeClient
     from csiprovider.model import SpcObject
     from csiprovider.request import MountParams
+    from csiprovider.stores.aws.dialect import RegionLookup
 
 log = logging.getLogger("csiprovider.server")
 WORK_THREADS = 4  # parse, write, render: CPU-bound and short
@@ -75,7 +76,12 @@ class ServeConfig:
     metrics_addr: str = ""
     rotation_poll_interval: float = 120.0
     backend_concurrency: int = 32
-    vault_flag_address: str = ""  # --vault-addr, checked by /readyz
+    vault_flag_address: str = ""  # --vault-addr, probed in the background
+    hmac_refresh_interval: float = 30.0
+    pod_identity_timeout: float = 5.0
+    eks_addon_version: str = ""
+    aws_region: str = field(default_factory=lambda: os.environ.get("AWS_REGION", ""))
+    node_name: str = field(default_factory=lambda: os.environ.get("NODE_NAME", ""))
 
     def sockets(self) -> list[tuple[str, Path]]:
         """(provider name, socket path): the name is what selects the dialect."""
@@ -93,7 +99,7 @@ class SocketInUse(ServeError):
 
 def build_resolver(
     config: ServeConfig, executor: ThreadPoolExecutor, kube: KubeClient | None,
-    work: ThreadPoolExecutor | None = None,
+    work: ThreadPoolExecutor | None = None, versioner: Versioner | None = None,
 ) -> Resolver:
     """Wire the backends and the versioner."""
     backends: dict[str, Backend] = {}
@@ -104,7 +110,8 @@ def build_resolver(
         from csiprovider.stores.aws.backend import AwsBackend
         from csiprovider.stores.aws.credentials import AwsCredentials
 
-        return AwsBackend(AwsCredentials(kube, config.aws_pod_identity_endpoint))
+        return AwsBackend(AwsCredentials(kube, config.aws_pod_identity_endpoint,
+                                         config.pod_identity_timeout))
 
     def vault_backend() -> Backend:
         from csiprovider.stores.vault.auth import Authenticator
@@ -125,7 +132,9 @@ def build_resolver(
     for name in ("aws", "aws-kms", "aws-secretsmanager", "aws-ssm"):
         backends[name] = aws  # one backend: credentials and clients are shared
     backends["vault"] = LazyBackend(vault_backend, shares_reads=True)
-    return Resolver(backends, _versioner(config, kube), executor, FetchCache(config.cache_ttl),
+    if versioner is None:
+        versioner = _versioner(config, kube)
+    return Resolver(backends, versioner, executor, FetchCache(config.cache_ttl),
                     config.backend_concurrency, work)
 
 
@@ -133,19 +142,20 @@ class _LazyNative:
     """The native dialect, loaded by the first Mount that needs it (in a worker thread,
     where dialects run): an idle daemon does not hold its YAML and schema machinery."""
 
-    def __init__(self, defaults: VaultDefaults) -> None:
+    def __init__(self, defaults: VaultDefaults, region: RegionLookup | None) -> None:
         self._defaults = defaults
+        self._region = region
         self._dialect: Dialect | None = None
 
     def __call__(self, params: MountParams) -> Sequence[SpcObject]:
         if self._dialect is None:
             from csiprovider.native.dialect import NativeDialect
 
-            self._dialect = NativeDialect(self._defaults)
+            self._dialect = NativeDialect(self._defaults, self._region)
         return self._dialect(params)
 
 
-def _dialect(name: str, config: ServeConfig, kube: KubeClient | None,
+def _dialect(name: str, config: ServeConfig, region: RegionLookup | None,
              native_dialect: Dialect) -> tuple[str, Dialect]:
     """The provider name decides the dialect; a compatibility dialect loads only when
     its name is served."""
@@ -156,7 +166,7 @@ def _dialect(name: str, config: ServeConfig, kube: KubeClient | None,
     if name == "aws":
         from csiprovider.stores.aws.dialect import AwsDialect
 
-        return "aws", AwsDialect(kube.node_region if kube is not None else None)
+        return "aws", AwsDialect(region)
     return "native", native_dialect
 
 
@@ -232,8 +242,10 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
     # fills only its own threads (and its semaphore keeps the rest waiting off-thread).
     executor = ThreadPoolExecutor(config.fetch_workers, thread_name_prefix="fetch")
     work = ThreadPoolExecutor(WORK_THREADS, thread_name_prefix="work")
-    resolver = build_resolver(config, executor, kube, work)
-    native_dialect = _LazyNative(config.vault)
+    versioner = _versioner(config, kube)
+    resolver = build_resolver(config, executor, kube, work, versioner)
+    region, region_source = await loop.run_in_executor(work, _region, config, kube)
+    native_dialect = _LazyNative(config.vault, region)
     servers: list[tuple[grpc.aio.Server, Path]] = []
     tracker = Tracker(config.rotation_poll_interval)
     background: list[asyncio.Task[None]] = []
@@ -241,8 +253,14 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
         background.append(asyncio.create_task(tracker.run(stop)))
         if config.file_root is not None:
             background.append(asyncio.create_task(watch_files(config.file_root, tracker, stop)))
+    if config.hmac_secret_name and config.hmac_key_file is None and kube is not None:
+        background.append(asyncio.create_task(
+            refresh_hmac_key(config, kube, versioner, stop)))
+    reachability = _reachability(config)
+    background += [asyncio.create_task(r.run(stop)) for r in reachability]
     endpoints = health.Endpoints(
-        [health.socket_check(path) for _, path in config.sockets()] + _backend_checks(config))
+        [health.socket_check(path) for _, path in config.sockets()] + _local_checks(config),
+        reachability)
     http_servers: list[asyncio.Server] = []
     health_service = grpc_health.HealthServicer()
     try:
@@ -255,7 +273,7 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             prepare_socket(path)
             server = grpc.aio.server()
-            dialect_name, dialect = _dialect(name, config, kube, native_dialect)
+            dialect_name, dialect = _dialect(name, config, region, native_dialect)
             service = ProviderService(name, dialect_name, dialect, resolver, work,
                                       config.write_mode, config.mount_timeout, tracker)
             pb_grpc.add_CSIDriverProviderServicer_to_server(service, server)
@@ -275,6 +293,7 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
             servers.append((server, path))
             log.info("serving", extra={"fields": {"provider": name, "socket": str(path),
                                                   "write_mode": config.write_mode}})
+        _startup_line(config, region_source)
         await health_service.set("", health_pb2.HealthCheckResponse.SERVING)
         await stop.wait()
         await health_service.enter_graceful_shutdown()
@@ -294,8 +313,8 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
 
 
 
-def _backend_checks(config: ServeConfig) -> list[health.Check]:
-    """Backends configured at daemon level: the file root, the Vault address of --vault-addr."""
+def _local_checks(config: ServeConfig) -> list[health.Check]:
+    """Readiness beyond the sockets: only this daemon's own state (the file root)."""
     checks: list[health.Check] = []
     if config.file_root is not None:
         root = config.file_root
@@ -304,25 +323,101 @@ def _backend_checks(config: ServeConfig) -> list[health.Check]:
             return None if root.is_dir() else f"file root {root} is missing"
 
         checks.append(file_root)
-    address = config.vault_flag_address
-    if address:
-        async def vault() -> str | None:
-            def probe() -> str | None:
-                import requests
-
-                from csiprovider.stores.vault.http import session_for
-
-                session, base = session_for(config.vault.connection)
-                try:
-                    session.get(f"{base}/v1/sys/health", timeout=2)
-                except requests.RequestException as exc:
-                    return f"vault {address}: {type(exc).__name__}"
-                return None
-
-            return await asyncio.get_running_loop().run_in_executor(None, probe)
-
-        checks.append(vault)
     return checks
+
+
+def _reachability(config: ServeConfig) -> list[health.Reachability]:
+    """Background probes of the backends configured at daemon level (--vault-addr)."""
+    address = config.vault_flag_address
+    if not address:
+        return []
+    state: dict[str, object] = {}
+
+    def probe() -> str | None:
+        import requests
+
+        from csiprovider.stores.vault.auth import Client
+        from csiprovider.stores.vault.http import session_for
+
+        if "client" not in state:  # one session: its TLS warning is logged once
+            session, base = session_for(config.vault.connection)
+            state["client"] = Client(session, base, config.vault.connection.namespace or None)
+        client = state["client"]
+        assert isinstance(client, Client)
+        try:  # any HTTP answer (sealed, standby) means Vault is there
+            reply = client.api(timeout=2).sys.read_health_status(method="GET")
+        except (requests.RequestException, MountError) as exc:
+            return type(exc).__name__
+        status = getattr(reply, "status_code", 0)
+        return None if status else "no answer"
+
+    return [health.Reachability("vault", address, probe)]
+
+
+def _region(config: ServeConfig, kube: KubeClient | None) -> tuple[RegionLookup | None, str]:
+    """The AWS region for SPCs and objects that set none, and where it comes from: the
+    daemon's AWS_REGION; else the node's `topology.kubernetes.io/region` label, read once
+    here (NODE_NAME from the downward API); else, as ASCP does, the label of each pod's
+    node at Mount time (needs get on pods and nodes)."""
+    if config.aws_region:
+        return None, f"AWS_REGION={config.aws_region}"
+    if kube is None:
+        return None, "none: SPCs must set parameters.region"
+    if config.node_name:
+        try:
+            found = kube.region_of_node(config.node_name)
+        except MountError as exc:
+            log.warning("cannot read the node's region; looking it up per Mount",
+                        extra={"fields": {"node": config.node_name, "reason": exc.message}})
+        else:
+            return (lambda namespace, pod: found), f"node {config.node_name}: {found}"
+    return kube.node_region, "the pod's node, per Mount"
+
+
+def _startup_line(config: ServeConfig, region_source: str) -> None:
+    """One line with everything in effect, for whoever reads the pod's log first."""
+    dialects = {name: ("vault" if name == "vault" else "aws" if name == "aws" else "native")
+                for name, _ in config.sockets()}
+    backends = ["vault", "aws"] + (["file"] if config.file_root is not None else [])
+    fields: dict[str, object] = {
+        "providers": dialects, "providers_dir": str(config.providers_dir),
+        "write_mode": config.write_mode, "backends": backends,
+        "file_root": str(config.file_root) if config.file_root else "",
+        "vault_address": config.vault.connection.address, "aws_region": region_source,
+        "hmac_key": ("file" if config.hmac_key_file else
+                     f"secret {config.hmac_secret_name}" if config.hmac_secret_name
+                     else "random"),
+    }
+    if config.eks_addon_version:
+        fields["eks_addon_version"] = config.eks_addon_version
+    log.info("csiprovider started", extra={"fields": fields})
+
+
+async def refresh_hmac_key(config: ServeConfig, kube: KubeClient, versioner: Versioner,
+                           stop: asyncio.Event) -> None:
+    """Re-read the HMAC key Secret every --hmac-refresh-interval, re-creating it when it
+    was deleted, so object versions follow the key as they do with vault-csi-provider
+    (which reads it on every Mount; here no Mount waits for the API server)."""
+    from csiprovider.kube import own_namespace
+
+    namespace = config.hmac_secret_namespace or own_namespace()
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), config.hmac_refresh_interval)
+        if stop.is_set():
+            return
+        try:
+            key = await loop.run_in_executor(
+                None, lambda: kube.hmac_key(namespace, config.hmac_secret_name))
+        except MountError as exc:
+            log.warning("cannot re-read the HMAC key secret; keeping the current key",
+                        extra={"fields": {"secret": config.hmac_secret_name,
+                                          "reason": exc.message}})
+            continue
+        if versioner.rekey(key):
+            log.info("HMAC key changed: object versions change with it",
+                     extra={"fields": {"secret": f"{namespace}/{config.hmac_secret_name}"}})
 
 
 async def watch_files(root: Path, tracker: Tracker, stop: asyncio.Event) -> None:

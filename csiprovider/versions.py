@@ -28,6 +28,13 @@ class Versioner:
     def __repr__(self) -> str:
         return "Versioner(key=<hidden>)"
 
+    def rekey(self, key: bytes) -> bool:
+        """Use a new key from now on (the key Secret changed); True when it differs."""
+        if len(key) < MIN_KEY_BYTES or hmac.compare_digest(key, self._key):
+            return False
+        self._key = key
+        return True
+
     @classmethod
     def random(cls) -> Versioner:
         return cls(secrets.token_bytes(32))

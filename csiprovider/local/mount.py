@@ -143,19 +143,28 @@ async def run(opts: MountOptions, out: TextIO = sys.stdout) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    if not opts.socket.exists():
+        name = opts.socket.stem
+        print(f"csiprovider: error: no provider socket at {opts.socket}: start the daemon "
+              f"serving this SPC's provider name, e.g. `csiprovider serve --name {name} "
+              f"--providers-dir {opts.socket.parent}` (add --file-root DIR for file objects), "
+              "or point --providers-dir/--socket at the running one", file=out)
+        return 2
     async with grpc.aio.insecure_channel(f"unix://{opts.socket.absolute()}") as channel:
         stub = pb_grpc.CSIDriverProviderStub(channel)
         try:
             version = await stub.Version(pb.VersionRequest(version=API_VERSION), timeout=5)
         except grpc.aio.AioRpcError as exc:
-            print(f"error: cannot reach provider at {opts.socket}: {exc.details()}", file=out)
+            print(f"csiprovider: error: cannot reach provider at {opts.socket}: "
+                  f"{exc.details()}; is `csiprovider serve --name {opts.socket.stem}` "
+                  "running?", file=out)
             return 2
         print(f"provider {version.runtime_name} {version.runtime_version} "
               f"(API {version.version}) at {opts.socket}", file=out)
         try:
             versions, files, _ = await mount_once(opts, stub)
         except MountFailed as exc:
-            print(f"error: {exc}", file=out)
+            print(f"csiprovider: error: {exc}", file=out)
             return 1
         summarise(opts, versions, files, out)
         if not _sync(opts, out) and opts.watch is None:
@@ -202,7 +211,7 @@ def _sync(opts: MountOptions, out: TextIO) -> bool:
     try:
         manifests = render_secrets(opts.spc.secret_objects, opts.target, opts.pod_namespace)
     except SyncError as exc:
-        print(f"error: secret sync failed: {exc}", file=out)
+        print(f"csiprovider: error: secret sync failed: {exc}", file=out)
         return False
     target = opts.sync_secret_out
     target.parent.mkdir(parents=True, exist_ok=True)

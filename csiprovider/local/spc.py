@@ -26,18 +26,29 @@ class SecretProviderClass:
     secret_objects: Sequence[Mapping[str, Any]] = field(default_factory=list)
 
 
-def load_spc(path: str | Path) -> SecretProviderClass:
-    """Load the first SecretProviderClass document of a YAML file."""
+def load_spc(path: str | Path, name: str | None = None) -> SecretProviderClass:
+    """The SecretProviderClass of a YAML file: the one named `name`, or the only one
+    (a file of several needs a name to choose)."""
     try:
         docs = list(yaml.safe_load_all(Path(path).read_text()))
     except OSError as exc:
         raise SpcError(f"cannot read {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise SpcError(f"{path} is not valid YAML: {exc}") from None
-    for doc in docs:
-        if isinstance(doc, dict) and doc.get("kind") == KIND:
-            return parse_spc(doc, str(path))
-    raise SpcError(f"{path} holds no document of kind {KIND}")
+    found = [d for d in docs if isinstance(d, dict) and d.get("kind") == KIND]
+    if not found:
+        raise SpcError(f"{path} holds no document of kind {KIND}")
+    names = [str((d.get("metadata") or {}).get("name", "")) if isinstance(
+        d.get("metadata"), dict) else "" for d in found]
+    if name is not None:
+        if name not in names:
+            raise SpcError(f"{path} has no {KIND} named {name!r}; it has: "
+                           f"{', '.join(repr(n) for n in names)}")
+        return parse_spc(found[names.index(name)], str(path))
+    if len(found) > 1:
+        raise SpcError(f"{path} holds {len(found)} SecretProviderClasses "
+                       f"({', '.join(repr(n) for n in names)}); pick one with --spc-name")
+    return parse_spc(found[0], str(path))
 
 
 def parse_spc(doc: Mapping[str, Any], where: str = "manifest") -> SecretProviderClass:

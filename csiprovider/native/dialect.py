@@ -67,10 +67,14 @@ def parse(params: MountParams) -> list[SpcObject]:
 
 
 class NativeDialect:
-    """The native dialect with the daemon's Vault defaults (flags and VAULT_* env)."""
+    """The native dialect with the daemon's Vault defaults (flags and VAULT_* env) and
+    its AWS region lookup (the node's region, for objects and SPCs that set none)."""
 
-    def __init__(self, vault_defaults: Any = None) -> None:
-        self._builders = {**_BUILDERS,
+    def __init__(self, vault_defaults: Any = None,
+                 region_lookup: Callable[[str, str], str] | None = None) -> None:
+        aws = functools.partial(_aws_object, region_lookup=region_lookup)
+        self._builders = {**_BUILDERS, "aws-kms": aws, "aws-secretsmanager": aws,
+                          "aws-ssm": aws,
                           "vault": functools.partial(_vault_object, defaults=vault_defaults)}
 
     def __call__(self, params: MountParams) -> list[SpcObject]:
@@ -187,7 +191,8 @@ def _max_items(item: Mapping[str, Any], label: str) -> int:
 
 
 def _aws_object(
-    index: int, label: str, name: str, item: Mapping[str, Any], params: MountParams
+    index: int, label: str, name: str, item: Mapping[str, Any], params: MountParams,
+    region_lookup: Callable[[str, str], str] | None = None,
 ) -> MountObject:
     """aws-kms, aws-secretsmanager and aws-ssm: the pod's own AWS identity (IRSA or Pod
     Identity, from the SPC's `usePodIdentity`), region from the object or the SPC."""
@@ -196,7 +201,7 @@ def _aws_object(
 
     backend = item["backend"]
     _check_fields(item, AWS_FIELDS[backend], label)
-    identity, default_region = native_identity(params)
+    identity, default_region = native_identity(params, region_lookup)
     region = check_region(_string(item, "region", label, required=False) or default_region,
                           f"{label}: ")
     spec: dict[str, Any] = {"region": region}

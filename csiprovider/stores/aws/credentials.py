@@ -80,9 +80,13 @@ class AwsGrant(Grant):
 
 
 class AwsCredentials:
-    def __init__(self, kube: KubeClient | None = None, pod_identity_endpoint: str = "") -> None:
+    def __init__(self, kube: KubeClient | None = None, pod_identity_endpoint: str = "",
+                 pod_identity_timeout: float = 5.0) -> None:
+        """`pod_identity_timeout`: seconds for the agent call (ASCP's
+        --pod-identity-http-timeout)."""
         self._kube = kube
         self._agent = pod_identity_endpoint
+        self._agent_timeout = pod_identity_timeout
         self._lock = threading.Lock()
         self._create_lock = threading.Lock()  # boto3 sessions are not thread-safe
         self._session = boto3.session.Session()
@@ -225,7 +229,8 @@ class AwsCredentials:
         failures = []
         for url in endpoints:  # auto really falls back to IPv6 (ASCP's never does)
             try:
-                reply = requests.get(url, headers={"Authorization": identity.token}, timeout=5)
+                reply = requests.get(url, headers={"Authorization": identity.token},
+                                     timeout=self._agent_timeout)
             except requests.RequestException as exc:
                 failures.append(f"{url}: {type(exc).__name__}")
                 continue
