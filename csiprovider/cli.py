@@ -17,7 +17,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from csiprovider import __version__, logs
 
@@ -132,14 +132,42 @@ def _pair(text: str) -> tuple[str, str]:
     return key, value
 
 
+class _Help(argparse.HelpFormatter):
+    """One line per flag: its `--name VALUE`, then ASCP's or vault-helm's name for it;
+    the single-dash forms are accepted for every flag and not listed."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=34, width=100)
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        if not action.option_strings:
+            return super()._format_action_invocation(action)
+        names = [n for n in action.option_strings if n.startswith("--")] or \
+            action.option_strings
+        if action.nargs == 0:
+            return ", ".join(names)
+        value = "BOOL" if action.nargs == "?" else (
+            "{" + ",".join(action.choices) + "}" if action.choices else "VALUE")
+        return ", ".join(names) + " " + value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the error style of every other failure of the command line."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"csiprovider: error: {message} (see `{self.prog} --help`)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="csiprovider", description=__doc__.splitlines()[0])
-    sub = top.add_subparsers(dest="command", required=True)
+    top = _Parser(prog="csiprovider", description=__doc__.splitlines()[0])
+    sub = top.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     serve = sub.add_parser(
-        "serve", help="run the provider daemon",
+        "serve", help="run the provider daemon", usage="csiprovider serve [FLAGS]",
+        formatter_class=_Help,
         description="Serve the Secrets Store CSI Driver's provider API on "
-        "<providers-dir>/<name>.sock for each provider name.")
+        "<providers-dir>/<name>.sock for each provider name. Every flag also works as "
+        "-flag (Go style), and -flag=true/false for the boolean ones.")
     names_env = os.environ.get(_env("names"))
     core = serve.add_argument_group("serving")
     core.add_argument(

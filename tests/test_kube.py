@@ -5,6 +5,7 @@ fault-injecting proxy in front of the stand-in."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import threading
@@ -303,3 +304,29 @@ async def test_daemon_builds_its_client_with_the_limits(
     async with running(serve_config(kube_api_url=kube_api.url, kube_qps=2.5, kube_burst=7)):
         pass
     assert [(c.limiter.qps, c.limiter.burst) for c in made] == [(2.5, 7)]
+
+
+async def test_deleted_hmac_secret_is_recreated_and_versions_follow_it(
+    serve_config: Callable[..., ServeConfig], kube_api: KubeAPI
+) -> None:
+    """vault-csi-provider's e2e test 11: delete the key Secret, it comes back, and the
+    versions change with it; Mounts meanwhile never wait for the API server."""
+    config = serve_config(hmac_key_file=None, hmac_secret_name="refreshed",
+                          hmac_secret_namespace="csi", kube_api_url=kube_api.url,
+                          hmac_refresh_interval=0.2)
+    objects = [{"objectName": "p", "backend": "file", "path": "db/password"}]
+    async with running(config) as stubs:
+        before = list((await stubs["csiprovider"].Mount(mount_request(objects))).object_version)
+        reads = kube_api.count("GET", "/namespaces/csi/secrets/refreshed")
+        for _ in range(20):
+            await stubs["csiprovider"].Mount(mount_request(objects))
+        assert kube_api.count("GET", "/namespaces/csi/secrets/refreshed") - reads <= 2
+        del kube_api.secrets[("csi", "refreshed")]
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if ("csi", "refreshed") in kube_api.secrets:
+                break
+        assert ("csi", "refreshed") in kube_api.secrets  # re-created
+        await asyncio.sleep(0.3)
+        after = list((await stubs["csiprovider"].Mount(mount_request(objects))).object_version)
+    assert before != after

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,3 +50,31 @@ async def test_probes_metrics_and_grpc_health(
     # Labels never carry pod-controlled text or secrets.
     for forbidden in ("db-password-object", "app-0", "pw-0123456789", "app-secrets"):
         assert forbidden not in text
+
+
+async def test_a_vault_outage_keeps_the_daemon_ready_and_shows_in_verbose_and_metrics(
+    serve_config: Callable[..., ServeConfig], caplog: Any
+) -> None:
+    """/readyz checks only this daemon: an unreachable --vault-addr is a metric and a
+    verbose line, probed in the background, never a NotReady pod or a log line per probe."""
+    port, dead = free_port(), free_port()
+    config = serve_config(health_addr=f"127.0.0.1:{port}",
+                          vault_flag_address=f"http://127.0.0.1:{dead}")
+    base = f"http://127.0.0.1:{port}"
+    loop = asyncio.get_running_loop()
+    async with running(config):
+        for _ in range(100):
+            metrics = await loop.run_in_executor(
+                None, lambda: requests.get(f"{base}/metrics", timeout=5))
+            if 'csiprovider_backend_reachable{backend="vault"} 0.0' in metrics.text:
+                break
+            await asyncio.sleep(0.05)
+        probes = [await loop.run_in_executor(
+            None, lambda: requests.get(f"{base}/readyz", timeout=5)) for _ in range(5)]
+        verbose = await loop.run_in_executor(
+            None, lambda: requests.get(f"{base}/readyz?verbose", timeout=5))
+    assert 'csiprovider_backend_reachable{backend="vault"} 0.0' in metrics.text
+    assert all(p.status_code == 200 for p in probes)
+    assert verbose.status_code == 200
+    assert f"vault http://127.0.0.1:{dead}: unreachable" in verbose.text
+    assert sum("backend unreachable" in r.getMessage() for r in caplog.records) <= 1
