@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "daemonset"
 KUBERNETES_VERSIONS = ["1.29.0", "1.31.0", "1.33.0", "1.35.0"]
 OVERLAYS = ["", "overlays/driver-writes", "overlays/provider-writes", "overlays/serve-as-vault",
-            "overlays/serve-as-aws"]
+            "overlays/serve-as-aws", "overlays/file-root", "overlays/file-root-demo"]
 EXAMPLES = sorted((DEPLOY / "examples").glob("*.yaml"))
 
 # The SecretProviderClass CRD (secrets-store.csi.x-k8s.io/v1) as the API server checks it.
@@ -74,7 +74,7 @@ def validate(doc: dict[str, Any]) -> None:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_overlays_render_and_validate(overlay: str) -> None:
     docs = kustomize(overlay)
-    kinds = sorted(d["kind"] for d in docs)
+    kinds = sorted(d["kind"] for d in docs if d["kind"] != "ConfigMap")
     assert kinds == ["ClusterRole", "ClusterRoleBinding", "DaemonSet", "Namespace", "Role",
                      "RoleBinding", "ServiceAccount"]
     for doc in docs:
@@ -97,10 +97,16 @@ def test_overlays_render_and_validate(overlay: str) -> None:
         assert args.names == ["vault", "csiprovider"]
     if overlay.endswith("serve-as-aws"):
         assert args.names == ["aws", "csiprovider"]
+    env = {e["name"]: e for e in container["env"]}
+    assert "AWS_REGION" not in env  # no region hard-coded: the node's own
+    assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
+    if "file-root" in overlay:
+        assert args.file_root and mounts["files"]["mountPath"] == args.file_root
+        assert mounts["files"]["readOnly"] is True
 
 
 def test_kind_overlay_renders_and_validates() -> None:
-    docs = kustomize("../e2e/kind")
+    docs = kustomize("../e2e/kind")  # the README's first steps, with the kind image
     for doc in docs:
         validate(doc)
     (configmap,) = [d for d in docs if d["kind"] == "ConfigMap"]
@@ -118,7 +124,7 @@ def test_rbac_is_least_privilege() -> None:
     rules = docs["ClusterRole"]["rules"]
     assert all(set(r["verbs"]) <= {"get", "create"} for r in rules)
     assert {tuple(r["resources"]) for r in rules} == {
-        ("serviceaccounts/token",), ("serviceaccounts",), ("pods", "nodes")}
+        ("serviceaccounts/token",), ("serviceaccounts",), ("nodes",)}
     secret_rules = docs["Role"]["rules"]
     assert secret_rules[0]["resourceNames"] == ["csiprovider-hmac-key"]
 

@@ -164,6 +164,28 @@ async def test_region_from_the_node_label(aws: Any, aws_env: str, kube_api: Kube
     assert files(await aws.Mount(req)) == {"eu": b"eu!"}
 
 
+async def test_region_read_once_at_start_from_the_daemons_node(
+    serve_config: Callable[..., ServeConfig], aws_env: str, kube_api: KubeAPI,
+    signer: Signer
+) -> None:
+    """NODE_NAME (downward API): the node's region label is read once at start; Mounts
+    then look up neither pods nor nodes (the RBAC needs only `get nodes`)."""
+    admin(aws_env, "secretsmanager", "eu-west-3").create_secret(Name="paris", SecretString="p!")
+    kube_api.nodes["node-paris"] = {"topology.kubernetes.io/region": "eu-west-3"}
+    req = request(signer, "- {objectName: paris, objectType: secretsmanager}")
+    attrs = json.loads(req.attributes)
+    del attrs["region"]
+    req.attributes = json.dumps(attrs)
+    nodes, pods = kube_api.count("GET", "/nodes/"), kube_api.count("GET", "/pods/")
+    config = serve_config(names=["aws"], kube_api_url=kube_api.url, node_name="node-paris",
+                          aws_region="")
+    async with running(config) as stubs:
+        for _ in range(3):
+            assert files(await stubs["aws"].Mount(req)) == {"paris": b"p!"}
+    assert kube_api.count("GET", "/nodes/") - nodes == 1
+    assert kube_api.count("GET", "/pods/") == pods
+
+
 @pytest.fixture
 def proxy(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     from testkit.servers import start_aws_proxy
