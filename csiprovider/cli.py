@@ -314,6 +314,9 @@ def parser() -> argparse.ArgumentParser:
     check = sub.add_parser("validate",
                            help="check SecretProviderClass files offline (every dialect)")
     check.add_argument("spc", nargs="+", type=Path, help="SecretProviderClass YAML files")
+    check.add_argument("--name", action="append", default=[], type=_provider_name,
+                       help="a provider name your daemons serve besides csiprovider, vault "
+                       "and aws (checked in the native dialect); repeatable")
 
     sub.add_parser("version", help="print the version")
     return top
@@ -329,9 +332,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "encrypt":
         return _encrypt(args)
     if args.command == "validate":
-        from csiprovider.local.validate import validate
+        from csiprovider.local.validate import KNOWN_NAMES, validate
 
-        return validate(args.spc, sys.stdout)
+        return validate(args.spc, sys.stdout, (*KNOWN_NAMES, *args.name))
     return _mount(args)
 
 

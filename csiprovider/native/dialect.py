@@ -333,7 +333,8 @@ def _common(
             f"{label}: {field} {file_name!r} is not a valid file name ({_why(exc)}); use a "
             "relative name without '..', e.g. 'db-password'"
         ) from None
-    mode = _mode(item.get("filePermission"), label, params.default_mode)
+    mode = _mode(item.get("filePermission"), label, params.default_mode,
+                 params.parameters.get("objects", ""))
     encoding = _encoding(item.get("encoding"), label)
     jmes = _string(item, "jmesPath", label, required=False)
     expand = _string(item, "expand", label, required=False)
@@ -369,12 +370,19 @@ def _common(
     )
 
 
-def _mode(value: Any, label: str, default: int) -> int:
-    """filePermission: an octal string ("0640") or a YAML integer (0640 is octal in YAML)."""
+def _mode(value: Any, label: str, default: int, raw: str = "") -> int:
+    """filePermission: an octal string ("0640") or a YAML integer (0640 is octal in YAML).
+    `440` is refused: YAML reads it as the decimal 440 (0o670, group-writable), which is
+    never what its author meant."""
     if value is None:
         return default
     mode: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
+        if re.fullmatch(r"[1-7][0-7]{2}", str(value)) and re.search(
+                rf"""filePermission['"]?\s*:\s*{value}(?![0-9.])""", raw):
+            raise InvalidArgument(
+                f"{label}: filePermission {value} is the decimal number {value} "
+                f"({oct(value)}), not the mode 0{value}; write it as octal: \"0{value}\"")
         mode = value
     elif isinstance(value, str) and _OCTAL.fullmatch(value.strip()):
         mode = int(value.strip().replace("o", ""), 8)
