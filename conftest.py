@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from testkit.golang import Oracle, build_oracles
 from testkit.servers import (
     KubeAPI,
     OpenBao,
@@ -59,3 +60,9 @@ def openbao_db(openbao: OpenBao, postgres: Postgres) -> OpenBao:
 def moto() -> Iterator[str]:
     with moto_server() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def go_oracles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Oracle]:
+    """The Go programs under tests/compat/go/oracle, built once (installs Go if missing)."""
+    return build_oracles(tmp_path_factory.mktemp("go-oracles"))

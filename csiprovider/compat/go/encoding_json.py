@@ -21,8 +21,11 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["Number", "Ordered", "StructFields", "bool_field", "dumps", "int_field",
-           "json_kind", "loads", "object_field", "string_field", "strings_field", "time_field"]
+from csiprovider.compat.go.strconv import quote
+
+__all__ = ["InterfaceKeyMap", "Number", "Ordered", "StructFields", "bool_field", "dumps",
+           "int_field", "json_kind", "loads", "object_field", "string_field", "strings_field",
+           "time_field"]
 
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 _INTEGER = re.compile(r"-?[0-9]+")
@@ -43,6 +46,10 @@ class Number(str):
 
 class Ordered(dict[str, Any]):
     """A JSON object whose keys are emitted in insertion order (a Go struct)."""
+
+
+class InterfaceKeyMap(dict[Any, Any]):
+    """A Go map[interface{}]interface{}: json.Marshal refuses it whatever its keys are."""
 
 
 def _one_fffd_per_byte(exc: UnicodeError) -> tuple[str, int]:
@@ -74,16 +81,32 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"invalid character {name[0]!r} looking for beginning of value")
 
 
-def loads(text: str | bytes) -> Any:
-    """Parse JSON as Go does with UseNumber: numbers become `Number` (their literal).
+_JSON_SPACE = " \t\n\r"
+_DECODER = json.JSONDecoder(parse_int=Number, parse_float=Number,
+                            parse_constant=_reject_constant)
 
-    Invalid UTF-8 and lone surrogate escapes inside strings become U+FFFD, NaN and
-    Infinity are rejected. Raises ValueError.
+
+def loads(text: str | bytes) -> Any:
+    """Decode the first JSON value as Go's json.Decoder does with UseNumber.
+
+    Numbers become `Number` (their literal), invalid UTF-8 and lone surrogate escapes
+    inside strings become U+FFFD, NaN and Infinity are rejected. Like Decoder.Decode
+    (what the Vault client uses), whatever follows the first complete value is not read:
+    `{} x` and `1 x` decode, `1.` and `1e` do not (the number is incomplete). Raises
+    ValueError.
     """
     if isinstance(text, bytes | bytearray):
         text = bytes(text).decode("utf-8", errors="csiprovider.compat.go.encoding_json.fffd")
-    value = json.loads(text, parse_int=Number, parse_float=Number,
-                       parse_constant=_reject_constant)
+    start = len(text) - len(text.lstrip(_JSON_SPACE))
+    try:
+        value, end = _DECODER.raw_decode(text, start)
+    except RecursionError:
+        raise ValueError("json: document nested too deeply") from None
+    if isinstance(value, Number):  # Go's scanner was still inside the number
+        literal, following = str.__str__(value), text[end:end + 1]
+        if (following == "." and not any(c in literal for c in ".eE")) or (
+                following in ("e", "E") and not any(c in literal for c in "eE")):
+            raise ValueError(f"invalid character {following!r} in numeric literal")
     return _fix_surrogates(value)
 
 
@@ -112,7 +135,8 @@ def _sort_key(key: str) -> bytes:
 def _float(value: float) -> str:
     """Go's float64 encoder: shortest round-trip digits, 'f' form in [1e-6, 1e21)."""
     if math.isnan(value) or math.isinf(value):
-        raise ValueError(f"json: unsupported value: {value!r}")
+        shown = "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
+        raise ValueError(f"json: unsupported value: {shown}")
     absolute = abs(value)
     if absolute != 0 and (absolute < 1e-6 or absolute >= 1e21):
         text = repr(value)  # shortest digits, 'e' form, two-digit exponent like Go
@@ -129,7 +153,7 @@ def _encode(value: Any, out: list[str]) -> None:
         if isinstance(value, Number):
             literal = str.__str__(value) or "0"
             if not _NUMBER.fullmatch(literal):
-                raise ValueError(f"json: invalid number literal {literal!r}")
+                raise ValueError(f"json: invalid number literal {quote(literal)}")
             out.append(literal)
         else:
             out.append(_string(value))
@@ -145,7 +169,7 @@ def _encode(value: Any, out: list[str]) -> None:
         out.append(_float(value))
     elif isinstance(value, Mapping):
         keys = list(value.keys())
-        if not all(isinstance(k, str) for k in keys):
+        if isinstance(value, InterfaceKeyMap) or not all(isinstance(k, str) for k in keys):
             raise TypeError("json: unsupported type: map[interface {}]interface {}")
         if not isinstance(value, Ordered):
             keys.sort(key=_sort_key)

@@ -7,10 +7,18 @@ merged), and any disagreement changes file names, modes or the request body sent
 Vault. So we only borrow PyYAML's *composer* (parsing, anchors, aliases) and convert the
 node graph with yaml.v3's resolver and decoder rules ourselves (resolve.go, decode.go).
 
-Known divergences from yaml.v3: a redefined anchor is an error (yaml.v3 lets the later
-one win); syntax error texts are PyYAML's; nesting deeper than Python's recursion limit
-(~1000, yaml.v3 allows 10000) is refused; "contains itself" errors lack the anchor name;
-in an AnyKeyMap Python merges the keys `1` and `true` (Go keeps both).
+yaml.v3 scans with an older libyaml than PyYAML's: a `?` inside a plain scalar in a flow
+collection (`{a: b?c}`) ends the scalar there, so such a document is refused here too.
+Error messages are yaml.v3's, including its byte-wise truncation of long values
+(a rune cut in two shows as U+FFFD per byte, where Go's message holds the raw bytes).
+
+Known divergences from yaml.v3 (tests/compat/go/test_differential.py checks the rest
+against the real library): a redefined anchor is an error (yaml.v3 lets the later one
+win); syntax error texts are PyYAML's; a tag directly followed by `,` `[` `]` in a flow
+collection ends before it (yaml.v3's scanner makes them part of the tag); an alias used
+as a mapping key counts as the scalar it points to; nesting deeper than Python's
+recursion limit (~1000, yaml.v3 allows 10000) is refused; in an AnyKeyMap Python merges
+the keys `1` and `true` (Go keeps both).
 """
 
 from __future__ import annotations
@@ -27,6 +35,9 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from csiprovider import limits
+from csiprovider.compat.go.encoding_json import InterfaceKeyMap
+from csiprovider.compat.go.fmt import sharp_v
+from csiprovider.compat.go.strconv import quote
 
 __all__ = ["STRING_FIELDS", "AnyKeyMap", "GoTime", "YamlError", "load_objects"]
 
@@ -50,6 +61,7 @@ _T_FILEMODE = "fs.FileMode"
 _T_STRMAP = "map[string]interface {}"
 
 _UINT32_MAX = 0xFFFFFFFF
+_FFFD = "csiprovider.compat.go.encoding_json.fffd"  # one U+FFFD per invalid byte
 _INT64_MIN, _INT64_MAX, _UINT64_MAX = -(1 << 63), (1 << 63) - 1, (1 << 64) - 1
 
 _RESOLVE_MAP: dict[str, tuple[str, Any]] = {
@@ -72,7 +84,7 @@ _TIMESTAMP_RE = re.compile(
 _Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class _ComposeLoader(_Base):  # type: ignore[misc,valid-type]
+class ComposeLoader(_Base):  # type: ignore[misc,valid-type]
     """Composer whose implicit tags are "": we resolve scalars with yaml.v3's table."""
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
@@ -103,7 +115,7 @@ class GoTime(str):
         return obj
 
 
-class AnyKeyMap(dict[Any, Any]):
+class AnyKeyMap(InterfaceKeyMap):
     """A nested mapping with a key that is not a string (int, bool, null, ...).
 
     yaml.v3 decodes it as map[interface{}]interface{}, which Go's json.Marshal refuses
@@ -112,36 +124,17 @@ class AnyKeyMap(dict[Any, Any]):
 
 
 class _Fatal(Exception):
-    """yaml.v3's failf: decoding stops at once."""
+    """yaml.v3's failf: decoding stops at once (`anchored`: the node that contains itself)."""
+
+    def __init__(self, message: str, anchored: Node | None = None) -> None:
+        super().__init__(message)
+        self.anchored = anchored
 
 
-def _short_tag(tag: str) -> str:
+def short_tag(tag: str) -> str:
     if tag.startswith(_LONG_PREFIX):
         return "!!" + tag[len(_LONG_PREFIX):]
     return tag
-
-
-def _go_quote(text: str) -> str:
-    """Approximately Go's %#v / strconv.Quote for a string."""
-    out = ['"']
-    for ch in text:
-        code = ord(ch)
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif code < 0x20 or code == 0x7F:
-            out.append(f"\\x{code:02x}")
-        elif code > 0x7F and not ch.isprintable():
-            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
 
 
 # --- scalar resolution (resolve.go) ---------------------------------------------------
@@ -247,12 +240,13 @@ def _parse_timestamp(text: str) -> GoTime | None:
     return GoTime(rendered, text)
 
 
-def _resolve_untyped(tag: str, text: str) -> tuple[str, Any]:
+def _resolve_untyped(tag: str, text: str, table: dict[str, tuple[str, Any]] = _RESOLVE_MAP
+                     ) -> tuple[str, Any]:
     hint = text[:1] or "N"
     if hint not in "0123456789+-.yYnNtTfFoO~N":
         return _STR, text
-    if text in _RESOLVE_MAP:
-        return _RESOLVE_MAP[text]
+    if text in table:
+        return table[text]
     if hint == ".":
         if "_" in text and not _underscore_ok(text):
             return _STR, text
@@ -282,28 +276,53 @@ def _resolve_untyped(tag: str, text: str) -> tuple[str, Any]:
     return _STR, text
 
 
-def _resolve(tag: str, text: str) -> tuple[str, Any]:
+def _resolve(tag: str, text: str, table: dict[str, tuple[str, Any]] = _RESOLVE_MAP
+             ) -> tuple[str, Any]:
     """yaml.v3's resolve(): the tag and Go value of a scalar (tag is short or "")."""
     if tag not in _RESOLVABLE:
         return tag, text
-    rtag, value = (_STR, text) if tag == _STR else _resolve_untyped(tag, text)
+    rtag, value = (_STR, text) if tag == _STR else _resolve_untyped(tag, text, table)
     if tag in ("", rtag, _STR):
         return rtag, value
-    if tag == _FLOAT and rtag == _INT:
+    if tag == _FLOAT and rtag == _INT and int(value) <= _INT64_MAX:  # not a uint64
         return _FLOAT, float(value)
     raise _Fatal(f"cannot decode {rtag} `{text}` as a {tag}")
 
 
+def _explicit(node: Node) -> str:
+    """The node's own tag, short; "" when it has none (or the non-specific "!")."""
+    return short_tag(node.tag) if node.tag and node.tag != "!" else ""
+
+
+class ResolveError(ValueError):
+    """An explicit tag the scalar does not fit ("cannot decode !!str `x` as a !!int")."""
+
+
+def resolve(tag: str, text: str, yaml11: dict[str, tuple[str, Any]] | None = None
+            ) -> tuple[str, Any]:
+    """The (short) tag and value yaml.v3 resolves a plain scalar to; with `yaml11`, the
+    extra words yaml.v2 reads as booleans (yaml.v2's resolver is otherwise the same).
+    Timestamps come back as GoTime. Raises ResolveError."""
+    table = {**_RESOLVE_MAP, **yaml11} if yaml11 else _RESOLVE_MAP
+    try:
+        return _resolve(tag, text, table)
+    except _Fatal as exc:
+        raise ResolveError(str(exc)) from None
+
+
 def _node_tag(node: Node) -> str:
     """The Tag yaml.v3's parser gives a node."""
-    if node.tag:
-        return _short_tag(node.tag)
+    explicit = _explicit(node)
+    if explicit:
+        return explicit
     if isinstance(node, MappingNode):
         return _MAP
     if isinstance(node, SequenceNode):
         return _SEQ
     if getattr(node, "style", None) in _QUOTED_STYLES:
         return _STR
+    if node.value == "<<":  # a plain << is tagged !!merge by the parser itself
+        return _MERGE
     return _resolve("", node.value)[0]
 
 
@@ -315,7 +334,7 @@ def _is_merge(node: Node) -> bool:
     if not isinstance(node, ScalarNode) or node.value != "<<":
         return False
     # PyYAML's pure composer says style None for plain scalars, libyaml's says "".
-    return (node.tag == "" and not node.style) or _short_tag(node.tag) == _MERGE
+    return (_explicit(node) == "" and not node.style) or _explicit(node) == _MERGE
 
 
 # --- decoding (decode.go) -------------------------------------------------------------
@@ -341,7 +360,7 @@ class _Decoder:
     def _enter(self, node: Node) -> bool:
         key = id(node)
         if key in self.active:
-            raise _Fatal("anchor value contains itself")
+            raise _Fatal("value contains itself", anchored=node)
         aliased = key in self.seen
         self.seen.add(key)
         self.decode_count += 1
@@ -376,8 +395,10 @@ class _Decoder:
         tag = _node_tag(node) or tag
         text = ""
         if tag not in (_SEQ, _MAP) and isinstance(node, ScalarNode):
-            value = node.value
-            text = f" `{value[:7]}...`" if len(value.encode()) > 10 else f" `{value}`"
+            value = node.value.encode("utf-8", "surrogateescape")
+            # Go slices bytes: a rune cut in two shows as U+FFFD per byte.
+            shown = value[:7] + b"..." if len(value) > 10 else value
+            text = " `" + shown.decode("utf-8", _FFFD) + "`"
         self.errors.append(
             f"line {_line(node)}: cannot unmarshal {tag}{text} into {go_type}"
         )
@@ -389,14 +410,14 @@ class _Decoder:
             for kj, _ in pairs[i + 1:]:
                 if type(ki) is type(kj) and _key_text(ki) == _key_text(kj):
                     self.errors.append(
-                        f"line {_line(kj)}: mapping key {_go_quote(_key_text(kj))} "
+                        f"line {_line(kj)}: mapping key {quote(_key_text(kj))} "
                         f"already defined at line {_line(ki)}"
                     )
         return len(self.errors) == before
 
     # scalar → (tag, resolved) per d.scalar's prologue
     def scalar(self, node: Node) -> tuple[str, Any]:
-        explicit = _short_tag(node.tag) if node.tag else ""
+        explicit = _explicit(node)
         if explicit == _STR or (explicit == "" and getattr(node, "style", None) in _QUOTED_STYLES):
             return _STR, node.value
         tag, value = _resolve(explicit, node.value)
@@ -615,20 +636,21 @@ class _Decoder:
         aliased = self._enter(node)
         try:
             if isinstance(node, SequenceNode):
-                if as_key:
-                    raise _Fatal("invalid map key: []interface {}")
                 items = [self.iface(item) for item in node.value]
-                return [i for i in items if i is not _MISSING]
+                items = [i for i in items if i is not _MISSING]
+                if as_key:
+                    raise _Fatal(f"invalid map key: {sharp_v(items)}")
+                return items
             if isinstance(node, MappingNode):
                 if not self.unique_keys(node):
                     return _MISSING
-                if as_key:
-                    raise _Fatal("invalid map key: map[string]interface {}")
                 string_keys = all(
                     _node_tag(k) in (_STR, _MERGE) for k, _ in node.value
                 )
                 out: dict[Any, Any] = {} if string_keys else AnyKeyMap()
                 self.map_into(node, out, typed_keys=string_keys)
+                if as_key:
+                    raise _Fatal(f"invalid map key: {sharp_v(out)}")
                 return out
             _, value = self.scalar(node)
             return value
@@ -649,14 +671,79 @@ def _line(node: Node) -> int:
     return int(mark.line) + 1 if mark is not None else 0
 
 
+_ANCHOR_NAME = re.compile(r"[0-9A-Za-z_-]*")
+
+
+def anchor_at(text: str, index: int) -> str:
+    """The anchor name written at text[index:] (as libyaml scans one)."""
+    found = _ANCHOR_NAME.match(text, index)
+    return found[0] if found else ""
+
+
+def anchor_name(text: str, node: Node) -> str:
+    """The anchor a node was defined with (composed nodes do not keep it)."""
+    index = node.start_mark.index if node.start_mark is not None else -1
+    events = yaml.parse(text, Loader=_Base)
+    while True:
+        try:
+            event = next(events)
+        except (StopIteration, yaml.YAMLError):  # the first document was read by then
+            return ""
+        anchor = getattr(event, "anchor", None)
+        if anchor and not isinstance(event, yaml.AliasEvent) and (
+                event.start_mark is not None and event.start_mark.index == index):
+            return str(anchor)
+
+
+def flow_question_mark(text: str, loader: Any = None) -> yaml.Mark | None:
+    """Where a plain scalar inside a flow collection holds a `?` (`{a: b?c}`).
+
+    yaml.v3 and yaml.v2 scan with an older libyaml, in which `?` ends a plain scalar in
+    flow context, so they reject such a document ("did not find expected ',' or '}'");
+    the libyaml under PyYAML reads `b?c` as one scalar."""
+    if "?" not in text:
+        return None
+    depth = content = 0
+    tokens = yaml.scan(text, Loader=loader or _Base)
+    while True:
+        try:
+            token = next(tokens)
+        except (StopIteration, yaml.YAMLError):  # past the first document: not read
+            return None
+        if isinstance(token, yaml.DocumentStartToken | yaml.DocumentEndToken):
+            if content:
+                return None
+            continue
+        content += not isinstance(token, yaml.StreamStartToken)
+        if isinstance(token, yaml.FlowSequenceStartToken | yaml.FlowMappingStartToken):
+            depth += 1
+        elif isinstance(token, yaml.FlowSequenceEndToken | yaml.FlowMappingEndToken):
+            depth -= 1
+        elif (depth > 0 and isinstance(token, yaml.ScalarToken) and token.plain
+              and "?" in token.value):
+            mark: yaml.Mark | None = token.start_mark
+            return mark
+    return None
+
+
 def _compose(text: str) -> Node | None:
     """The first document's root node (yaml.v3 ignores later documents)."""
     try:
-        for document in yaml.compose_all(text, Loader=_ComposeLoader):
+        for document in yaml.compose_all(text, Loader=ComposeLoader):
+            mark = flow_question_mark(text)
+            if mark is not None:
+                raise YamlError(f"yaml: line {mark.line + 1}: did not find expected ',' or "
+                                "']' or '}' (a `?` inside a plain scalar in a flow collection)",
+                                mark.line + 1)
             return document
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
+        if problem.startswith("found undefined alias") and mark is not None:
+            # yaml.v3's parser: "unknown anchor 'name' referenced", without a line
+            name = anchor_at(text, int(mark.index) + 1)
+            raise YamlError(f"yaml: unknown anchor '{name}' referenced",
+                            int(mark.line) + 1) from None
         line = int(mark.line) + 1 if mark is not None else None
         where = f"line {line}: " if line is not None else ""
         raise YamlError(f"yaml: {where}{problem}", line) from None
@@ -687,6 +774,8 @@ def load_objects(
     try:
         objects = decoder.secrets(root)
     except _Fatal as exc:
+        if exc.anchored is not None:
+            raise YamlError(f"yaml: anchor '{anchor_name(text, exc.anchored)}' {exc}") from None
         raise YamlError(f"yaml: {exc}") from None
     except RecursionError:
         raise YamlError("yaml: document is nested too deeply") from None

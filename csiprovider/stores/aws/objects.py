@@ -1,9 +1,10 @@
 """ASCP's `objects` YAML, decoded and validated as ASCP does.
 
-ASCP reads it with sigs.k8s.io/yaml: YAML 1.1 (so `0600` is the integer 384 and `yes` is
-true), converted to JSON and decoded into Go structs, which means keys match field names
-case-insensitively, scalars for string fields become their string form, and unknown keys
-are ignored. Validation order and messages follow provider/secret_descriptor.go.
+ASCP reads it with sigs.k8s.io/yaml (compat.go.sigs_yaml): YAML 1.1 (so `0600` is the
+integer 384 and `yes` is true), converted to JSON and decoded into Go structs, which means
+keys match field names case-insensitively, scalars for string fields become their string
+form, and unknown keys are ignored. Validation messages follow
+provider/secret_descriptor.go.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-import yaml
 
 from csiprovider import limits
 from csiprovider.compat.go import sigs_yaml
@@ -65,18 +64,6 @@ class Descriptor:
         return name.replace("/", translate) if translate else name.lstrip("/")
 
 
-_DESCRIPTOR_FIELDS = {
-    "objectname": "object_name", "objectalias": "object_alias",
-    "objectversion": "object_version", "objectversionlabel": "object_version_label",
-    "objecttype": "object_type", "filepermission": "file_permission",
-    "jmespath": "jmes_path", "failoverobject": "failover", "encoding": "encoding",
-}
-_JMES_FIELDS = {"path": "path", "objectalias": "object_alias",
-                "filepermission": "file_permission", "encoding": "encoding"}
-_FAILOVER_FIELDS = {"objectname": "object_name", "objectversion": "object_version",
-                    "objectversionlabel": "object_version_label"}
-
-
 def translation(raw: str) -> str:
     """`pathTranslation`: '' → '_', 'false' (any case) → off, else exactly one byte."""
     if not raw:
@@ -88,24 +75,23 @@ def translation(raw: str) -> str:
     return raw
 
 
-def load(text: str, regions: list[str], translate: str) -> list[Descriptor]:
-    """Decode and validate; the first problem found is the error."""
+def decode(text: str) -> list[Descriptor | None]:
+    """ASCP's `yaml.Unmarshal` into []*SecretDescriptor (None for a null entry), no checks."""
     limits.check_yaml(text, "objects")  # before libyaml's recursive composer
     try:
-        root = sigs_yaml.compose(text)
+        values = sigs_yaml.unmarshal(text, _DESCRIPTORS)
     except sigs_yaml.DecodeError as exc:
         raise ObjectsError(f"Failed to load SecretProviderClass: {exc}") from None
-    if root is None:
-        return []
-    if not isinstance(root, yaml.SequenceNode):
-        raise ObjectsError("Failed to load SecretProviderClass: error unmarshaling JSON: "
-                           "json: cannot unmarshal object into Go value of type "
-                           "[]*provider.SecretDescriptor")
+    return [None if value is None else _descriptor(value) for value in values or ()]
+
+
+def load(text: str, regions: list[str], translate: str) -> list[Descriptor]:
+    """Decode and validate; the first problem found is the error."""
     descriptors = []
-    for node in root.value:
-        if sigs_yaml.is_null(node):
+    for d in decode(text):
+        if d is None:
             raise ObjectsError("Empty descriptor entry in SecretProviderClass")
-        descriptors.append(_descriptor(node))
+        descriptors.append(d)
     for d in descriptors:
         validate(d, regions, translate)
     check_duplicates(descriptors)
@@ -212,39 +198,34 @@ def _validate_permission(permission: str) -> None:
         raise ObjectsError(f"Invalid File Permission: {permission}")
 
 
-# ---------------------------------------------------------------- node → Go struct
+# ---------------------------------------------------------------- the Go structs
+
+# ASCP's provider.SecretDescriptor and its parts (json tags, Go types), plus our own
+# `encoding` key in SecretDescriptor and JMESPathEntry.
+_JMES = sigs_yaml.struct("provider.JMESPathEntry", [
+    ("path", sigs_yaml.STRING), ("objectAlias", sigs_yaml.STRING),
+    ("filePermission", sigs_yaml.STRING), ("encoding", sigs_yaml.STRING)])
+_FAILOVER = sigs_yaml.struct("provider.FailoverObjectEntry", [
+    ("objectName", sigs_yaml.STRING), ("objectVersion", sigs_yaml.STRING),
+    ("objectVersionLabel", sigs_yaml.STRING)])
+_DESCRIPTOR = sigs_yaml.struct("provider.SecretDescriptor", [
+    ("objectName", sigs_yaml.STRING), ("objectAlias", sigs_yaml.STRING),
+    ("objectVersion", sigs_yaml.STRING), ("objectVersionLabel", sigs_yaml.STRING),
+    ("objectType", sigs_yaml.STRING), ("filePermission", sigs_yaml.STRING),
+    ("jmesPath", sigs_yaml.slice_of(_JMES)), ("failoverObject", _FAILOVER),
+    ("encoding", sigs_yaml.STRING)])
+_DESCRIPTORS = sigs_yaml.slice_of(sigs_yaml.pointer_to(_DESCRIPTOR))
 
 
-def _descriptor(node: yaml.Node) -> Descriptor:
-    values = _fields(node, _DESCRIPTOR_FIELDS, "SecretDescriptor")
-    jmes: list[JmesEntry] = []
-    raw_jmes = values.pop("jmes_path", None)
-    if raw_jmes is not None and not sigs_yaml.is_null(raw_jmes):
-        if not isinstance(raw_jmes, yaml.SequenceNode):
-            raise _failed(sigs_yaml.type_error("SecretDescriptor.jmesPath",
-                                               "[]provider.JMESPathEntry"))
-        for item in raw_jmes.value:
-            fields = ({} if sigs_yaml.is_null(item)
-                      else _fields(item, _JMES_FIELDS, "JMESPathEntry"))
-            jmes.append(JmesEntry(path=fields.get("path", ""),
-                                  object_alias=fields.get("object_alias", ""),
-                                  file_permission=fields.get("file_permission", ""),
-                                  encoding=fields.get("encoding", "")))
-    raw_failover = values.pop("failover", None)
-    failover = Failover()
-    if raw_failover is not None and not sigs_yaml.is_null(raw_failover):
-        failover = Failover(**_fields(raw_failover, _FAILOVER_FIELDS, "FailoverObjectEntry"))
-    return Descriptor(jmes_path=tuple(jmes), failover=failover, **values)
-
-
-def _fields(node: yaml.Node, fields: Mapping[str, str], go_type: str) -> dict[str, Any]:
-    """A provider.<go_type> struct: nested structs stay nodes, the rest are strings."""
-    try:
-        return sigs_yaml.struct_fields(node, fields, go_type, "provider",
-                                       nested=frozenset({"jmes_path", "failover"}))
-    except sigs_yaml.DecodeError as exc:
-        raise _failed(exc) from None
-
-
-def _failed(exc: sigs_yaml.DecodeError) -> ObjectsError:
-    return ObjectsError(f"Failed to load SecretProviderClass: {exc}")
+def _descriptor(value: Mapping[str, Any]) -> Descriptor:
+    jmes = tuple(JmesEntry(path=j["path"], object_alias=j["objectAlias"],
+                           file_permission=j["filePermission"], encoding=j["encoding"])
+                 for j in value["jmesPath"] or ())
+    f = value["failoverObject"]
+    return Descriptor(
+        object_name=value["objectName"], object_alias=value["objectAlias"],
+        object_version=value["objectVersion"], object_version_label=value["objectVersionLabel"],
+        object_type=value["objectType"], file_permission=value["filePermission"],
+        jmes_path=jmes, encoding=value["encoding"],
+        failover=Failover(object_name=f["objectName"], object_version=f["objectVersion"],
+                          object_version_label=f["objectVersionLabel"]))

@@ -299,7 +299,7 @@ def test_all_type_errors_reported() -> None:
         ("- secretArgs: {a: !!float x}\n", "yaml: cannot decode !!str `x` as a !!float"),
         ("- secretArgs: {a: !!binary '@@'}\n", "yaml: !!binary value contains invalid base64 data"),
         ("- secretArgs: {<<: 1}\n", "yaml: map merge requires map or sequence of maps as the value"),
-        ("- secretArgs: &a {b: *a}\n", "yaml: anchor value contains itself"),
+        ("- secretArgs: &a {b: *a}\n", "yaml: anchor 'a' value contains itself"),
     ],
 )
 def test_fatal_errors(text: str, message: str) -> None:
