@@ -364,13 +364,21 @@ def _region(config: ServeConfig, kube: KubeClient | None) -> tuple[RegionLookup 
     if kube is None:
         return None, "none: SPCs must set parameters.region"
     if config.node_name:
+        node = config.node_name
+        known: list[str] = []
+
+        def region_of_this_node(namespace: str, pod: str) -> str:
+            if not known:  # not read at start: retried by Mounts until it is (get nodes)
+                known.append(kube.region_of_node(node))
+            return known[0]
+
         try:
-            found = kube.region_of_node(config.node_name)
+            region_of_this_node("", "")
         except MountError as exc:
-            log.warning("cannot read the node's region; looking it up per Mount",
-                        extra={"fields": {"node": config.node_name, "reason": exc.message}})
-        else:
-            return (lambda namespace, pod: found), f"node {config.node_name}: {found}"
+            log.warning("cannot read the node's region yet; Mounts that need it retry",
+                        extra={"fields": {"node": node, "reason": exc.message}})
+            return region_of_this_node, f"node {node} (not read yet)"
+        return region_of_this_node, f"node {node}: {known[0]}"
     return kube.node_region, "the pod's node, per Mount"
 
 
