@@ -39,6 +39,7 @@ import functools
 import json
 import math
 import operator
+import os
 import re
 import string
 import sys
@@ -623,15 +624,24 @@ _ENV = _Sandbox()
 
 # Checking and rendering -----------------------------------------------------------------
 
+def _ours(frame: FrameType) -> bool:
+    """A frame of Jinja or of the template's own code. The timeout is raised only there:
+    raised in a frame that merely interrupted the work (a gc callback another library
+    registered), it would be swallowed, and Python would drop the hook with it."""
+    name = frame.f_code.co_filename
+    return name.startswith("<") or f"{os.sep}jinja2{os.sep}" in name
+
+
 @contextmanager
 def _deadline() -> Iterator[Callable[[], None]]:
     """Raise _Timeout in this thread once RENDER_SECONDS have passed, from a trace hook
-    between Python lines; yields a function that re-installs the hook (Python removes it
-    when the hook itself fails, e.g. on a RecursionError that Jinja then catches)."""
+    between Python lines of Jinja and the template (see `_ours`); yields a function that
+    re-installs the hook (Python removes it when the hook itself fails, e.g. on a
+    RecursionError that Jinja then catches)."""
     started = time.monotonic()
 
     def tracer(frame: FrameType, event: str, arg: Any) -> Any:
-        if time.monotonic() - started > RENDER_SECONDS:
+        if time.monotonic() - started > RENDER_SECONDS and _ours(frame):
             raise _Timeout
         # This module's own steps are bounded: checked when called, not line by line
         return None if frame.f_code.co_filename == __file__ else tracer
