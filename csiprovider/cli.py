@@ -217,9 +217,11 @@ def parser() -> argparse.ArgumentParser:
     _add(versions, "hmac-key-file", None,
          "key for object versions; without it or --hmac-secret-name a random key is drawn "
          "at start and versions change on every restart")
-    _add(versions, "hmac-secret-name", "",
+    _add(versions, "hmac-secret-name", None,
          "Kubernetes Secret holding the version HMAC key (get-or-create, in the daemon's "
-         "namespace; re-read every --hmac-refresh-interval and re-created when deleted)")
+         "namespace; re-read every --hmac-refresh-interval and re-created when deleted); "
+         "empty: a random key", shown="in a cluster, vault-csi-provider-hmac-key when "
+         "serving vault, else csiprovider-hmac-key (random if it cannot be read)")
     _add(versions, "hmac-secret-namespace", "", "namespace of --hmac-secret-name "
          "(default: the daemon's own)")
     _add(versions, "hmac-refresh-interval", "30s",

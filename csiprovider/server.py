@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("csiprovider.server")
 WORK_THREADS = 4  # parse, write, render: CPU-bound and short
+DEFAULT_HMAC_SECRET = "csiprovider-hmac-key"
+DEFAULT_HMAC_SECRET_VAULT = "vault-csi-provider-hmac-key"  # vault-csi-provider's default
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ class ServeConfig:
     cache_size: int = 1000
     cache_ttl: float = 60.0
     renew_fraction: float = 2 / 3
-    hmac_secret_name: str = ""
+    hmac_secret_name: str | None = ""  # None: the default Secret when in a cluster
     hmac_secret_namespace: str = ""
     kube_api_url: str = ""
     kube_token_file: str = ""
@@ -202,11 +205,38 @@ def _versioner(config: ServeConfig, kube: KubeClient | None) -> Versioner:
             return Versioner(kube.hmac_key(namespace, config.hmac_secret_name))
         except MountError as exc:
             raise ServeError(f"HMAC key: {exc.message}") from None
+    if kube is not None and config.hmac_secret_name is None:
+        # In a cluster, as vault-csi-provider: a get-or-create Secret by default, so that
+        # its manifests (no -hmac-secret-name) keep versions across restarts.
+        from csiprovider.kube import own_namespace
+
+        name = DEFAULT_HMAC_SECRET_VAULT if "vault" in config.names or any(
+            p.stem == "vault" for p in config.endpoints) else DEFAULT_HMAC_SECRET
+        namespace = config.hmac_secret_namespace or own_namespace()
+        if namespace:
+            try:
+                versioner = Versioner(kube.hmac_key(namespace, name))
+            except MountError as exc:
+                log.warning("cannot use the default HMAC key secret; using a random key, "
+                            "object versions will change on restart", extra={"fields": {
+                                "secret": f"{namespace}/{name}", "reason": exc.message}})
+                return Versioner.random()
+            versioner.secret_name = name  # kept fresh like an explicit one
+            return versioner
     log.warning(
         "no --hmac-key-file or --hmac-secret-name: using a random key, object versions "
         "will change on restart"
     )
     return Versioner.random()
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of a socket file: a provider that replaced ours made a new one."""
+    try:
+        found = path.lstat()
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def prepare_socket(path: Path) -> None:
@@ -243,10 +273,13 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
     executor = ThreadPoolExecutor(config.fetch_workers, thread_name_prefix="fetch")
     work = ThreadPoolExecutor(WORK_THREADS, thread_name_prefix="work")
     versioner = _versioner(config, kube)
+    if config.hmac_secret_name is None and versioner.secret_name:
+        config = dataclasses.replace(config, hmac_secret_name=versioner.secret_name)
     resolver = build_resolver(config, executor, kube, work, versioner)
     region, region_source = await loop.run_in_executor(work, _region, config, kube)
     native_dialect = _LazyNative(config.vault, region)
     servers: list[tuple[grpc.aio.Server, Path]] = []
+    owned: dict[Path, tuple[int, int] | None] = {}
     tracker = Tracker(config.rotation_poll_interval)
     background: list[asyncio.Task[None]] = []
     if config.write_mode == "provider":
@@ -291,6 +324,7 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
                 os.umask(old_umask)
             os.chmod(path, 0o600)
             servers.append((server, path))
+            owned[path] = _identity(path)
             log.info("serving", extra={"fields": {"provider": name, "socket": str(path),
                                                   "write_mode": config.write_mode}})
         _startup_line(config, region_source)
@@ -304,9 +338,21 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
             http.close()
         for task in background:
             task.cancel()
+        # gRPC unlinks its socket path when it stops: a socket another provider put
+        # there since (vault-csi-provider and ASCP replace whatever is at their path when
+        # they start) is moved aside meanwhile, then put back.
+        aside = {path: path.with_name(f".{path.name}.{os.getpid()}.aside")
+                 for _, path in servers if _identity(path) not in (owned.get(path), None)}
+        for path, spare in aside.items():
+            with contextlib.suppress(OSError):
+                path.rename(spare)
         await asyncio.gather(*(s.stop(config.shutdown_grace) for s, _ in servers))
         for _, path in servers:
-            path.unlink(missing_ok=True)
+            if path not in aside:
+                path.unlink(missing_ok=True)
+        for path, spare in aside.items():
+            with contextlib.suppress(OSError):
+                spare.rename(path)
         executor.shutdown(wait=False, cancel_futures=True)
         work.shutdown(wait=False, cancel_futures=True)
         log.info("stopped")
@@ -409,6 +455,7 @@ async def refresh_hmac_key(config: ServeConfig, kube: KubeClient, versioner: Ver
     from csiprovider.kube import own_namespace
 
     namespace = config.hmac_secret_namespace or own_namespace()
+    name = config.hmac_secret_name or ""
     loop = asyncio.get_running_loop()
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
@@ -417,7 +464,7 @@ async def refresh_hmac_key(config: ServeConfig, kube: KubeClient, versioner: Ver
             return
         try:
             key = await loop.run_in_executor(
-                None, lambda: kube.hmac_key(namespace, config.hmac_secret_name))
+                None, lambda: kube.hmac_key(namespace, name))
         except MountError as exc:
             log.warning("cannot re-read the HMAC key secret; keeping the current key",
                         extra={"fields": {"secret": config.hmac_secret_name,

@@ -24,6 +24,7 @@ class Versioner:
         if len(key) < MIN_KEY_BYTES:
             raise ValueError(f"HMAC key too short: need at least {MIN_KEY_BYTES} bytes")
         self._key = key
+        self.secret_name = ""  # the Kubernetes Secret the key came from by default
 
     def __repr__(self) -> str:
         return "Versioner(key=<hidden>)"

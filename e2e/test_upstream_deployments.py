@@ -138,6 +138,22 @@ def test_ascp_chart_arguments(daemon: list[subprocess.Popen[bytes]], moto: str,
     assert started["providers"] == {"aws": "aws"}
 
 
+def test_vault_csi_provider_raw_manifest_keeps_a_default_hmac_secret(
+        daemon: list[subprocess.Popen[bytes]], openbao: OpenBao, kube_api: KubeAPI,
+        signer: Signer, tmp_path: Path) -> None:
+    """deployment/vault-csi-provider.yaml passes no -hmac-secret-name: as
+    vault-csi-provider, the key lives in the Secret vault-csi-provider-hmac-key."""
+    kube_api.secrets.pop(("csi", "vault-csi-provider-hmac-key"), None)
+    openbao.api("POST", "secret/data/e2e-upstream", {"data": {"v": "upstream-vault-value"}})
+    provider = tmp_path / "provider"
+    provider.mkdir()
+    start(daemon, [f"-endpoint={provider}/vault.sock", "-log-level=info"],
+          {"VAULT_ADDR": openbao.addr, "CSIPROVIDER_KUBE_API_URL": kube_api.url,
+           "CSIPROVIDER_HMAC_SECRET_NAMESPACE": "csi"},
+          provider / "vault.sock", tmp_path / "daemon.log")
+    assert ("csi", "vault-csi-provider-hmac-key") in kube_api.secrets
+
+
 def test_vault_helm_csi_daemonset_arguments(daemon: list[subprocess.Popen[bytes]],
                                             openbao: OpenBao, kube_api: KubeAPI,
                                             signer: Signer, tmp_path: Path) -> None:

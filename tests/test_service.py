@@ -160,3 +160,22 @@ async def test_warns_above_secret_sync_limit(
     assert len(reply.files[0].contents) == 1024 * 1024 + 1
     assert any("syncing it to a Kubernetes Secret will fail" in r.getMessage()
                for r in caplog.records)
+
+
+async def test_shutdown_leaves_a_socket_another_provider_took_over(
+    serve_config: Callable[..., ServeConfig]
+) -> None:
+    """vault-csi-provider and ASCP replace whatever sits at their socket path when they
+    start: our shutdown must not delete their new socket."""
+    import socket as sockets
+
+    config = serve_config(names=["vault"])
+    path = config.providers_dir / "vault.sock"
+    other = sockets.socket(sockets.AF_UNIX)
+    try:
+        async with running(config):
+            path.unlink()
+            other.bind(str(path))  # the other provider's socket now
+        assert path.exists()
+    finally:
+        other.close()

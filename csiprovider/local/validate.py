@@ -189,8 +189,15 @@ def _documents(path: Path) -> Iterable[tuple[Mapping[str, Any], yaml.Node]]:
         raise SpcError(f"cannot read {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise SpcError(f"not valid YAML: {exc}") from None
-    found = [(d, n) for d, n in zip(docs, nodes, strict=True)
-             if isinstance(d, dict) and d.get("kind") == KIND]
+    pairs: list[tuple[Any, yaml.Node]] = []
+    for doc, node in zip(docs, nodes, strict=True):
+        items = _child(node, "items")
+        if isinstance(doc, dict) and doc.get("kind") == "List" and isinstance(
+                items, yaml.SequenceNode):  # `kubectl get secretproviderclasses -o yaml`
+            pairs += zip(doc.get("items") or [], items.value, strict=False)
+        else:
+            pairs.append((doc, node))
+    found = [(d, n) for d, n in pairs if isinstance(d, dict) and d.get("kind") == KIND]
     if not found:
         raise SpcError(f"no document of kind {KIND}")
     return found

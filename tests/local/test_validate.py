@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from csiprovider.local.validate import validate
 from csiprovider.native import schema
@@ -134,3 +135,14 @@ def test_octal_modes_stay_accepted(tmp_path: Path) -> None:
                          "- {objectName: a, backend: file, filePermission: 0777}\n"
                          "- {objectName: b, backend: file, filePermission: '0440'}"))
     assert code == 0, text
+
+
+def test_kubectl_list_output_is_read_item_by_item(tmp_path: Path) -> None:
+    """`kubectl get secretproviderclasses -A -o yaml` prints one `kind: List`."""
+    items = [yaml.safe_load(doc) for doc in MULTI.split("---\n")[:2]]
+    path = tmp_path / "list.yaml"
+    path.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": items}))
+    code, text = run(path)
+    assert code == 1
+    assert f"{path}: first: invalid (native dialect)" in text
+    assert f"{path}: second: ok (vault dialect, 1 file(s))" in text
