@@ -305,10 +305,19 @@ def parser() -> argparse.ArgumentParser:
     mount.add_argument("--timeout", type=float, default=30.0, help="Mount RPC deadline, seconds")
 
     encrypt = sub.add_parser(
-        "encrypt", help="encrypt stdin with AWS KMS and print an aws-kms object for an SPC")
-    encrypt.add_argument("--key-id", required=True, help="KMS key id, ARN or alias/NAME")
+        "encrypt", help="encrypt stdin with AWS KMS or Vault transit and print the object "
+        "to paste into an SPC (aws-kms or vault-transit)")
+    which = encrypt.add_mutually_exclusive_group(required=True)
+    which.add_argument("--key-id", help="AWS KMS key id, ARN or alias/NAME")
+    which.add_argument("--vault-transit", metavar="KEY",
+                       help="Vault transit key name (Vault from VAULT_ADDR and VAULT_TOKEN, "
+                       "or the vault CLI's token file)")
     encrypt.add_argument("--context", action="append", type=_pair, default=[],
-                         metavar="KEY=VALUE", help="encryption context; repeatable")
+                         metavar="KEY=VALUE", help="KMS encryption context; repeatable")
+    encrypt.add_argument("--transit-mount", default="transit",
+                         help="mount of the transit engine [default transit]")
+    encrypt.add_argument("--transit-context", default="",
+                         help="derivation context of a derived transit key (text)")
     encrypt.add_argument("--region", default=os.environ.get("AWS_REGION", ""),
                          help="KMS region (default: AWS_REGION)")
     encrypt.add_argument("--object-name", default="secret", help="objectName of the snippet")
@@ -483,11 +492,9 @@ def _encrypt(args: argparse.Namespace) -> int:
     """Plaintext from stdin (never argv: it would land in shell history and ps)."""
     import base64
 
-    import boto3
     import yaml
-    from botocore.exceptions import BotoCoreError, ClientError
 
-    if not args.region:
+    if args.key_id and not args.region:
         return _fail("set --region or AWS_REGION")
     if sys.stdin.isatty():
         print("reading the secret from stdin; end it with Ctrl-D (or pipe it in: "
@@ -496,6 +503,11 @@ def _encrypt(args: argparse.Namespace) -> int:
     if not plaintext:
         return _fail("nothing on stdin to encrypt; pipe the secret in, e.g. "
                      "`printf %s \"$PASSWORD\" | csiprovider encrypt ...`")
+    if args.vault_transit:
+        return _encrypt_transit(args, plaintext)
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
     context = dict(args.context)
     request: dict[str, Any] = {"KeyId": args.key_id, "Plaintext": plaintext}
     if context:
@@ -511,5 +523,40 @@ def _encrypt(args: argparse.Namespace) -> int:
                              "ciphertext": base64.b64encode(blob).decode()}
     if context:
         entry["encryptionContext"] = context
+    sys.stdout.write(yaml.safe_dump([entry], sort_keys=False, width=1 << 20))
+    return 0
+
+
+def _encrypt_transit(args: argparse.Namespace, plaintext: bytes) -> int:
+    """`transit/encrypt/<key>` with the operator's own Vault token (VAULT_ADDR and
+    VAULT_TOKEN, as the vault CLI); prints a vault-transit object."""
+    import base64
+
+    import hvac
+    import requests
+    import yaml
+
+    address = os.environ.get("VAULT_ADDR", "")
+    if not address:
+        return _fail("set VAULT_ADDR (and VAULT_TOKEN) to the Vault that holds the key")
+    client = hvac.Client(url=address, namespace=os.environ.get("VAULT_NAMESPACE") or None)
+    if not client.token:
+        return _fail("no Vault token: set VAULT_TOKEN or log in with the vault CLI")
+    options: dict[str, Any] = {}
+    if args.transit_context:
+        options["context"] = base64.b64encode(args.transit_context.encode()).decode()
+    try:
+        reply = client.secrets.transit.encrypt_data(
+            name=args.vault_transit, plaintext=base64.b64encode(plaintext).decode(),
+            mount_point=args.transit_mount, **options)
+    except (hvac.exceptions.VaultError, requests.RequestException) as exc:
+        return _fail(f"Vault transit encrypt with key {args.vault_transit!r} failed: {exc}", 1)
+    entry: dict[str, Any] = {"objectName": args.object_name, "backend": "vault-transit",
+                             "key": args.vault_transit,
+                             "ciphertext": reply["data"]["ciphertext"]}
+    if args.transit_mount != "transit":
+        entry["mount"] = args.transit_mount
+    if args.transit_context:
+        entry["context"] = args.transit_context
     sys.stdout.write(yaml.safe_dump([entry], sort_keys=False, width=1 << 20))
     return 0

@@ -53,6 +53,9 @@ VAULT_FIELDS = COMMON_FIELDS | VAULT_SETTINGS | {"secretPath", "secretKey", "met
                                                  "secretArgs", "prefix", "kvVersion",
                                                  "maxItems"}
 FILE_FIELDS = COMMON_FIELDS | {"path", "prefix", "maxItems"}
+TRANSIT_FIELDS = (COMMON_FIELDS - {"encoding", "jmesPath", "expand"}) | VAULT_SETTINGS | {
+    "ciphertext", "key", "mount", "context"}
+_TRANSIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 AWS_FIELDS = {
     "aws-kms": COMMON_FIELDS | {"ciphertext", "encryptionContext", "region"},
     "aws-secretsmanager": COMMON_FIELDS | {"secretId", "versionStage", "versionId", "region"},
@@ -75,7 +78,9 @@ class NativeDialect:
         aws = functools.partial(_aws_object, region_lookup=region_lookup)
         self._builders = {**_BUILDERS, "aws-kms": aws, "aws-secretsmanager": aws,
                           "aws-ssm": aws,
-                          "vault": functools.partial(_vault_object, defaults=vault_defaults)}
+                          "vault": functools.partial(_vault_object, defaults=vault_defaults),
+                          "vault-transit": functools.partial(_transit_object,
+                                                             defaults=vault_defaults)}
 
     def __call__(self, params: MountParams) -> list[SpcObject]:
         items = load_objects(params.parameters.get("objects"))
@@ -302,6 +307,37 @@ def _vault_object(
     obj = _common(index, label, name, item, params, source, spec)
     return dataclasses.replace(obj, extraction=dataclasses.replace(
         obj.extraction, key=parsed.extraction.key, subject=parsed.extraction.subject))
+
+
+def _transit_object(
+    index: int, label: str, name: str, item: Mapping[str, Any], params: MountParams,
+    defaults: Any = None,
+) -> MountObject:
+    """A `vault:v1:...` ciphertext committed in the SPC, decrypted by Vault's transit
+    engine (`<mount>/decrypt/<key>`) with the pod's own Vault login: the same Vault
+    settings, identity and sharing rules as `vault` objects. Vault answers the plaintext
+    base64-encoded; the file is the decoded bytes."""
+    _check_fields(item, TRANSIT_FIELDS, label)
+    ciphertext = _string(item, "ciphertext", label, required=True)
+    if not ciphertext.startswith("vault:v"):
+        raise InvalidArgument(f"{label}: ciphertext must be a transit ciphertext "
+                              "(vault:v1:...); paste what `csiprovider encrypt "
+                              "--vault-transit KEY` printed")
+    key = _string(item, "key", label, required=True)
+    mount = _string(item, "mount", label, required=False) or "transit"
+    for field, value in (("key", key), ("mount", mount.strip("/"))):
+        if not all(_TRANSIT_NAME.fullmatch(part) for part in value.split("/")):
+            raise InvalidArgument(f"{label}: {field} {value[:64]!r} is not a Vault name")
+    args: dict[str, str] = {"ciphertext": ciphertext}
+    context = _string(item, "context", label, required=False)
+    if context:
+        args["context"] = base64.b64encode(context.encode()).decode()
+    vault_item = {k: v for k, v in item.items()
+                  if k not in ("ciphertext", "key", "mount", "context")}
+    vault_item.update(backend="vault", secretPath=f"{mount.strip('/')}/decrypt/{key}",
+                      method="POST", secretArgs=args, secretKey="plaintext")
+    obj = _vault_object(index, label, name, vault_item, params, defaults)
+    return dataclasses.replace(obj, backend="vault", encoding=Encoding.BASE64)
 
 
 def _kv_paths(prefix: str, version: int, label: str) -> tuple[str, str]:
