@@ -22,6 +22,7 @@ from typing import Any, NoReturn
 from csiprovider import __version__, logs
 
 DEFAULT_PROVIDERS_DIR = "/var/run/secrets-store-csi-providers"
+DEFAULT_ADMIN_SOCKET = "/tmp/csiprovider-admin.sock"
 LOG_LEVELS = {"trace": "debug", "debug": "debug", "info": "info", "warn": "warning",
               "warning": "warning", "error": "error", "off": "critical"}
 ENV_PREFIX = "CSIPROVIDER_"
@@ -227,7 +228,9 @@ def parser() -> argparse.ArgumentParser:
     _add(versions, "hmac-refresh-interval", "30s",
          "how often the HMAC key Secret is re-read (Go duration)", type=_duration)
 
-    ops = serve.add_argument_group("logs, probes and metrics")
+    ops = serve.add_argument_group("logs, probes, metrics and admin")
+    _add(ops, "admin-socket", DEFAULT_ADMIN_SOCKET,
+         "Unix socket (0600) of `csiprovider refresh`; empty disables it")
     _add(ops, "log-format", "auto", "log line format; auto: text on a terminal, else json",
          choices=["auto", "json", "text"])
     _add(ops, "log-level", "info", "log level", choices=sorted(LOG_LEVELS))
@@ -329,6 +332,21 @@ def parser() -> argparse.ArgumentParser:
                        help="a provider name your daemons serve besides csiprovider, vault "
                        "and aws (checked in the native dialect); repeatable")
 
+    refresh = sub.add_parser(
+        "refresh", help="provider-writes mode: re-resolve the node's tracked volumes now",
+        description="Ask the daemon on this node (over its admin socket) to re-resolve "
+        "the volumes it wrote, now, and print each one and whether it changed. In a "
+        "cluster: kubectl exec -n csiprovider <provider pod on the node> -- csiprovider "
+        "refresh --namespace NS")
+    refresh.add_argument("--namespace", default="", help="only volumes of pods in NS")
+    refresh.add_argument("--spc", default="", help="only volumes of this SecretProviderClass")
+    refresh.add_argument("--pod", default="", help="only this pod's volumes")
+    refresh.add_argument("--admin-socket", type=Path, default=Path(
+        os.environ.get(_env("admin-socket"), DEFAULT_ADMIN_SOCKET)),
+        help=f"the daemon's admin socket [default {DEFAULT_ADMIN_SOCKET}]")
+    refresh.add_argument("--timeout", type=float, default=60.0,
+                         help="seconds to wait for the answer [default 60]")
+
     sub.add_parser("version", help="print the version")
     return top
 
@@ -342,6 +360,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command == "encrypt":
         return _encrypt(args)
+    if args.command == "refresh":
+        return _refresh(args)
     if args.command == "validate":
         from csiprovider.local.validate import KNOWN_NAMES, validate
 
@@ -436,6 +456,7 @@ def _serve(args: argparse.Namespace) -> int:
         metrics_addr=args.metrics_addr,
         rotation_poll_interval=args.rotation_poll_interval,
         vault_flag_address=args.vault_addr,
+        admin_socket=Path(args.admin_socket) if args.admin_socket else None,
     )
     if config.file_root is not None and not config.file_root.is_dir():
         return _fail(f"--file-root: {config.file_root} is not a directory")
@@ -560,3 +581,31 @@ def _encrypt_transit(args: argparse.Namespace, plaintext: bytes) -> int:
         entry["context"] = args.transit_context
     sys.stdout.write(yaml.safe_dump([entry], sort_keys=False, width=1 << 20))
     return 0
+
+
+def _refresh(args: argparse.Namespace) -> int:
+    from csiprovider.admin import request_refresh
+
+    if not args.admin_socket.exists():
+        return _fail(f"no admin socket at {args.admin_socket}: run this where the daemon "
+                     "runs (kubectl exec into the provider pod on the node), or pass "
+                     "--admin-socket")
+    try:
+        answers = asyncio.run(request_refresh(args.admin_socket, args.namespace, args.spc,
+                                              args.pod, args.timeout))
+    except (OSError, TimeoutError, ValueError) as exc:
+        return _fail(f"the daemon did not answer on {args.admin_socket}: {exc}", 1)
+    done = answers[-1] if answers and answers[-1].get("done") else {}
+    volumes = [a for a in answers if "target" in a]
+    if done.get("mode") not in (None, "provider"):
+        print("driver-writes mode: the driver rewrites volumes (its rotation); nothing is "
+              "tracked here")
+        return 0
+    if not volumes:
+        print("no tracked volume matches")
+        return 0
+    for a in volumes:
+        detail = f" ({a['error']})" if a.get("error") else ""
+        print(f"{a['result']:<9} {a['namespace']}/{a['pod']} spc={a['spc']} "
+              f"{a['target']}{detail}")
+    return 1 if any(a["result"] == "failed" for a in volumes) else 0

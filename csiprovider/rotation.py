@@ -42,6 +42,9 @@ class Volume:
     due: float
     uses_files: bool
     token_expiry: float
+    namespace: str = ""
+    pod: str = ""
+    spc: str = ""
 
 
 class Tracker:
@@ -72,7 +75,8 @@ class Tracker:
         self.volumes[params.target_path] = Volume(
             target=params.target_path, request=kept, rewrite=rewrite, interval=interval,
             due=time.monotonic() + interval, uses_files=uses_files,
-            token_expiry=_expiry(params))
+            token_expiry=_expiry(params), namespace=params.pod.namespace,
+            pod=params.pod.name, spc=params.spc_name)
         metrics.TRACKED_VOLUMES.set(len(self.volumes))
 
     def files_changed(self) -> None:
@@ -103,6 +107,29 @@ class Tracker:
         metrics.TRACKED_VOLUMES.set(len(self.volumes))
         due = [v for v in self.volumes.values() if v.due <= now]
         await asyncio.gather(*(self._rotate(v) for v in due))
+
+    async def refresh(self, namespace: str = "", spc: str = "",
+                      pod: str = "") -> list[dict[str, str]]:
+        """Re-resolve the matching volumes now, from reads that start now (on-demand
+        rotation, `csiprovider refresh`); one result per volume."""
+        chosen = [v for v in self.volumes.values()
+                  if (not namespace or v.namespace == namespace) and (not spc or v.spc == spc)
+                  and (not pod or v.pod == pod) and os.path.isdir(v.target)]
+
+        async def one(volume: Volume) -> dict[str, str]:
+            found = {"target": volume.target, "namespace": volume.namespace,
+                     "pod": volume.pod, "spc": volume.spc}
+            try:
+                changed = await volume.rewrite(volume.request, 0.0)
+            except MountError as exc:
+                metrics.ROTATION_ERRORS.inc()
+                return {**found, "result": "failed", "error": exc.message}
+            if changed:
+                metrics.ROTATION_WRITES.inc()
+            volume.due = time.monotonic() + volume.interval
+            return {**found, "result": "changed" if changed else "unchanged"}
+
+        return list(await asyncio.gather(*(one(v) for v in chosen)))
 
     async def _rotate(self, volume: Volume) -> None:
         volume.due = time.monotonic() + volume.interval

@@ -83,6 +83,7 @@ class ServeConfig:
     hmac_refresh_interval: float = 30.0
     pod_identity_timeout: float = 5.0
     eks_addon_version: str = ""
+    admin_socket: Path | None = None  # `csiprovider refresh` talks to it
     aws_region: str = field(default_factory=lambda: os.environ.get("AWS_REGION", ""))
     node_name: str = field(default_factory=lambda: os.environ.get("NODE_NAME", ""))
 
@@ -295,6 +296,7 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
         [health.socket_check(path) for _, path in config.sockets()] + _local_checks(config),
         reachability)
     http_servers: list[asyncio.Server] = []
+    admin: asyncio.Server | None = None
     health_service = grpc_health.HealthServicer()
     try:
         for address in dict.fromkeys(a for a in (config.health_addr, config.metrics_addr) if a):
@@ -327,6 +329,8 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
             owned[path] = _identity(path)
             log.info("serving", extra={"fields": {"provider": name, "socket": str(path),
                                                   "write_mode": config.write_mode}})
+        if config.admin_socket is not None:
+            admin = await _admin(config.admin_socket, tracker, config.write_mode)
         _startup_line(config, region_source)
         await health_service.set("", health_pb2.HealthCheckResponse.SERVING)
         await stop.wait()
@@ -336,6 +340,9 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
     finally:
         for http in http_servers:
             http.close()
+        if admin is not None and config.admin_socket is not None:
+            admin.close()
+            config.admin_socket.unlink(missing_ok=True)
         for task in background:
             task.cancel()
         # gRPC unlinks its socket path when it stops: a socket another provider put
@@ -426,6 +433,20 @@ def _region(config: ServeConfig, kube: KubeClient | None) -> tuple[RegionLookup 
             return region_of_this_node, f"node {node} (not read yet)"
         return region_of_this_node, f"node {node}: {known[0]}"
     return kube.node_region, "the pod's node, per Mount"
+
+
+async def _admin(path: Path, tracker: Tracker, write_mode: str) -> asyncio.Server | None:
+    """The admin socket for `csiprovider refresh`; a daemon already answering there keeps
+    it (this one then runs without), never a reason not to serve Mounts."""
+    from csiprovider.admin import serve_admin
+
+    try:
+        prepare_socket(path)
+        return await serve_admin(path, tracker, write_mode)
+    except (SocketInUse, OSError) as exc:
+        log.warning("no admin socket", extra={"fields": {"path": str(path),
+                                                         "reason": str(exc)}})
+        return None
 
 
 def _startup_line(config: ServeConfig, region_source: str) -> None:
