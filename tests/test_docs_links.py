@@ -308,7 +308,7 @@ args:
 """
     assert flag_problems(doc) == [
         "`csiprovider mount --bogus-mount-flag`: no such flag",
-        "`csiprovider frobnicate`: no such command (commands: encrypt, mount, serve, "
+        "`csiprovider frobnicate`: no such command (commands: encrypt, mount, refresh, serve, "
         "validate, version)",
         "`csiprovider serve --no-such-flag`: no such flag",
         "`--rotation-pol-interval` (in `--rotation-pol-interval`): no csiprovider command "
