@@ -39,7 +39,9 @@ filesystems) the writer logs a warning and goes on unlocked, as before.
  5. Make a new hidden timestamped directory and set it to 0755 whatever the umask, so a pod
     running as another user can traverse it.
  6. Write each file there, then set its exact mode with chmod (the umask must not narrow it)
-    and fsync it; fsync every directory written. The data is durable before anything
+    and fsync it; fsync every directory written. With a `group` (the pod's fsGroup), the
+    target, the new directories and files are chowned to it first, so a mode like 0440
+    serves a non-root pod of that group. The data is durable before anything
     points at it.
  7. Replace top-level plain files or directories that carry a payload name (left by a provider
     that wrote into the volume directly; a file is swapped for the link in one rename), then
@@ -109,7 +111,8 @@ class TargetBusy(TimeoutError):
     """Another writer kept the target locked for longer than `LOCK_TIMEOUT`."""
 
 
-def write_atomic(target_dir: str | os.PathLike[str], payload: Mapping[str, FileProjection]) -> bool:
+def write_atomic(target_dir: str | os.PathLike[str], payload: Mapping[str, FileProjection],
+                 group: int | None = None) -> bool:
     """Make `target_dir` show exactly `payload`, switching versions atomically.
 
     Returns True when a new version was published, False when the directory already showed
@@ -118,16 +121,22 @@ def write_atomic(target_dir: str | os.PathLike[str], payload: Mapping[str, FileP
     target is not an existing directory, TargetBusy when another writer kept the target
     locked for `LOCK_TIMEOUT` seconds (nothing written), and OSError when the filesystem
     refuses. Writers of one target, in any thread or process, take turns.
+
+    `group`: a gid that owns the target, every directory and every file written (the
+    pod's fsGroup), so that a mode like 0440 lets a non-root pod of that group read.
     """
     _validate_payload(payload)  # 1
     target = os.fspath(target_dir)
     if not stat.S_ISDIR(os.stat(target).st_mode):
         raise NotADirectoryError(f"target {target!r} is not a directory")
     with _locked(target):
-        return _write_locked(target, payload)
+        if group is not None and os.stat(target).st_gid != group:
+            os.chown(target, -1, group)
+        return _write_locked(target, payload, group)
 
 
-def _write_locked(target: str, payload: Mapping[str, FileProjection]) -> bool:
+def _write_locked(target: str, payload: Mapping[str, FileProjection],
+                  group: int | None = None) -> bool:
     old_name = _current_version(target)  # 2
     new_top = {path.split("/", 1)[0] for path in payload}
     links = _visible_links(target)
@@ -136,7 +145,7 @@ def _write_locked(target: str, payload: Mapping[str, FileProjection]) -> bool:
         old_name is not None
         and not to_remove
         and new_top <= links
-        and _version_matches(os.path.join(target, old_name), payload)
+        and _version_matches(os.path.join(target, old_name), payload, group)
     ):
         _remove_leftovers(target, keep=old_name)
         return False
@@ -148,7 +157,7 @@ def _write_locked(target: str, payload: Mapping[str, FileProjection]) -> bool:
     published = False
     try:
         os.chmod(new_dir, 0o755)
-        _write_version(new_dir, payload)  # 6
+        _write_version(new_dir, payload, group)  # 6
         for name in sorted(new_top):  # 7
             _install_visible_link(target, name)
         _remove_if_symlink(tmp_link)  # 8
@@ -254,8 +263,10 @@ def _is_visible_link(path: str, name: str) -> bool:
         return False
 
 
-def _version_matches(version_dir: str, payload: Mapping[str, FileProjection]) -> bool:
-    """Whether `version_dir` holds exactly the payload: same files, bytes and modes."""
+def _version_matches(version_dir: str, payload: Mapping[str, FileProjection],
+                     group: int | None = None) -> bool:
+    """Whether `version_dir` holds exactly the payload: same files, bytes and modes (and
+    group, when one is asked for)."""
     found: set[str] = set()
     for rel, info in _walk_files(version_dir):
         if rel is None:
@@ -265,6 +276,7 @@ def _version_matches(version_dir: str, payload: Mapping[str, FileProjection]) ->
             projection is None
             or stat.S_IMODE(info.st_mode) != projection.mode
             or info.st_size != len(projection.data)
+            or (group is not None and info.st_gid != group)
         ):
             return False
         found.add(rel)
@@ -297,8 +309,11 @@ def _walk_files(top: str, prefix: str = "") -> Iterator[tuple[str | None, os.sta
             yield None, info
 
 
-def _write_version(version_dir: str, payload: Mapping[str, FileProjection]) -> None:
+def _write_version(version_dir: str, payload: Mapping[str, FileProjection],
+                   group: int | None = None) -> None:
     written_dirs = [version_dir]
+    if group is not None:
+        os.chown(version_dir, -1, group)
     for rel in sorted(payload):
         projection = payload[rel]
         parts = rel.split("/")
@@ -307,6 +322,8 @@ def _write_version(version_dir: str, payload: Mapping[str, FileProjection]) -> N
             if not os.path.isdir(sub):
                 os.mkdir(sub, 0o755)
                 os.chmod(sub, 0o755)  # mkdir's mode is narrowed by the umask
+                if group is not None:
+                    os.chown(sub, -1, group)
                 written_dirs.append(sub)
         path = os.path.join(version_dir, rel)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -315,6 +332,8 @@ def _write_version(version_dir: str, payload: Mapping[str, FileProjection]) -> N
             view = memoryview(projection.data)
             while view:
                 view = view[os.write(fd, view) :]
+            if group is not None:
+                os.fchown(fd, -1, group)
             os.fchmod(fd, projection.mode)  # exact bits, whatever the umask
             os.fsync(fd)
         finally:

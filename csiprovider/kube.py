@@ -219,6 +219,17 @@ class KubeClient:
         node = (response.json().get("spec") or {}).get("nodeName", "")
         return self.region_of_node(str(node), deadline=deadline)
 
+    def pod_fs_group(self, namespace: str, pod: str) -> int | None:
+        """The pod's `securityContext.fsGroup` (None: not set)."""
+        response = self._request("GET", f"/api/v1/namespaces/{namespace}/pods/{pod}",
+                                 deadline=time.monotonic() + DEFAULT_TIMEOUT)
+        if not response.ok:
+            raise PermissionDenied(f"cannot read pod {namespace}/{pod} for its fsGroup: "
+                                   f"{_status_message(response)}")
+        context = (response.json().get("spec") or {}).get("securityContext") or {}
+        group = context.get("fsGroup")
+        return group if isinstance(group, int) and not isinstance(group, bool) else None
+
     def region_of_node(self, node: str, *, deadline: float | None = None) -> str:
         """The `topology.kubernetes.io/region` label of a node."""
         if deadline is None:

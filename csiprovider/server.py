@@ -30,7 +30,7 @@ from csiprovider.errors import MountError
 from csiprovider.fetchcache import FetchCache
 from csiprovider.resolver import Resolver
 from csiprovider.rotation import Tracker
-from csiprovider.service import ProviderService, WriteMode
+from csiprovider.service import GroupLookup, ProviderService, WriteMode
 from csiprovider.stores import Backend, LazyBackend
 from csiprovider.stores.file.backend import FileBackend
 from csiprovider.stores.vault.config import VaultDefaults
@@ -279,6 +279,7 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
     resolver = build_resolver(config, executor, kube, work, versioner)
     region, region_source = await loop.run_in_executor(work, _region, config, kube)
     native_dialect = _LazyNative(config.vault, region)
+    group_of = _group_lookup(kube)
     servers: list[tuple[grpc.aio.Server, Path]] = []
     owned: dict[Path, tuple[int, int] | None] = {}
     tracker = Tracker(config.rotation_poll_interval)
@@ -310,7 +311,8 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
             server = grpc.aio.server()
             dialect_name, dialect = _dialect(name, config, region, native_dialect)
             service = ProviderService(name, dialect_name, dialect, resolver, work,
-                                      config.write_mode, config.mount_timeout, tracker)
+                                      config.write_mode, config.mount_timeout, tracker,
+                                      group_of)
             pb_grpc.add_CSIDriverProviderServicer_to_server(service, server)
             health_pb2_grpc.add_HealthServicer_to_server(health_service, server)
             old_umask = os.umask(0o177)  # the socket is born 0600: only root (kubelet) talks
@@ -433,6 +435,45 @@ def _region(config: ServeConfig, kube: KubeClient | None) -> tuple[RegionLookup 
             return region_of_this_node, f"node {node} (not read yet)"
         return region_of_this_node, f"node {node}: {known[0]}"
     return kube.node_region, "the pod's node, per Mount"
+
+
+MAX_GID = 2**31 - 1
+GROUP_ENTRIES = 20000
+
+
+def _group_lookup(kube: KubeClient | None) -> GroupLookup:
+    """Provider-writes mode: the gid that owns a volume's files, so `filePermission:
+    "0440"` works for a non-root pod. The SPC's `fileGroup`, else the pod's
+    `securityContext.fsGroup`, read once per volume (target path and pod UID) from the
+    pod object; without API access or permission, no group (root-owned, as before)."""
+    from csiprovider.caches import LRU
+    from csiprovider.errors import InvalidArgument
+
+    known: LRU[tuple[str, str], int | None] = LRU(GROUP_ENTRIES)
+
+    def group_of(params: MountParams) -> int | None:
+        raw = params.parameters.get("fileGroup", "")
+        if raw:
+            if not raw.isdigit() or int(raw) > MAX_GID:
+                raise InvalidArgument(f"parameter fileGroup {raw[:32]!r} is not a group id; "
+                                      "write a number, e.g. \"1000\"")
+            return int(raw)
+        if kube is None:
+            return None
+        key = (params.target_path, params.pod.uid)
+        if key in known:
+            return known.get(key)
+        try:
+            group = kube.pod_fs_group(params.pod.namespace, params.pod.name)
+        except MountError as exc:
+            log.warning("cannot read the pod's fsGroup; files stay root-owned",
+                        extra={"fields": {"pod": f"{params.pod.namespace}/{params.pod.name}",
+                                          "reason": exc.message}})
+            group = None
+        known.put(key, group)
+        return group
+
+    return group_of
 
 
 async def _admin(path: Path, tracker: Tracker, write_mode: str) -> asyncio.Server | None:

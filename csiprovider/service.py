@@ -10,7 +10,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor
 from contextlib import asynccontextmanager
 from typing import Any, Literal
@@ -38,6 +38,8 @@ from csiprovider.v1alpha1 import service_pb2_grpc as pb_grpc
 log = logging.getLogger("csiprovider.mount")
 
 WriteMode = Literal["driver", "provider"]
+GroupLookup = Callable[[MountParams], int | None]
+"""The gid that owns a volume's files: the SPC's fileGroup, else the pod's fsGroup."""
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024  # the driver's default --max-call-recv-msg-size
 SYNC_LIMIT_BYTES = 1024 * 1024  # a Kubernetes Secret holds at most 1 MiB
 PARSED_CACHE_SIZE = 1024  # distinct (attributes, permission) pairs kept parsed
@@ -58,8 +60,10 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
         write_mode: WriteMode = "driver",
         mount_timeout: float = 30.0,
         tracker: Tracker | None = None,
+        group_of: GroupLookup | None = None,
     ) -> None:
-        """`tracker`: keeps provider-written volumes fresh (provider mode only)."""
+        """`tracker`: keeps provider-written volumes fresh; `group_of`: the gid that owns
+        a volume's files (provider mode only)."""
         self.name = name
         self.dialect_name, self._dialect = dialect_name, dialect
         self._resolver = resolver
@@ -67,6 +71,7 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
         self._write_mode = write_mode
         self._mount_timeout = mount_timeout
         self._tracker = tracker if write_mode == "provider" else None
+        self._group_of = group_of if write_mode == "provider" else None
         self._parsed: LRU[tuple[str, str], tuple[SpcObject, ...]] = LRU(PARSED_CACHE_SIZE)
         self._mounted: LRU[tuple[str, str], None] = LRU(MOUNTED_VOLUMES)
 
@@ -151,17 +156,22 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
         resolved_at = time.monotonic()
         result = await self._resolver.resolve(objects, self._mount_timeout,
                                               time.monotonic() - max_age)
-        return await self._write(params.target_path, result, resolved_at)
+        return await self._write(params, result, resolved_at)
 
-    async def _write(self, target_path: str, result: MountResult, resolved_at: float) -> bool:
+    async def _write(self, params: MountParams, result: MountResult, resolved_at: float) -> bool:
         """Write one volume; writes to one target (republishes, rotation) take turns, and
         values resolved before the ones already written are not written over them (a slow
         rotation finishing after a republish would roll the volume back)."""
+        target_path = params.target_path
+        loop = asyncio.get_running_loop()
+        group = None
+        if self._group_of is not None:
+            group = await loop.run_in_executor(self._executor, self._group_of, params)
         async with _WRITE_LOCKS.hold(target_path) as turn:
             if not turn.newer(resolved_at):
                 return False
-            changed = await asyncio.get_running_loop().run_in_executor(
-                self._executor, _write_volume, target_path, result)
+            changed = await loop.run_in_executor(
+                self._executor, _write_volume, target_path, result, group)
             turn.written(resolved_at)
             return changed
 
@@ -180,7 +190,7 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
                 extra={"fields": {"spc": params.spc_name, "bytes": result.size}},
             )
         if self._write_mode == "provider":
-            await self._write(params.target_path, result, resolved_at)
+            await self._write(params, result, resolved_at)
             return pb.MountResponse(object_version=versions)
         response = pb.MountResponse(
             object_version=versions,
@@ -255,7 +265,7 @@ class Turn:
 _WRITE_LOCKS = TargetLocks()  # shared by every provider name this process serves
 
 
-def _write_volume(target_path: str, result: MountResult) -> bool:
+def _write_volume(target_path: str, result: MountResult, group: int | None = None) -> bool:
     if not os.path.isdir(target_path):
         raise InvalidArgument(
             f"target path {target_path!r} is not an existing directory; the driver mounts "
@@ -265,6 +275,7 @@ def _write_volume(target_path: str, result: MountResult) -> bool:
         return write_atomic(
             target_path,
             {f.path: FileProjection(data=f.contents, mode=f.mode) for f in result.files},
+            group,
         )
     except TargetBusy as exc:
         raise Unavailable(f"cannot write the volume: {exc}; the driver will retry") from None

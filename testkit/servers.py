@@ -125,6 +125,7 @@ class KubeAPI:
     hide_once: set[tuple[str, str]] = field(default_factory=set)  # GET misses it once
     service_accounts: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     pods: dict[tuple[str, str], str] = field(default_factory=dict)  # -> node name
+    fs_groups: dict[tuple[str, str], int] = field(default_factory=dict)  # pod -> fsGroup
     nodes: dict[str, dict[str, str]] = field(default_factory=dict)  # -> labels
     server: ThreadingHTTPServer | None = None
 
@@ -202,10 +203,14 @@ def start_kube_api(signer: Signer) -> KubeAPI:
                     "name": key[1], "namespace": key[0],
                     "annotations": api.service_accounts[key]}})
                 return
-            if len(parts) == 6 and parts[4] == "pods" and key in api.pods:
+            if len(parts) == 6 and parts[4] == "pods" and (key in api.pods
+                                                            or key in api.fs_groups):
+                spec: dict[str, Any] = {"nodeName": api.pods.get(key, "node-1")}
+                if key in api.fs_groups:
+                    spec["securityContext"] = {"fsGroup": api.fs_groups[key]}
                 self._send(200, {"apiVersion": "v1", "kind": "Pod",
                                  "metadata": {"name": key[1], "namespace": key[0]},
-                                 "spec": {"nodeName": api.pods[key]}})
+                                 "spec": spec})
                 return
             if len(parts) == 4 and parts[2] == "nodes" and parts[3] in api.nodes:
                 self._send(200, {"apiVersion": "v1", "kind": "Node", "metadata": {
