@@ -136,6 +136,13 @@ def build_resolver(
     for name in ("aws", "aws-kms", "aws-secretsmanager", "aws-ssm"):
         backends[name] = aws  # one backend: credentials and clients are shared
     backends["vault"] = LazyBackend(vault_backend, shares_reads=True)
+
+    def sops_backend() -> Backend:
+        from csiprovider.stores.sops.backend import SopsBackend
+
+        return SopsBackend()
+
+    backends["sops"] = LazyBackend(sops_backend, shares_reads=False)
     if versioner is None:
         versioner = _versioner(config, kube)
     return Resolver(backends, versioner, executor, FetchCache(config.cache_ttl),

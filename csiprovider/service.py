@@ -72,7 +72,7 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
         self._mount_timeout = mount_timeout
         self._tracker = tracker if write_mode == "provider" else None
         self._group_of = group_of if write_mode == "provider" else None
-        self._parsed: LRU[tuple[str, str], tuple[SpcObject, ...]] = LRU(PARSED_CACHE_SIZE)
+        self._parsed: LRU[tuple[str, str, str], tuple[SpcObject, ...]] = LRU(PARSED_CACHE_SIZE)
         self._mounted: LRU[tuple[str, str], None] = LRU(MOUNTED_VOLUMES)
 
     async def Version(self, request: pb.VersionRequest, context: Any) -> pb.VersionResponse:
@@ -122,7 +122,8 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
     ) -> Sequence[SpcObject]:
         """The dialect's objects; republishes repeat the same attributes, so keep them.
         A dialect may look things up (the node's region), so it runs off the loop."""
-        key = (request.attributes, request.permission)
+        # secrets too: a dialect may read them (sops keys), never share them between pods
+        key = (request.attributes, request.permission, request.secrets)
         found = self._parsed.get(key)
         if found is not None:
             return found

@@ -17,6 +17,7 @@ import binascii
 import dataclasses
 import difflib
 import functools
+import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -61,6 +62,7 @@ AWS_FIELDS = {
     "aws-secretsmanager": COMMON_FIELDS | {"secretId", "versionStage", "versionId", "region"},
     "aws-ssm": COMMON_FIELDS | {"parameter", "region", "pathPrefix", "maxItems"},
 }
+SOPS_FIELDS = COMMON_FIELDS | {"document", "format"}
 _OCTAL = re.compile(r"0?o?[0-7]{1,4}")
 
 
@@ -340,6 +342,33 @@ def _transit_object(
     return dataclasses.replace(obj, backend="vault", encoding=Encoding.BASE64)
 
 
+def _sops_object(
+    index: int, label: str, name: str, item: Mapping[str, Any], params: MountParams
+) -> MountObject:
+    """A SOPS-encrypted document committed in the SPC, decrypted with the age identities
+    the pod brings in its nodePublishSecretRef (`sops-age-key`)."""
+    from csiprovider.stores.sops.document import FORMATS, infer_format
+    from csiprovider.stores.sops.keys import AGE_SECRET, IdentityError, age_identities
+    from csiprovider.stores.sops.source import SopsSource
+
+    _check_fields(item, SOPS_FIELDS, label)
+    text = _string(item, "document", label, required=True)
+    fmt = _string(item, "format", label, required=False) or infer_format(text)
+    if fmt not in FORMATS:
+        raise InvalidArgument(f"{label}: format must be one of {', '.join(FORMATS)}")
+    identity: tuple[str, ...] = ()
+    raw_key = params.secrets.get(AGE_SECRET)
+    if raw_key:
+        try:
+            identity = age_identities(raw_key)
+        except IdentityError as exc:
+            raise InvalidArgument(f"{label}: {exc}") from None
+    source = SopsSource(document=text, format=fmt, identity=identity)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return _common(index, label, name, item, params, source,
+                   {"document": digest, "format": fmt})
+
+
 def _kv_paths(prefix: str, version: int, label: str) -> tuple[str, str]:
     """(path to LIST, base path to read each key) for a KV prefix like `secret/app/`."""
     mount, _, rest = prefix.strip("/").partition("/")
@@ -478,4 +507,4 @@ def _kind(value: Any) -> str:
 _BUILDERS: dict[
     str, Callable[[int, str, str, Mapping[str, Any], MountParams], MountObject]
 ] = {"file": _file_object, "aws-kms": _aws_object, "aws-secretsmanager": _aws_object,
-      "aws-ssm": _aws_object, "vault": _vault_object}
+      "aws-ssm": _aws_object, "vault": _vault_object, "sops": _sops_object}
