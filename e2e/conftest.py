@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from testkit.daemon import listening
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET_VALUES = ("e2e-user-Zq81", "e2e-pass-Wk27", "other-ns-Tj55", "c2VjcmV0LWJhc2U2NA==",
@@ -40,15 +41,6 @@ class Daemon:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         return self.proc.wait(timeout)
-
-
-def _listening(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        try:
-            probe.connect(str(path))
-        except OSError:
-            return False
-    return True
 
 
 @pytest.fixture
@@ -91,7 +83,7 @@ def start_daemon(tmp_path: Path, file_root: Path) -> Iterator[Callable[..., Daem
         started.append(daemon)
         if wait:
             deadline = time.monotonic() + 20
-            while not all(_listening(daemon.socket(n)) for n in names):
+            while not all(listening(daemon.socket(n)) for n in names):
                 if proc.poll() is not None:
                     raise AssertionError(f"daemon exited {proc.returncode}:\n{daemon.log()}")
                 if time.monotonic() > deadline:

@@ -21,7 +21,6 @@ import secrets
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -37,6 +36,7 @@ import pytest
 from csiprovider.v1alpha1 import service_pb2 as pb
 from csiprovider.v1alpha1 import service_pb2_grpc as pb_grpc
 from e2e.conftest import ROOT
+from testkit.daemon import listening
 from testkit.requests import mount_request
 from testkit.servers import free_port
 
@@ -279,7 +279,7 @@ def test_image_serves_version_and_mount(oci_layout: Path, bundle: Path, tmp_path
                                 start_new_session=True)
     try:
         deadline = time.monotonic() + 60
-        while not _accepts(sock):
+        while not listening(sock):
             assert proc.poll() is None, \
                 f"container exited {proc.returncode}:\n{log_path.read_text()}"
             assert time.monotonic() < deadline, f"no socket:\n{log_path.read_text()}"
@@ -319,10 +319,3 @@ def test_image_serves_version_and_mount(oci_layout: Path, bundle: Path, tmp_path
     assert "Traceback" not in output, output
 
 
-def _accepts(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        try:
-            probe.connect(str(path))
-        except OSError:
-            return False
-    return True

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -33,3 +35,13 @@ async def running(config: ServeConfig) -> AsyncIterator[dict[str, Any]]:
             await channel.close()
         stop.set()
         await asyncio.wait_for(task, 10)
+
+
+def listening(path: Path) -> bool:
+    """Whether a process accepts connections on the Unix socket `path`."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
