@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import signal
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from csiprovider.model import SpcObject
     from csiprovider.request import MountParams
     from csiprovider.stores.aws.dialect import RegionLookup
+    from csiprovider.stores.vault.auth import Client
 
 log = logging.getLogger("csiprovider.server")
 WORK_THREADS = 4  # parse, write, render: CPU-bound and short
@@ -393,21 +395,19 @@ def _reachability(config: ServeConfig) -> list[health.Reachability]:
     address = config.vault_flag_address
     if not address:
         return []
-    state: dict[str, object] = {}
+    @functools.cache
+    def client() -> Client:  # one session: its TLS warning is logged once
+        from csiprovider.stores.vault.auth import Client
+        from csiprovider.stores.vault.http import session_for
+
+        session, base = session_for(config.vault.connection)
+        return Client(session, base, config.vault.connection.namespace or None)
 
     def probe() -> str | None:
         import requests
 
-        from csiprovider.stores.vault.auth import Client
-        from csiprovider.stores.vault.http import session_for
-
-        if "client" not in state:  # one session: its TLS warning is logged once
-            session, base = session_for(config.vault.connection)
-            state["client"] = Client(session, base, config.vault.connection.namespace or None)
-        client = state["client"]
-        assert isinstance(client, Client)
         try:  # any HTTP answer (sealed, standby) means Vault is there
-            reply = client.api(timeout=2).sys.read_health_status(method="GET")
+            reply = client().api(timeout=2).sys.read_health_status(method="GET")
         except (requests.RequestException, MountError) as exc:
             return type(exc).__name__
         status = getattr(reply, "status_code", 0)

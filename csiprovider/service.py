@@ -7,6 +7,7 @@ driver (driver mode) or written atomically into the target path (provider mode).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import time
@@ -122,8 +123,10 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
     ) -> Sequence[SpcObject]:
         """The dialect's objects; republishes repeat the same attributes, so keep them.
         A dialect may look things up (the node's region), so it runs off the loop."""
-        # secrets too: a dialect may read them (sops keys), never share them between pods
-        key = (request.attributes, request.permission, request.secrets)
+        # secrets too: a dialect may read them (sops keys), never share them between pods;
+        # as a digest, so the cache holds no key material of its own
+        key = (request.attributes, request.permission,
+               hashlib.sha256(request.secrets.encode("utf-8", "surrogatepass")).hexdigest())
         found = self._parsed.get(key)
         if found is not None:
             return found

@@ -8,14 +8,14 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
-	"os"
 
 	"gopkg.in/yaml.v3"
 
 	"./config"
+
+	"../lines"
 )
 
 type request struct {
@@ -79,24 +79,5 @@ func decode(text []byte) (resp response) {
 }
 
 func main() {
-	in := bufio.NewScanner(os.Stdin)
-	in.Buffer(make([]byte, 1<<20), 1<<28)
-	out := bufio.NewWriter(os.Stdout)
-	defer out.Flush()
-	enc := json.NewEncoder(out)
-	for in.Scan() {
-		var req request
-		if err := json.Unmarshal(in.Bytes(), &req); err != nil {
-			fmt.Fprintln(os.Stderr, "bad request:", err)
-			os.Exit(2)
-		}
-		if err := enc.Encode(decode(req.In)); err != nil {
-			fmt.Fprintln(os.Stderr, "cannot write:", err)
-			os.Exit(2)
-		}
-	}
-	if err := in.Err(); err != nil {
-		fmt.Fprintln(os.Stderr, "cannot read:", err)
-		os.Exit(2)
-	}
+	lines.Serve(func(req request) interface{} { return decode(req.In) })
 }
