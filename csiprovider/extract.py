@@ -28,14 +28,13 @@ import binascii
 from collections.abc import Mapping
 from typing import Any
 
-import jmespath
-import jmespath.exceptions
-
-from csiprovider.compat.go import encoding_json as go_json
 from csiprovider.errors import InvalidArgument, NotFound
 from csiprovider.model import Document, Encoding, Listing, MountObject, Rendered, Wording
 
 __all__ = ["decode", "extract"]
+
+# jmespath and the Go JSON codec load with the first object that selects something: a
+# daemon serving only whole files never needs them (its idle memory is a target).
 
 
 def extract(obj: MountObject, rendered: Rendered) -> bytes | dict[str, bytes]:
@@ -74,8 +73,13 @@ def decode(data: bytes, obj: MountObject) -> bytes:
 
 def _one(obj: MountObject, value: bytes | Document) -> bytes | dict[str, bytes]:
     spec = obj.extraction
+    if not spec.selects and isinstance(value, bytes):
+        return value  # a whole file: nothing to load, nothing to do
+    from csiprovider.compat.go import encoding_json as go_json
+
     if not spec.selects:
-        return value if isinstance(value, bytes) else go_json.dumps(value.value)
+        assert isinstance(value, Document)
+        return go_json.dumps(value.value)
     document: Any = value.value if isinstance(value, Document) else _json(obj, value)
     if spec.key:
         if not isinstance(document, Mapping) or spec.key not in document:
@@ -99,6 +103,7 @@ def _one(obj: MountObject, value: bytes | Document) -> bytes | dict[str, bytes]:
 
 
 def _json(obj: MountObject, content: bytes) -> Any:
+    from csiprovider.compat.go import encoding_json as go_json
     try:
         return go_json.loads(content)
     except (ValueError, RecursionError):
@@ -113,6 +118,9 @@ def _json(obj: MountObject, content: bytes) -> Any:
 
 
 def _search(obj: MountObject, document: Any) -> Any:
+    import jmespath
+    import jmespath.exceptions
+
     spec = obj.extraction
     path = spec.jmes_path
     try:
@@ -132,6 +140,7 @@ def _search(obj: MountObject, document: Any) -> Any:
 
 def _numbers(value: Any) -> Any:
     """Numbers as JMESPath compares and computes them (a Number is text until here)."""
+    from csiprovider.compat.go import encoding_json as go_json
     if isinstance(value, go_json.Number):
         text = str.__str__(value)
         return int(text) if text.lstrip("-").isdigit() else float(text)
@@ -143,10 +152,12 @@ def _numbers(value: Any) -> Any:
 
 
 def _is_string(value: Any) -> bool:
+    from csiprovider.compat.go import encoding_json as go_json
     return isinstance(value, str) and not isinstance(value, go_json.Number)
 
 
 def _bytes(obj: MountObject, value: Any) -> bytes:
+    from csiprovider.compat.go import encoding_json as go_json
     if isinstance(value, str) and not isinstance(value, go_json.Number):
         return value.encode()
     try:
@@ -157,6 +168,7 @@ def _bytes(obj: MountObject, value: Any) -> bytes:
 
 
 def _kind(value: Any) -> str:
+    from csiprovider.compat.go import encoding_json as go_json
     if isinstance(value, go_json.Number):
         return "number"
     return "nothing" if value is None else type(value).__name__
