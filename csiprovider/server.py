@@ -142,7 +142,7 @@ def build_resolver(
     def sops_backend() -> Backend:
         from csiprovider.stores.sops.backend import SopsBackend
 
-        return SopsBackend()
+        return SopsBackend(backends)  # its master keys: the file, vault and aws stores
 
     backends["sops"] = LazyBackend(sops_backend, shares_reads=False)
     if versioner is None:

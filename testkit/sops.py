@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,10 +53,13 @@ def age_key() -> AgeKey:
 _EXT = {"yaml": "yaml", "json": "json", "dotenv": "env", "ini": "ini", "binary": "bin"}
 
 
-def _run(args: Sequence[str], content: bytes, fmt: str, env: dict[str, str]) -> bytes:
+def _run(args: Sequence[str], content: bytes, fmt: str, env: Mapping[str, str],
+         config: str = "") -> bytes:
     with tempfile.TemporaryDirectory(prefix="csiprovider-sops-") as tmp:
         path = Path(tmp) / f"doc.{_EXT[fmt]}"
         path.write_bytes(content)
+        if config:  # creation rules, as a repository's .sops.yaml holds them
+            (Path(tmp) / ".sops.yaml").write_text(config)
         done = subprocess.run([str(sops_bin()), *args, "--input-type", fmt, "--output-type",
                                fmt, str(path)], cwd=tmp, capture_output=True,
                               env={**os.environ, **env})
@@ -71,6 +74,16 @@ def encrypt(plain: bytes, fmt: str, recipients: Sequence[str], *extra: str) -> s
                 {}).decode()
 
 
-def decrypt(document: str, fmt: str, identity: str) -> bytes:
-    """`sops decrypt` with `identity` as SOPS_AGE_KEY: the reference output."""
-    return _run(["decrypt"], document.encode(), fmt, {"SOPS_AGE_KEY": identity})
+def encrypt_with(plain: bytes, fmt: str, flags: Sequence[str],
+                 env: Mapping[str, str] | None = None, config: str = "") -> str:
+    """`sops encrypt` with any master-key flags (`--kms`, `--hc-vault-transit`,
+    `--age`...), the environment they need (AWS_ENDPOINT_URL, VAULT_TOKEN) and an
+    optional `.sops.yaml` (`config`) beside the file."""
+    return _run(["encrypt", *flags], plain, fmt, env or {}, config).decode()
+
+
+def decrypt(document: str, fmt: str, identity: str = "",
+            env: Mapping[str, str] | None = None) -> bytes:
+    """`sops decrypt` with `identity` as SOPS_AGE_KEY (and `env`): the reference output."""
+    extra = {"SOPS_AGE_KEY": identity} if identity else {}
+    return _run(["decrypt"], document.encode(), fmt, {**extra, **(env or {})})

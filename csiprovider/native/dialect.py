@@ -19,6 +19,7 @@ import difflib
 import functools
 import hashlib
 import json
+import posixpath
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, cast
@@ -62,7 +63,9 @@ AWS_FIELDS = {
     "aws-secretsmanager": COMMON_FIELDS | {"secretId", "versionStage", "versionId", "region"},
     "aws-ssm": COMMON_FIELDS | {"parameter", "region", "pathPrefix", "maxItems"},
 }
-SOPS_FIELDS = COMMON_FIELDS | {"document", "format"}
+SOPS_FIELDS = COMMON_FIELDS | VAULT_SETTINGS | {"document", "path", "format"}
+SOPS_EXTENSIONS = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".env": "dotenv",
+                   ".ini": "ini"}  # any other: binary, as sops decides by extension
 _OCTAL = re.compile(r"0?o?[0-7]{1,4}")
 
 
@@ -82,7 +85,8 @@ class NativeDialect:
                           "aws-ssm": aws,
                           "vault": functools.partial(_vault_object, defaults=vault_defaults),
                           "vault-transit": functools.partial(_transit_object,
-                                                             defaults=vault_defaults)}
+                                                             defaults=vault_defaults),
+                          "sops": functools.partial(_sops_object, defaults=vault_defaults)}
 
     def __call__(self, params: MountParams) -> list[SpcObject]:
         items = load_objects(params.parameters.get("objects"))
@@ -343,30 +347,69 @@ def _transit_object(
 
 
 def _sops_object(
-    index: int, label: str, name: str, item: Mapping[str, Any], params: MountParams
+    index: int, label: str, name: str, item: Mapping[str, Any], params: MountParams,
+    defaults: Any = None,
 ) -> MountObject:
-    """A SOPS-encrypted document committed in the SPC, decrypted with the age identities
-    the pod brings in its nodePublishSecretRef (`sops-age-key`)."""
+    """A SOPS-encrypted document, committed in the SPC (`document`) or a file of the
+    pod's namespace directory in the file backend (`path`), decrypted with the pod's own
+    identities: its age key (nodePublishSecretRef `sops-age-key`), its Vault login (the
+    same Vault settings as `vault` objects) and its IRSA / Pod Identity. Which of them is
+    used is the document's to say (its master keys); one the SPC cannot give is kept
+    with the reason, told to the pod only if no other master key opens the document."""
+    from csiprovider.stores.aws.dialect import pod_identity
     from csiprovider.stores.sops.document import FORMATS, infer_format
     from csiprovider.stores.sops.keys import AGE_SECRET, IdentityError, age_identities
-    from csiprovider.stores.sops.source import SopsSource
+    from csiprovider.stores.sops.source import SopsSource, Unusable
+    from csiprovider.stores.vault.source import VaultSource
 
     _check_fields(item, SOPS_FIELDS, label)
-    text = _string(item, "document", label, required=True)
-    fmt = _string(item, "format", label, required=False) or infer_format(text)
+    if ("document" in item) == ("path" in item):
+        raise InvalidArgument(f"{label}: set document (the encrypted document itself) or "
+                              "path (a file of the file backend), one of them")
+    fmt = _string(item, "format", label, required=False)
+    text = _string(item, "document", label, required=False)
+    file = None
+    spec: dict[str, Any] = {}
+    if "path" in item:
+        found = _file_object(index, label, name, {"objectName": name, "backend": "file",
+                                                  "path": item["path"]}, params).source
+        assert isinstance(found, FileSource)
+        file = found
+        fmt = fmt or SOPS_EXTENSIONS.get(posixpath.splitext(file.path)[1], "binary")
+        spec["path"] = file.path
+    else:
+        fmt = fmt or infer_format(text)
+        spec["document"] = hashlib.sha256(text.encode()).hexdigest()
     if fmt not in FORMATS:
         raise InvalidArgument(f"{label}: format must be one of {', '.join(FORMATS)}")
-    identity: tuple[str, ...] = ()
+    unusable = []
+    age: tuple[str, ...] = ()
     raw_key = params.secrets.get(AGE_SECRET)
     if raw_key:
         try:
-            identity = age_identities(raw_key)
+            age = age_identities(raw_key)
         except IdentityError as exc:
             raise InvalidArgument(f"{label}: {exc}") from None
-    source = SopsSource(document=text, format=fmt, identity=identity)
-    digest = hashlib.sha256(text.encode()).hexdigest()
-    return _common(index, label, name, item, params, source,
-                   {"document": digest, "format": fmt})
+    else:
+        unusable.append(Unusable("age", f"no {AGE_SECRET} in the volume's "
+                                        "nodePublishSecretRef"))
+    vault = None
+    vault_item = {k: v for k, v in item.items() if k in VAULT_SETTINGS}
+    vault_item.update(backend="vault", secretPath="transit/decrypt/sops", method="POST")
+    try:
+        vault = cast(VaultSource, _vault_object(index, label, name, vault_item, params,
+                                                defaults).source)
+    except InvalidArgument as exc:
+        unusable.append(Unusable("hc_vault", exc.message.removeprefix(f"{label}: ")))
+    aws = None
+    try:
+        aws = pod_identity(params)
+    except InvalidArgument as exc:
+        unusable.append(Unusable("kms", exc.message))
+    source = SopsSource(format=fmt, document=text, file=file, age=age, vault=vault, aws=aws,
+                        unusable=tuple(unusable))
+    spec["format"] = fmt
+    return _common(index, label, name, item, params, source, spec)
 
 
 def _kv_paths(prefix: str, version: int, label: str) -> tuple[str, str]:

@@ -81,6 +81,10 @@ class LazyBackend:
         self._lock = threading.Lock()
         self.shares_reads = shares_reads
 
+    def built(self) -> Backend:
+        """The backend itself, built now if it was not yet (blocking)."""
+        return self._backend()
+
     def _backend(self) -> Backend:
         with self._lock:
             if self._built is None:

@@ -96,6 +96,7 @@ class AwsCredentials:
         self._roles: LRU[tuple[str, str], tuple[float, str]] = LRU(MAX_PODS)
         self._class_credentials: LRU[Hashable, Credentials] = LRU(MAX_PODS)
         self._clients: LRU[tuple[Hashable, str, str], tuple[str, Any]] = LRU(MAX_CLIENTS)
+        self._assumed: LRU[tuple[Hashable, str], AwsGrant] = LRU(MAX_PODS)
 
     # -- the pod
 
@@ -125,6 +126,38 @@ class AwsCredentials:
             with self._lock:
                 self._pods.put(identity, grant)
             return grant
+
+    def assume_role(self, grant: AwsGrant, role: str, region: str) -> AwsGrant:
+        """Credentials of `role`, assumed with the pod's own credentials (sts:AssumeRole,
+        as SOPS does for a KMS key entry with a `role`). Kept per (class, role): whether
+        AssumeRole succeeds depends only on the caller's principal (its identity policy
+        and the role's trust policy), which is what the class names."""
+        key = (grant.scope, role)
+        with self._lock:
+            found = self._assumed.get(key)
+        if found is not None and found.credentials.usable(time.time()):
+            return found
+        sts = self.client(grant, "sts", region)
+        try:
+            reply = sts.assume_role(RoleArn=role, RoleSessionName=SESSION_NAME)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            message = f"AssumeRole for {role} failed: {error.get('Message', exc)}"
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if error.get("Code") in STS_TRANSIENT or status >= 500:
+                raise Unavailable(message) from None
+            raise PermissionDenied(message) from None
+        except BotoCoreError as exc:
+            raise Unavailable(f"cannot reach STS at {sts.meta.endpoint_url} "
+                              f"({type(exc).__name__})") from None
+        c = reply["Credentials"]
+        principal = str((reply.get("AssumedRoleUser") or {}).get("Arn") or role)
+        assumed = AwsGrant(scope=("assumed", grant.scope, principal), credentials=Credentials(
+            c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"],
+            c["Expiration"].timestamp()))
+        with self._lock:
+            self._assumed.put(key, assumed)
+        return assumed
 
     # -- the class
 

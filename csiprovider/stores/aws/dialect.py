@@ -91,16 +91,22 @@ def native_identity(params: MountParams, region_lookup: RegionLookup | None = No
                     ) -> tuple[AwsIdentity, str]:
     """Identity and default region for native-dialect AWS objects, from the same SPC
     parameters the aws dialect reads (`region`, `usePodIdentity`, `preferredAddressType`)."""
+    return pod_identity(params), AwsDialect(region_lookup)._region(params)
+
+
+def pod_identity(params: MountParams) -> AwsIdentity:
+    """The pod's AWS identity (IRSA, or Pod Identity with `usePodIdentity`), region aside:
+    a SOPS KMS entry takes its region from the key ARN."""
     p = params.parameters
     try:
-        pod_identity = parse_bool(p["usePodIdentity"]) if p.get("usePodIdentity") else False
+        use_agent = parse_bool(p["usePodIdentity"]) if p.get("usePodIdentity") else False
     except ValueError as exc:
         raise InvalidArgument(f"failed to parse usePodIdentity value, error: {exc}") from None
     if not params.tokens:
         raise InvalidArgument(
             "no service account tokens in the Mount request: AWS objects need the CSIDriver's "
             "tokenRequests to include sts.amazonaws.com (IRSA) or pods.eks.amazonaws.com")
-    return _identity(params, pod_identity), AwsDialect(region_lookup)._region(params)
+    return _identity(params, use_agent)
 
 
 def _identity(params: MountParams, pod_identity: bool) -> AwsIdentity:

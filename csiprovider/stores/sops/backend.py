@@ -1,74 +1,251 @@
-"""The sops backend: decrypts a SOPS document with the pod's own age identities.
+"""The sops backend: decrypts a SOPS document with the pod's own identities.
 
-Nothing is read from a store: the document is in the SPC and the key material comes
-with the Mount request, so the grant's scope is a hash of that key material (pods with
-other keys never share a decryption) and no read is kept (`shares_reads = False`)."""
+The document comes from the SPC or from the pod's namespace directory of the file
+backend. Its data key is unwrapped by one of its master keys, tried in this order:
+
+1. `age` entries, with the pod's age identities (its nodePublishSecretRef): local, free;
+2. `hc_vault` entries, by `<engine_path>/decrypt/<key_name>` with the pod's own Vault
+   login, through the Vault backend (its retries, re-login on 403 and limits); the
+   address is the SPC's Vault address, not the entry's (which is where the document was
+   encrypted, often not how the cluster reaches Vault);
+3. `kms` entries, by KMS Decrypt in the key ARN's region with the pod's own IRSA or Pod
+   Identity credentials, through the AWS backend; an entry's `role` is assumed with them
+   first, its `context` is the encryption context.
+
+The first that answers wins. If none does, the pod is told every master key's refusal
+(each in its store's words) and what it lacks for the others: PERMISSION_DENIED, or
+UNAVAILABLE when a store could not be asked (the driver retries the Mount).
+
+Nothing is shared between pods (`shares_reads = False`): every Mount unwraps the data
+key again as the pod, so a pod whose Vault policy or IAM policy was revoked stops
+getting the document at its next Mount. The store calls run in the sops fetch's thread,
+within this backend's concurrency limit.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import dataclasses
 import hashlib
-from collections.abc import Hashable
+import json
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from csiprovider.errors import InvalidArgument, PermissionDenied
+from csiprovider.errors import (
+    DeadlineExceeded,
+    InvalidArgument,
+    MountError,
+    PermissionDenied,
+    Unavailable,
+)
 from csiprovider.model import Document, MountObject, Rendered
-from csiprovider.stores import Grant
+from csiprovider.stores import Backend, Grant, LazyBackend
 from csiprovider.stores.sops import document, keys
 from csiprovider.stores.sops.source import SopsSource
+
+_ENTRY = 200  # characters of an entry's names quoted in an error
+
+
+@dataclass(frozen=True)
+class Decrypted:
+    """A decrypted document: its format and plaintext tree (never logged)."""
+
+    format: str
+    tree: dict[str, Any] = field(repr=False)
 
 
 class SopsBackend:
     shares_reads = False
 
+    def __init__(self, stores: Mapping[str, Backend] | None = None) -> None:
+        """`stores`: the daemon's backends by name; `file`, `vault` and `aws-kms` serve
+        documents kept as files, hc_vault entries and kms entries."""
+        self._stores = dict(stores or {})
+
     def quick(self, obj: MountObject) -> bool:
-        return False  # X25519 and a document walk: a thread
+        return False  # X25519, network calls and a document walk: a thread
 
     def principal(self, obj: MountObject) -> Hashable:
-        return ("sops", _fingerprint(_source(obj)))
+        source = _source(obj)
+        return ("sops", _fingerprint(source.age), source.vault and source.vault.identity,
+                source.aws)
 
     def grant(self, obj: MountObject) -> Grant:
         return Grant(scope=self.principal(obj))
 
     def authorize(self, obj: MountObject, deadline: float) -> Grant:
-        return self.grant(obj)
+        return self.grant(obj)  # each store logs the pod in when its key is tried
 
-    def fetch(self, obj: MountObject, grant: Grant, deadline: float) -> bytes | Document:
+    def fetch(self, obj: MountObject, grant: Grant, deadline: float) -> Decrypted:
         source = _source(obj)
+        text = self._text(obj, source, deadline)
         try:
-            parsed = document.parse(source.document, source.format)
+            parsed = document.parse(text, source.format)
         except document.SopsError as exc:
             raise InvalidArgument(f"{obj.label}: invalid sops document: {exc}") from None
+        failures: list[MountError] = []
 
         def unwrap(kind: str, entry: dict[str, Any]) -> bytes | None:
-            return keys.unwrap_age(entry, source.identity) if kind == "age" else None
+            try:
+                return self._unwrap(obj, source, kind, entry, deadline)
+            except MountError as exc:
+                failures.append(exc)
+                return None
 
         try:
             key = document.data_key(parsed.metadata, unwrap)
         except document.KeyError_ as exc:
-            hint = (f"the pod's {keys.AGE_SECRET} (nodePublishSecretRef) holds no identity "
-                    "of the document's age recipients" if source.identity else
-                    f"the pod brings no age identity: put the age key under "
-                    f"{keys.AGE_SECRET} in the SPC volume's nodePublishSecretRef")
-            raise PermissionDenied(f"{obj.label}: cannot decrypt the sops data key: {exc}; "
-                                   f"{hint}") from None
+            raise _refusal(obj, source, parsed.metadata, str(exc), failures) from None
         except document.SopsError as exc:
             raise InvalidArgument(f"{obj.label}: {exc}") from None
         try:
-            tree = document.decrypt(parsed, key)
+            return Decrypted(source.format, document.decrypt(parsed, key))
         except document.SopsError as exc:
             raise InvalidArgument(f"{obj.label}: sops document refused: {exc}") from None
-        if obj.extraction.selects and source.format != "binary":
-            return Document(document.plain_data(tree))
+
+    def render(self, obj: MountObject, fetched: Decrypted) -> Rendered:
+        """The document as `sops --decrypt` writes it, or its data for the extraction
+        step: objects of one Mount share a fetch of the same document."""
+        if obj.extraction.selects and fetched.format != "binary":
+            return Document(document.plain_data(fetched.tree))
         try:
-            return document.emit(source.format, tree)
+            return document.emit(fetched.format, fetched.tree)
         except document.SopsError as exc:
             raise InvalidArgument(f"{obj.label}: {exc}") from None
-
-    def render(self, obj: MountObject, fetched: bytes | Document) -> Rendered:
-        return fetched
 
     def object_version(self, obj: MountObject, fetched: Any) -> str | None:
         return None  # the keyed hash of the content
+
+    # -- the document
+
+    def _text(self, obj: MountObject, source: SopsSource, deadline: float) -> str:
+        """The document: from the SPC, or read by the file backend (its confinement to
+        the namespace directory and its size limit)."""
+        if source.file is None:
+            return source.document
+        files = self._stores.get("file")
+        if files is None:
+            raise InvalidArgument(f"{obj.label}: path needs the file backend; start the "
+                                  "daemon with --file-root DIR, or put the document in the "
+                                  "SPC (document)")
+        read = dataclasses.replace(obj, source=source.file, backend="file")
+        content = files.fetch(read, files.authorize(read, deadline), deadline)
+        if not isinstance(content, bytes):
+            raise InvalidArgument(f"{obj.label}: path {source.file.path!r} is a directory; "
+                                  "name one sops document")
+        try:
+            return content.decode()
+        except UnicodeDecodeError:
+            raise InvalidArgument(f"{obj.label}: {source.file.path!r} is not a sops "
+                                  "document (not UTF-8 text)") from None
+
+    # -- master keys
+
+    def _unwrap(self, obj: MountObject, source: SopsSource, kind: str,
+                entry: dict[str, Any], deadline: float) -> bytes | None:
+        if kind == "age":
+            return keys.unwrap_age(entry, source.age)
+        if kind == "hc_vault" and source.vault is not None and "vault" in self._stores:
+            return self._vault(obj, source, entry, deadline)
+        if kind == "kms" and source.aws is not None and "aws-kms" in self._stores:
+            return self._kms(obj, source, entry, deadline)
+        return None
+
+    def _vault(self, obj: MountObject, source: SopsSource, entry: dict[str, Any],
+               deadline: float) -> bytes:
+        engine = str(entry.get("engine_path") or "").strip("/")
+        name = str(entry.get("key_name") or "")
+        enc = entry.get("enc")
+        if not engine or not name or not isinstance(enc, str):
+            raise InvalidArgument(f"{obj.label}: an hc_vault entry lacks engine_path, "
+                                  "key_name or enc")
+        assert source.vault is not None
+        path = f"/v1/{engine}/decrypt/{name}"
+        request = dataclasses.replace(source.vault, path=path, method="POST", query=(),
+                                      body=json.dumps({"ciphertext": enc}))
+        vault = self._stores["vault"]
+        read = dataclasses.replace(obj, source=request, backend="vault")
+        try:
+            reply = vault.fetch(read, vault.authorize(read, deadline), deadline)
+        except MountError as exc:
+            raise type(exc)(f"hc_vault {_name(f'{engine}/{name}')}: "
+                            f"{exc.message}") from None
+        try:
+            return base64.b64decode(reply["data"]["plaintext"], validate=True)
+        except (KeyError, TypeError, binascii.Error, ValueError):
+            raise Unavailable(f"hc_vault {_name(f'{engine}/{name}')}: Vault's "
+                              "reply holds no plaintext") from None
+
+    def _kms(self, obj: MountObject, source: SopsSource, entry: dict[str, Any],
+             deadline: float) -> bytes:
+        from csiprovider.stores.aws.backend import AwsBackend
+        from csiprovider.stores.aws.credentials import AwsGrant
+        from csiprovider.stores.aws.source import KmsSource
+
+        arn = str(entry.get("arn") or "")
+        parts = arn.split(":")
+        enc = entry.get("enc")
+        if len(parts) < 6 or parts[0] != "arn" or parts[2] != "kms" or not parts[3] \
+                or not isinstance(enc, str):
+            raise InvalidArgument(f"{obj.label}: a kms entry has no key ARN with a region "
+                                  f"(arn:aws:kms:REGION:ACCOUNT:key/ID) or no enc")
+        try:
+            blob = base64.b64decode(enc, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidArgument(f"{obj.label}: the enc of kms entry {_name(arn)} "
+                                  "is not base64") from None
+        context = entry.get("context") or {}
+        if not isinstance(context, dict):
+            raise InvalidArgument(f"{obj.label}: the context of kms entry "
+                                  f"{_name(arn)} is not a map")
+        assert source.aws is not None
+        region = parts[3]
+        kms = KmsSource(identity=source.aws, region=region, ciphertext=blob,
+                        context=tuple(sorted((str(k), str(v)) for k, v in context.items())))
+        aws = self._stores["aws-kms"]
+        read = dataclasses.replace(obj, source=kms, backend="aws-kms")
+        try:
+            grant = aws.authorize(read, deadline)
+            role = str(entry.get("role") or "")
+            if role:
+                backend = aws.built() if isinstance(aws, LazyBackend) else aws
+                assert isinstance(backend, AwsBackend) and isinstance(grant, AwsGrant)
+                grant = backend.credentials.assume_role(grant, role, region)
+            plaintext = aws.fetch(read, grant, deadline)
+        except MountError as exc:
+            message = exc.message.removeprefix(f"{obj.label}: ")
+            raise type(exc)(f"kms {_name(arn)}: {message}") from None
+        data: bytes = plaintext.data
+        return data
+
+
+def _refusal(obj: MountObject, source: SopsSource, metadata: document.Metadata,
+             summary: str, failures: list[MountError]) -> MountError:
+    """Why no master key opened the document: each store's refusal, and for each kind
+    of master key the pod brought nothing for, what it lacks."""
+    kinds = {kind for group in metadata.key_groups for kind, entries in group.items()
+             if isinstance(entries, list) and entries}
+    reasons = [f.message for f in failures]
+    for missing in source.unusable:
+        if missing.kind in kinds:
+            reasons.append(f"{missing.kind}: {missing.reason}")
+    if "age" in kinds and source.age:
+        reasons.append(f"age: the pod's {keys.AGE_SECRET} (nodePublishSecretRef) holds no "
+                       "identity of the document's age recipients")
+    for kind in sorted(kinds & {"gcp_kms", "azure_kv", "pgp"}):
+        reasons.append(f"{kind}: not supported by this provider")
+    detail = "; ".join(reasons) or "the document names no master key"
+    message = f"{obj.label}: cannot decrypt the sops data key: {summary}: {detail}"
+    if any(isinstance(f, Unavailable | DeadlineExceeded) for f in failures):
+        return Unavailable(message)
+    return PermissionDenied(message)
+
+
+def _name(text: str) -> str:
+    """A master key's name (an ARN, a transit key) for an error: whole, but bounded."""
+    return repr(text[:_ENTRY])
 
 
 def _source(obj: MountObject) -> SopsSource:
@@ -77,5 +254,5 @@ def _source(obj: MountObject) -> SopsSource:
     return source
 
 
-def _fingerprint(source: SopsSource) -> str:
-    return hashlib.sha256("\n".join(source.identity).encode()).hexdigest()
+def _fingerprint(identities: tuple[str, ...]) -> str:
+    return hashlib.sha256("\n".join(identities).encode()).hexdigest()

@@ -1,15 +1,39 @@
-"""What a sops fetch decrypts, and with which of the pod's keys."""
+"""What a sops fetch decrypts, and the pod's identities that may unwrap its data key."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from csiprovider.stores.aws.source import AwsIdentity
+from csiprovider.stores.file.source import FileSource
+from csiprovider.stores.vault.source import VaultSource
+
+
+@dataclass(frozen=True)
+class Unusable:
+    """A kind of master key the pod brings no identity for, and why (told to the pod
+    when no other master key of the document opens it)."""
+
+    kind: str
+    reason: str
+
 
 @dataclass(frozen=True)
 class SopsSource:
-    """An encrypted document committed in the SPC; `identity` is the pod's age key
-    material (from its nodePublishSecretRef), never logged."""
+    """An encrypted document, committed in the SPC (`document`) or a file of the pod's
+    namespace directory (`file`), and every identity the pod has for its master keys:
 
-    document: str = field(repr=False)
+    * `age`: the pod's age identities (from its nodePublishSecretRef), never logged;
+    * `vault`: the pod's Vault login (the SPC's Vault settings), for `hc_vault` entries;
+    * `aws`: the pod's IRSA or Pod Identity, for `kms` entries.
+
+    The document says which of them is tried; an identity the SPC could not give is
+    listed in `unusable` instead."""
+
     format: str
-    identity: tuple[str, ...] = field(repr=False, default=())
+    document: str = field(repr=False, default="")
+    file: FileSource | None = None
+    age: tuple[str, ...] = field(repr=False, default=())
+    vault: VaultSource | None = None
+    aws: AwsIdentity | None = None
+    unusable: tuple[Unusable, ...] = ()

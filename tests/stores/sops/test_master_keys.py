@@ -1,0 +1,244 @@
+"""`backend: sops` with the master keys teams use beside age: AWS KMS (moto, with the
+pod's IRSA credentials, an encryption context and a role to assume) and Vault transit
+(OpenBao, with the pod's own Vault login). Documents are encrypted by the real sops
+binary against those very servers, mounted through the in-process daemon and compared
+with `sops --decrypt`; documents kept as files of the file backend too."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import yaml
+
+from csiprovider.server import ServeConfig
+from testkit import sops
+from testkit.daemon import running
+from testkit.requests import mount_request
+from testkit.servers import KubeAPI, OpenBao, Signer, start_aws_proxy
+
+ROLE = "arn:aws:iam::123456789012:role/app"
+DECRYPTER = "arn:aws:iam::123456789012:role/sops-decrypter"
+PLAIN = b"db:\n  user: app\n  password: kms-and-transit-9Q\nport: 5432\n"
+POD_UID = "8d3a5a6e-3c52-4bd4-9c69-2b0e1b2f1a11"
+
+
+@pytest.fixture(scope="module")
+def transit(openbao: OpenBao) -> OpenBao:
+    """A `sops` transit engine: key `app` the pod's policy may decrypt with, key
+    `forbidden` it may not."""
+    mounts = openbao.api("GET", "sys/mounts") or {}
+    if "sops/" not in (mounts.get("data") or mounts):
+        openbao.api("POST", "sys/mounts/sops", {"type": "transit"})
+        openbao.api("POST", "sops/keys/app", {})
+        openbao.api("POST", "sops/keys/forbidden", {})
+        policy = openbao.api("GET", "sys/policies/acl/app")["data"]["policy"]
+        policy += 'path "sops/decrypt/app" { capabilities = ["update"] }\n'
+        openbao.api("PUT", "sys/policies/acl/app", {"policy": policy})
+    return openbao
+
+
+@pytest.fixture
+def aws_env(moto: str, monkeypatch: pytest.MonkeyPatch, kube_api: KubeAPI) -> Iterator[str]:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    kube_api.service_accounts[("default", "app")] = {"eks.amazonaws.com/role-arn": ROLE}
+    yield moto
+
+
+@pytest.fixture
+async def daemon(serve_config: Callable[..., ServeConfig], kube_api: KubeAPI,
+                 aws_env: str) -> AsyncIterator[Any]:
+    async with running(serve_config(kube_api_url=kube_api.url)) as stubs:
+        yield stubs["csiprovider"]
+
+
+def kms_key(moto: str) -> str:
+    import boto3
+
+    kms = boto3.client("kms", endpoint_url=moto, region_name="us-east-1",
+                       aws_access_key_id="admin", aws_secret_access_key="admin")
+    return str(kms.create_key()["KeyMetadata"]["Arn"])
+
+
+def sops_env(moto: str = "", bao: OpenBao | None = None) -> dict[str, str]:
+    """What a developer's shell holds when running sops: admin credentials."""
+    env: dict[str, str] = {}
+    if moto:
+        env.update(AWS_ENDPOINT_URL=moto, AWS_ACCESS_KEY_ID="admin",
+                   AWS_SECRET_ACCESS_KEY="admin", AWS_REGION="us-east-1")
+    if bao is not None:
+        env.update(VAULT_ADDR=bao.addr, VAULT_TOKEN=bao.token)
+    return env
+
+
+def request(objects: list[dict[str, Any]], signer: Signer, bao: OpenBao | None = None,
+            age: str = "", irsa: bool = True, **params: str) -> Any:
+    """A Mount with the pod's tokens (IRSA unless `irsa` is False, Vault), the SPC's Vault
+    settings when `bao` is given, and an age key in its nodePublishSecretRef."""
+    tokens = {
+        "sts.amazonaws.com": {"token": signer.token("default", "app", ["sts.amazonaws.com"]),
+                              "expirationTimestamp": "2030-01-01T00:00:00Z"},
+        "vault": {"token": signer.token("default", "app", ["vault"], pod="app-0",
+                                        pod_uid=POD_UID),
+                  "expirationTimestamp": "2030-01-01T00:00:00Z"}}
+    if not irsa:
+        del tokens["sts.amazonaws.com"]
+    extra = {"csi.storage.k8s.io/serviceAccount.name": "app",
+             "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(tokens), **params}
+    if bao is not None:
+        extra.update(roleName="app", vaultAddress=bao.addr)
+    req = mount_request(yaml.safe_dump(objects), extra=extra)
+    req.secrets = json.dumps({"sops-age-key": age} if age else {})
+    return req
+
+
+def files(reply: Any) -> dict[str, bytes]:
+    return {f.path: f.contents for f in reply.files}
+
+
+async def refused(stub: Any, req: Any) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.Mount(req)
+    return info.value
+
+
+async def test_kms_entry_with_context_and_role_uses_the_pods_irsa(
+        daemon: Any, aws_env: str, signer: Signer) -> None:
+    arn = kms_key(aws_env)
+    document = sops.encrypt_with(PLAIN, "yaml", [
+        "--kms", f"{arn}+{DECRYPTER}", "--encryption-context", "app:web,team:a"],
+        sops_env(aws_env))
+    entry = yaml.safe_load(document)["sops"]["kms"][0]
+    assert entry["role"] == DECRYPTER and entry["context"] == {"app": "web", "team": "a"}
+    expected = sops.decrypt(document, "yaml", env=sops_env(aws_env))
+    reply = await daemon.Mount(request([
+        {"objectName": "doc", "backend": "sops", "document": document},
+        {"objectName": "pw", "backend": "sops", "document": document,
+         "jmesPath": "db.password"}], signer))
+    got = files(reply)
+    assert yaml.safe_load(got["doc"]) == yaml.safe_load(expected)
+    assert got["pw"] == b"kms-and-transit-9Q"
+
+    # the encryption context is authenticated: a document whose context was edited
+    # (the MAC does not cover metadata) cannot unwrap its data key
+    edited = document.replace("team: a", "team: b")
+    assert edited != document
+    error = await refused(daemon, request([{"objectName": "doc", "backend": "sops",
+                                            "document": edited}], signer))
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert f"kms '{arn}'" in (error.details() or "") or arn in (error.details() or "")
+    assert "kms-and-transit" not in (error.details() or "")
+
+
+async def test_kms_refusal_is_told_in_aws_words(
+        serve_config: Callable[..., ServeConfig], kube_api: KubeAPI, aws_env: str,
+        signer: Signer, monkeypatch: pytest.MonkeyPatch) -> None:
+    arn = kms_key(aws_env)
+    document = sops.encrypt_with(b'{"a": "kms-and-transit-9Q"}', "json", ["--kms", arn],
+                                 sops_env(aws_env))
+    proxy = start_aws_proxy(aws_env)  # moto enforces no IAM: AWS's refusal, as AWS sends it
+    monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", proxy.url)
+    proxy.errors["Decrypt"] = [(400, "AccessDeniedException")]
+    try:
+        async with running(serve_config(kube_api_url=kube_api.url)) as stubs:
+            error = await refused(stubs["csiprovider"], request(
+                [{"objectName": "doc", "backend": "sops", "document": document}], signer))
+    finally:
+        proxy.server.shutdown()
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    details = error.details() or ""
+    assert "AccessDeniedException" in details and arn in details
+    assert "age:" not in details  # the document has no age recipient: not worth a word
+
+
+async def test_hc_vault_entry_uses_the_pods_vault_login(
+        daemon: Any, transit: OpenBao, signer: Signer) -> None:
+    url = f"{transit.addr}/v1/sops/keys/app"
+    for fmt, plain in (("yaml", PLAIN), ("dotenv", b"USER=app\nPASSWORD=p9\n")):
+        document = sops.encrypt_with(plain, fmt, ["--hc-vault-transit", url],
+                                     sops_env(bao=transit))
+        expected = sops.decrypt(document, fmt, env=sops_env(bao=transit))
+        reply = await daemon.Mount(request(
+            [{"objectName": "doc", "backend": "sops", "document": document}], signer,
+            transit))
+        if fmt == "yaml":
+            assert yaml.safe_load(files(reply)["doc"]) == yaml.safe_load(expected)
+        else:
+            assert files(reply)["doc"] == expected
+
+
+async def test_hc_vault_key_the_pod_may_not_use_is_refused_in_vaults_words(
+        daemon: Any, transit: OpenBao, signer: Signer) -> None:
+    document = sops.encrypt_with(PLAIN, "yaml", [
+        "--hc-vault-transit", f"{transit.addr}/v1/sops/keys/forbidden"], sops_env(bao=transit))
+    error = await refused(daemon, request(
+        [{"objectName": "doc", "backend": "sops", "document": document}], signer, transit))
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    details = error.details() or ""
+    assert "hc_vault 'sops/forbidden'" in details and "permission denied" in details
+    assert "kms-and-transit" not in details
+
+
+async def test_a_key_group_where_only_one_master_key_is_usable(
+        daemon: Any, aws_env: str, transit: OpenBao, signer: Signer) -> None:
+    """age (the pod brings a key of another recipient), hc_vault (a key the pod's policy
+    refuses) and kms (the pod's IRSA may use it): one group, the kms key opens it."""
+    stranger, other = sops.age_key(), sops.age_key()
+    arn = kms_key(aws_env)
+    document = sops.encrypt_with(PLAIN, "yaml", [
+        "--age", stranger.recipient,
+        "--hc-vault-transit", f"{transit.addr}/v1/sops/keys/forbidden",
+        "--kms", arn], {**sops_env(aws_env), **sops_env(bao=transit)})
+    group = yaml.safe_load(document)["sops"]
+    assert group["age"] and group["hc_vault"] and group["kms"]
+    reply = await daemon.Mount(request(
+        [{"objectName": "pw", "backend": "sops", "document": document,
+          "jmesPath": "db.password"}], signer, transit, age=other.identity))
+    assert files(reply) == {"pw": b"kms-and-transit-9Q"}
+
+    # without the kms key's identity (no IRSA token): every refusal is told
+    error = await refused(daemon, request(
+        [{"objectName": "pw", "backend": "sops", "document": document,
+          "jmesPath": "db.password"}], signer, transit, age=other.identity, irsa=False))
+    details = error.details() or ""
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "permission denied" in details  # Vault's words for the hc_vault key
+    assert "kms: IRSA token extraction failed" in details
+    assert "age: the pod's sops-age-key" in details
+
+
+async def test_document_kept_as_a_file_of_the_namespace_directory(
+        daemon: Any, file_root: Path, transit: OpenBao, signer: Signer) -> None:
+    url = f"{transit.addr}/v1/sops/keys/app"
+    directory = file_root / "default" / "sops"
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, fmt in (("app.yaml", "yaml"), ("app.env", "dotenv"), ("app.ini", "ini"),
+                      ("blob.bin", "binary")):
+        plain = {"yaml": PLAIN, "dotenv": b"A=1\n", "ini": b"[s]\nk = v\n",
+                 "binary": b"\x00raw\xff"}[fmt]
+        (directory / name).write_text(sops.encrypt_with(
+            plain, fmt, ["--hc-vault-transit", url], sops_env(bao=transit)))
+    reply = await daemon.Mount(request(
+        [{"objectName": "env", "backend": "sops", "path": "sops/app.env"},
+         {"objectName": "ini", "backend": "sops", "path": "sops/app.ini"},
+         {"objectName": "blob", "backend": "sops", "path": "sops/blob.bin"},
+         {"objectName": "pw", "backend": "sops", "path": "sops/app.yaml",
+          "jmesPath": "db.password"}], signer, transit))
+    assert files(reply) == {"env": b"A=1\n", "ini": b"[s]\nk = v\n", "blob": b"\x00raw\xff",
+                            "pw": b"kms-and-transit-9Q"}
+
+    error = await refused(daemon, request(
+        [{"objectName": "x", "backend": "sops", "path": "../other/app.yaml"}], signer,
+        transit))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "'..'" in (error.details()
+                                                                          or "")
+    error = await refused(daemon, request(
+        [{"objectName": "x", "backend": "sops", "path": "sops/missing.yaml"}], signer,
+        transit))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
