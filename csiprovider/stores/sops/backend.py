@@ -29,6 +29,7 @@ import binascii
 import dataclasses
 import hashlib
 import json
+import re
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,12 +41,18 @@ from csiprovider.errors import (
     PermissionDenied,
     Unavailable,
 )
+from csiprovider.limits import MAX_REPLY_BYTES
 from csiprovider.model import Document, MountObject, Rendered
 from csiprovider.stores import Backend, Grant, LazyBackend
 from csiprovider.stores.sops import document, keys
 from csiprovider.stores.sops.source import SopsSource
 
 _ENTRY = 200  # characters of an entry's names quoted in an error
+MAX_DOCUMENT_BYTES = MAX_REPLY_BYTES  # a document kept as a file; in the SPC, the SPC's bound
+MAX_DEPTH = 64  # nested maps and lists
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+MAX_NODES = 100_000  # values, keys and collections: the decrypted tree stays a few MB
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,7 @@ class SopsBackend:
     def fetch(self, obj: MountObject, grant: Grant, deadline: float) -> Decrypted:
         source = _source(obj)
         text = self._text(obj, source, deadline)
+        _bounded(obj, text, source.format)
         try:
             parsed = document.parse(text, source.format)
         except document.SopsError as exc:
@@ -182,6 +190,7 @@ class SopsBackend:
              deadline: float) -> bytes:
         from csiprovider.stores.aws.backend import AwsBackend
         from csiprovider.stores.aws.credentials import AwsGrant
+        from csiprovider.stores.aws.dialect import check_region
         from csiprovider.stores.aws.source import KmsSource
 
         arn = str(entry.get("arn") or "")
@@ -201,7 +210,7 @@ class SopsBackend:
             raise InvalidArgument(f"{obj.label}: the context of kms entry "
                                   f"{_name(arn)} is not a map")
         assert source.aws is not None
-        region = parts[3]
+        region = check_region(parts[3], f"{obj.label}: kms entry {_name(arn)}: ")
         kms = KmsSource(identity=source.aws, region=region, ciphertext=blob,
                         context=tuple(sorted((str(k), str(v)) for k, v in context.items())))
         aws = self._stores["aws-kms"]
@@ -219,6 +228,54 @@ class SopsBackend:
             raise type(exc)(f"kms {_name(arn)}: {message}") from None
         data: bytes = plaintext.data
         return data
+
+
+def _bounded(obj: MountObject, text: str, fmt: str) -> None:
+    """Refuse a document too big or too deep before it is parsed: one Mount must not take
+    the memory or the stack of the daemon. YAML is checked on the C parser's (iterative)
+    event stream; aliases are refused (sops expands them when it encrypts): they would be
+    the one way to make a small document a huge tree."""
+    if len(text) > MAX_DOCUMENT_BYTES:
+        raise InvalidArgument(f"{obj.label}: the sops document is {len(text)} characters, "
+                              f"more than {MAX_DOCUMENT_BYTES}; split it")
+    if fmt in ("json", "binary"):
+        bare = _JSON_STRING.sub('""', text)  # brackets inside strings do not nest
+        brackets = _JSON_BRACKET.findall(bare)
+        if bare.count(",") + len(brackets) > MAX_NODES:
+            raise InvalidArgument(f"{obj.label}: the sops document has more than "
+                                  f"{MAX_NODES} values; split it")
+        depth = 0
+        for bracket in brackets:
+            depth += 1 if bracket in "[{" else -1
+            if depth > MAX_DEPTH:
+                raise InvalidArgument(f"{obj.label}: the sops document is nested deeper "
+                                      f"than {MAX_DEPTH} levels")
+        return
+    if fmt != "yaml":
+        return
+    import yaml
+
+    depth = nodes = 0
+    try:
+        for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+            if isinstance(event, yaml.AliasEvent):
+                raise InvalidArgument(f"{obj.label}: the sops document uses a YAML alias"
+                                      " (sops expands aliases when it encrypts, so it "
+                                      "never writes one); encrypt the document with sops")
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise InvalidArgument(f"{obj.label}: the sops document is nested deeper "
+                                          f"than {MAX_DEPTH} levels")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+            if isinstance(event, yaml.NodeEvent):
+                nodes += 1
+                if nodes > MAX_NODES:
+                    raise InvalidArgument(f"{obj.label}: the sops document has more than "
+                                          f"{MAX_NODES} values; split it")
+    except yaml.YAMLError:
+        return  # the document parser words the syntax error
 
 
 def _refusal(obj: MountObject, source: SopsSource, metadata: document.Metadata,

@@ -242,3 +242,26 @@ async def test_document_kept_as_a_file_of_the_namespace_directory(
         [{"objectName": "x", "backend": "sops", "path": "sops/missing.yaml"}], signer,
         transit))
     assert error.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_hostile_documents_are_refused_before_they_are_parsed(
+        daemon: Any, file_root: Path, signer: Signer) -> None:
+    """A document kept as a file is not bounded by the SPC's size: nesting, alias
+    expansion and value counts are refused before any tree is built."""
+    directory = file_root / "default" / "hostile"
+    directory.mkdir(parents=True, exist_ok=True)
+    laughs = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 9))
+    cases = {
+        "deep.json": ("[" * 20_000 + "]" * 20_000, "nested deeper than 64"),
+        "deep.yaml": ("a: " + "[" * 5000 + "]" * 5000 + "\n", "nested deeper than 64"),
+        "laughs.yaml": (laughs, "YAML alias"),
+        "wide.json": ("[" + ",".join(["1"] * 200_000) + "]", "more than 100000 values"),
+        "strings.json": ('{"a": "[[[[[[[[", "sops": {}}', "no MAC"),
+    }
+    for name, (text, words) in cases.items():
+        (directory / name).write_text(text)
+        error = await refused(daemon, request(
+            [{"objectName": "x", "backend": "sops", "path": f"hostile/{name}"}], signer))
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, name
+        assert words in (error.details() or ""), (name, error.details())
