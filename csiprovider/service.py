@@ -100,8 +100,7 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
             fields.update(files=len(result.files), bytes=result.size)
             if self._tracker is not None:
                 self._tracker.track(params, request, self.rewrite,
-                                   any(isinstance(o, MountObject) and o.backend == "file"
-                                       for o in objects))
+                                   any(_reads_files(o) for o in objects))
         except MountError as exc:
             self._log(fields, started, exc.code.name, exc.message)
             await context.abort(exc.code, exc.message)
@@ -283,3 +282,12 @@ def _write_volume(target_path: str, result: MountResult, group: int | None = Non
         )
     except TargetBusy as exc:
         raise Unavailable(f"cannot write the volume: {exc}; the driver will retry") from None
+
+
+def _reads_files(obj: SpcObject) -> bool:
+    """The object reads the file root (a file object, or a sops document kept as a file):
+    a change there makes the volume due for rotation at once."""
+    if not isinstance(obj, MountObject):
+        return False
+    return obj.backend == "file" or (obj.backend == "sops"
+                                     and getattr(obj.source, "file", None) is not None)

@@ -265,3 +265,30 @@ async def test_hostile_documents_are_refused_before_they_are_parsed(
             [{"objectName": "x", "backend": "sops", "path": f"hostile/{name}"}], signer))
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, name
         assert words in (error.details() or ""), (name, error.details())
+
+
+async def test_a_document_file_re_encrypted_reaches_provider_written_volumes_at_once(
+        serve_config: Callable[..., ServeConfig], file_root: Path, tmp_path: Path) -> None:
+    """Rotating the ciphertext in git and syncing it to the file root: the volume reading
+    it is due at once (watched like file objects), not at the next poll an hour away."""
+    import asyncio
+    import time
+
+    key = sops.age_key()
+    doc = file_root / "default" / "app.enc.env"
+    doc.write_text(sops.encrypt(b"PASSWORD=first\n", "dotenv", [key.recipient]))
+    target = tmp_path / "volume"
+    target.mkdir()
+    config = serve_config(write_mode="provider", rotation_poll_interval=3600.0)
+    async with running(config) as stubs:
+        req = mount_request([{"objectName": "app.env", "backend": "sops",
+                              "path": "app.enc.env"}], target_path=str(target))
+        req.secrets = json.dumps({"sops-age-key": key.identity})
+        await stubs["csiprovider"].Mount(req)
+        assert (target / "app.env").read_text() == "PASSWORD=first\n"
+        await asyncio.sleep(0.3)  # let the watcher start
+        doc.write_text(sops.encrypt(b"PASSWORD=second\n", "dotenv", [key.recipient]))
+        deadline = time.monotonic() + 10
+        while (target / "app.env").read_text() != "PASSWORD=second\n":
+            assert time.monotonic() < deadline, "the re-encrypted document never arrived"
+            await asyncio.sleep(0.05)
