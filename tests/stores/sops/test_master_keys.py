@@ -292,3 +292,30 @@ async def test_a_document_file_re_encrypted_reaches_provider_written_volumes_at_
         while (target / "app.env").read_text() != "PASSWORD=second\n":
             assert time.monotonic() < deadline, "the re-encrypted document never arrived"
             await asyncio.sleep(0.05)
+
+
+async def test_kms_entry_with_eks_pod_identity(
+        serve_config: Callable[..., ServeConfig], aws_env: str, signer: Signer) -> None:
+    """`usePodIdentity: "true"`: the kms entry is decrypted with the credentials the node's
+    Pod Identity agent gives for the pod's own token."""
+    from testkit.servers import start_pod_identity_agent
+
+    arn = kms_key(aws_env)
+    document = sops.encrypt_with(PLAIN, "yaml", ["--kms", arn], sops_env(aws_env))
+    server, url, seen = start_pod_identity_agent({
+        "AccessKeyId": "ASIAPODIDENTITY", "SecretAccessKey": "secret", "Token": "session",
+        "Expiration": "2030-01-01T00:00:00Z"})
+    token = signer.token("default", "app", ["pods.eks.amazonaws.com"])
+    req = mount_request(yaml.safe_dump([{"objectName": "pw", "backend": "sops",
+                                         "document": document, "jmesPath": "db.password"}]),
+                        extra={"usePodIdentity": "true",
+                               "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(
+                                   {"pods.eks.amazonaws.com": {"token": token,
+                                                               "expirationTimestamp": ""}})})
+    try:
+        async with running(serve_config(aws_pod_identity_endpoint=url)) as stubs:
+            reply = await stubs["csiprovider"].Mount(req)
+    finally:
+        server.shutdown()
+    assert files(reply) == {"pw": b"kms-and-transit-9Q"}
+    assert seen == [token]
