@@ -6,7 +6,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,10 +18,35 @@ import pytest
 import yaml
 
 from csiprovider.local.secretsync import mounted_files
+from csiprovider.local.spc import load_spc
 from e2e.conftest import ROOT, Daemon, cli
+from testkit import sops
 from testkit.servers import KubeAPI, OpenBao, Postgres, Signer
 
 EXAMPLES = ROOT / "daemonset" / "examples"
+# The transit engines and keys the examples name (vault-transit.yaml,
+# sops-vault-transit.yaml): created by `world`, decryptable by role app's policy. Not
+# `transit` nor `sops`: tests/stores/ make those with keys of their own.
+TRANSIT_KEYS = {"apps-transit": "web", "apps-sops": "web"}
+# What the tests encrypt for the sops examples whose keys exist only at test time.
+SOPS_PLAIN = b"db:\n  user: app\n  password: sops-example-pw-R4\n  port: 5432\n"
+
+
+def transit_keys(bao: OpenBao) -> None:
+    """The examples' transit engines and keys, and role app's policy to decrypt with them
+    (idempotent: the server lives for the session)."""
+    mounts = bao.api("GET", "sys/mounts") or {}
+    mounts = mounts.get("data") or mounts
+    policy = before = bao.api("GET", "sys/policies/acl/app")["data"]["policy"]
+    for engine, key in TRANSIT_KEYS.items():
+        if f"{engine}/" not in mounts:
+            bao.api("POST", f"sys/mounts/{engine}", {"type": "transit"})
+        bao.api("POST", f"{engine}/keys/{key}", {})
+        rule = f'path "{engine}/decrypt/{key}" {{ capabilities = ["update"] }}\n'
+        if rule not in policy:
+            policy += rule
+    if policy != before:
+        bao.api("PUT", "sys/policies/acl/app", {"policy": policy})
 
 
 @pytest.fixture
@@ -27,6 +54,7 @@ def world(start_daemon: Callable[..., Daemon], openbao_db: OpenBao, postgres: Po
           moto: str, kube_api: KubeAPI, signer: Signer, tmp_path: Path,
           file_root: Path) -> dict[str, Any]:
     openbao_db.api("POST", "secret/data/app", {"data": {"password": "ex-pw", "mode": "prod"}})
+    transit_keys(openbao_db)
     admin = {"endpoint_url": moto, "region_name": "us-east-1",
              "aws_access_key_id": "admin", "aws_secret_access_key": "admin"}
     sm = boto3.client("secretsmanager", **admin)  # type: ignore[call-overload]
@@ -51,13 +79,18 @@ def world(start_daemon: Callable[..., Daemon], openbao_db: OpenBao, postgres: Po
             "admin": admin}
 
 
-def mount(world: dict[str, Any], spc: Path, target: Path, *extra: str) -> str:
+def run_mount(world: dict[str, Any], spc: Path, target: Path,
+              *extra: str) -> subprocess.CompletedProcess[str]:
     args = ["mount", "--spc", str(spc), "--target", str(target), "--providers-dir",
             str(world["daemon"].providers_dir), "--service-account", "app"]
     for audience, path in world["tokens"].items():
         args += ["--token", f"{audience}={path}"]
-    out = subprocess.run(cli(*args, *extra), capture_output=True, text=True, cwd=ROOT,
-                         timeout=60)
+    return subprocess.run(cli(*args, *extra), capture_output=True, text=True, cwd=ROOT,
+                          timeout=60)
+
+
+def mount(world: dict[str, Any], spc: Path, target: Path, *extra: str) -> str:
+    out = run_mount(world, spc, target, *extra)
     assert out.returncode == 0, out.stdout + out.stderr + world["daemon"].log()
     return out.stdout
 
@@ -135,9 +168,140 @@ def test_mixed_native_example(world: dict[str, Any], tmp_path: Path) -> None:
                                       "api-url": b"https://api.example.com"}
 
 
+def objects(spc: Path) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = yaml.safe_load(load_spc(spc).parameters["objects"])
+    return found
+
+
+def sops_placeholder(example: Path) -> str:
+    """The placeholder document of an example's sops objects (one, in each of them)."""
+    (document,) = {o["document"] for o in objects(example)}
+    assert "PLACEHOLDER" in document
+    return str(document)
+
+
+def with_sops_document(example: Path, document: str, dest: Path) -> Path:
+    """The example with its placeholder sops document replaced, in every object, by
+    `document`, indented alike; every other byte as committed."""
+    text = example.read_text()
+    placeholder = sops_placeholder(example)
+    first = placeholder.splitlines()[0]
+    found = re.search(rf"^( +){re.escape(first)}$", text, re.M)
+    assert found, first
+    block = textwrap.indent(placeholder, found.group(1))
+    assert text.count(block) == len(objects(example))
+    dest.write_text(text.replace(block, textwrap.indent(document, found.group(1))))
+    before, after = objects(example), objects(dest)
+    assert [o.pop("document") for o in after] == [document] * len(after)
+    assert after == [{k: v for k, v in o.items() if k != "document"} for o in before]
+    assert {k: v for k, v in load_spc(dest).parameters.items() if k != "objects"} == {
+        k: v for k, v in load_spc(example).parameters.items() if k != "objects"}
+    return dest
+
+
+def assert_sops_mount(got: dict[str, bytes], expected: bytes, log: str) -> None:
+    """The sops examples' two objects: the whole document (the same data, in the same
+    order, as `sops decrypt` prints) and the password picked by jmesPath."""
+    assert set(got) == {"db.yaml", "db-password"}
+    assert json.dumps(yaml.safe_load(got["db.yaml"])) == json.dumps(yaml.safe_load(expected))
+    password = yaml.safe_load(expected)["db"]["password"]
+    assert got["db-password"] == password.encode()
+    assert password not in log
+
+
+def test_sops_age_example(world: dict[str, Any], tmp_path: Path) -> None:
+    example = EXAMPLES / "sops-age.yaml"
+    docs = [d for d in yaml.safe_load_all(example.read_text()) if d]
+    (pod,) = [d for d in docs if d["kind"] == "Pod"]
+    ref = pod["spec"]["volumes"][0]["csi"]["nodePublishSecretRef"]["name"]
+    (secret,) = [d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == ref]
+    identity = secret["stringData"]["sops-age-key"]
+    assert identity.startswith("AGE-SECRET-KEY-1")
+    (document,) = {o["document"] for o in objects(example)}
+    expected = sops.decrypt(document, "yaml", identity)
+
+    # the driver passes the nodePublishSecretRef Secret's data in the Mount request
+    mount(world, example, tmp_path / "mnt", "--secret", f"sops-age-key={identity}")
+    assert_sops_mount(read(tmp_path / "mnt"), expected, world["daemon"].log())
+    assert identity not in world["daemon"].log()
+
+    # a pod without the Secret gets nothing
+    out = run_mount(world, example, tmp_path / "without")
+    said = out.stdout + out.stderr
+    assert out.returncode != 0 and "PermissionDenied" in said
+    assert "no sops-age-key in the volume's nodePublishSecretRef" in said
+    assert not (tmp_path / "without").exists() or not read(tmp_path / "without")
+
+
+def test_sops_kms_example_with_sops_output(world: dict[str, Any], tmp_path: Path) -> None:
+    example = EXAMPLES / "sops-kms.yaml"
+    (entry,) = yaml.safe_load(sops_placeholder(example))["sops"]["kms"]
+    region = entry["arn"].split(":")[3]
+    admin = {**world["admin"], "region_name": region}
+    arn = boto3.client("kms", **admin).create_key()["KeyMetadata"]["Arn"]
+    context = ",".join(f"{k}:{v}" for k, v in entry["context"].items())
+    env = {"AWS_ENDPOINT_URL": world["moto"], "AWS_ACCESS_KEY_ID": "admin",
+           "AWS_SECRET_ACCESS_KEY": "admin", "AWS_REGION": region}
+    document = sops.encrypt_with(SOPS_PLAIN, "yaml",
+                                 ["--kms", arn, "--encryption-context", context], env)
+    assert yaml.safe_load(document)["sops"]["kms"][0]["context"] == entry["context"]
+    spc = with_sops_document(example, document, tmp_path / "sops-kms.yaml")
+    mount(world, spc, tmp_path / "mnt")
+    assert_sops_mount(read(tmp_path / "mnt"), sops.decrypt(document, "yaml", env=env),
+                      world["daemon"].log())
+
+
+def test_sops_vault_transit_example_with_sops_output(world: dict[str, Any],
+                                                     tmp_path: Path) -> None:
+    example = EXAMPLES / "sops-vault-transit.yaml"
+    (entry,) = yaml.safe_load(sops_placeholder(example))["sops"]["hc_vault"]
+    engine, key = entry["engine_path"], entry["key_name"]
+    assert TRANSIT_KEYS[engine] == key
+    bao = world["vault"]
+    env = {"VAULT_ADDR": bao.addr, "VAULT_TOKEN": bao.token}
+    document = sops.encrypt_with(SOPS_PLAIN, "yaml", [
+        "--hc-vault-transit", f"{bao.addr}/v1/{engine}/keys/{key}"], env)
+    spc = with_sops_document(example, document, tmp_path / "sops-vault-transit.yaml")
+    decrypts = bao.requests_to(f"{engine}/decrypt/{key}")
+    mount(world, spc, tmp_path / "mnt", "--set", f"vaultAddress={bao.addr}")
+    assert bao.requests_to(f"{engine}/decrypt/{key}") > decrypts  # by the pod's login
+    assert_sops_mount(read(tmp_path / "mnt"), sops.decrypt(document, "yaml", env=env),
+                      world["daemon"].log())
+
+
+def test_vault_transit_example_with_encrypt_output(world: dict[str, Any],
+                                                   tmp_path: Path) -> None:
+    example = EXAMPLES / "vault-transit.yaml"
+    (committed,) = objects(example)
+    assert TRANSIT_KEYS[committed["mount"]] == committed["key"]
+    bao = world["vault"]
+    out = subprocess.run(
+        cli("encrypt", "--vault-transit", committed["key"], "--transit-mount",
+            committed["mount"], "--object-name", committed["objectName"]),
+        input="transit-example-pw-K2", capture_output=True, text=True, timeout=60,
+        env={**os.environ, "VAULT_ADDR": bao.addr, "VAULT_TOKEN": bao.token})
+    assert out.returncode == 0, out.stderr
+    (printed,) = yaml.safe_load(out.stdout)
+    # the example is what encrypt prints, but for the ciphertext
+    assert {k: v for k, v in printed.items() if k != "ciphertext"} == {
+        k: v for k, v in committed.items() if k != "ciphertext"}
+    assert printed["ciphertext"].startswith("vault:v1:")
+    text = example.read_text()
+    assert text.count(committed["ciphertext"]) == 1 and "PLACEHOLDER" in committed["ciphertext"]
+    spc = tmp_path / "vault-transit.yaml"
+    spc.write_text(text.replace(committed["ciphertext"], printed["ciphertext"]))
+    path = f"{committed['mount']}/decrypt/{committed['key']}"
+    decrypts = bao.requests_to(path)
+    mount(world, spc, tmp_path / "mnt", "--set", f"vaultAddress={bao.addr}")
+    assert bao.requests_to(path) > decrypts
+    assert read(tmp_path / "mnt") == {"db-password": b"transit-example-pw-K2"}
+    assert "transit-example-pw-K2" not in world["daemon"].log()
+
+
 def test_every_example_is_covered() -> None:
     assert {p.name for p in EXAMPLES.glob("*.yaml")} == {
         "file.yaml", "vault-kv.yaml", "vault-pki.yaml", "vault-database.yaml",
-        "aws-secretsmanager.yaml", "aws-ssm.yaml", "aws-kms.yaml", "mixed-native.yaml"}
+        "aws-secretsmanager.yaml", "aws-ssm.yaml", "aws-kms.yaml", "mixed-native.yaml",
+        "sops-age.yaml", "sops-kms.yaml", "sops-vault-transit.yaml", "vault-transit.yaml"}
 
 

@@ -144,14 +144,23 @@ def test_driver_settings() -> None:
 def test_examples_are_valid(example: Path) -> None:
     docs = [d for d in yaml.safe_load_all(example.read_text()) if d]
     kinds = [d["kind"] for d in docs]
-    assert kinds == ["SecretProviderClass", "Pod"]
+    # the Secret a volume's nodePublishSecretRef names (sops-age.yaml), when there is one
+    assert kinds in (["SecretProviderClass", "Pod"], ["SecretProviderClass", "Secret", "Pod"])
     jsonschema.validate(docs[0], SPC_SCHEMA)
     spc = load_spc(example)
-    pod = docs[1]
+    pod = docs[-1]
     validate(pod)
     volume = pod["spec"]["volumes"][0]["csi"]
     assert volume["driver"] == "secrets-store.csi.k8s.io" and volume["readOnly"] is True
     assert volume["volumeAttributes"]["secretProviderClass"] == spc.name
+    secrets = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Secret"}
+    ref = volume.get("nodePublishSecretRef")
+    assert set(secrets) == ({ref["name"]} if ref else set())
+    for secret in secrets.values():
+        validate(secret)
+        assert secret["metadata"]["namespace"] == pod["metadata"]["namespace"]
+        # the driver's filteredWatchSecret (on by default) sees only Secrets so labelled
+        assert secret["metadata"]["labels"]["secrets-store.csi.k8s.io/used"] == "true"
 
 
 def test_dockerfile() -> None:
