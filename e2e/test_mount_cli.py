@@ -102,7 +102,8 @@ def test_mount_error_is_shown_like_a_pod_event(
     assert out.returncode == 1
     assert ("error: failed to mount secrets store objects for pod default/local-pod, err: rpc "
             "error: code = NotFound desc = objects[0] (objectName 'x'): file 'missing' not found"
-            ) in out.stdout
+            ) in out.stderr  # on stderr, as every command's errors
+    assert "csiprovider: error" not in out.stdout
     assert visible(tmp_path / "mnt") == {}
 
 

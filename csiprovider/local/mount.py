@@ -135,8 +135,9 @@ async def mount_once(
     return versions, list(response.files), changed
 
 
-async def run(opts: MountOptions, out: TextIO = sys.stdout) -> int:
-    """Version, Mount, write, summarise; with --watch repeat until interrupted."""
+async def run(opts: MountOptions, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    """Version, Mount, write, summarise; with --watch repeat until interrupted. What was
+    mounted goes to `out`, errors to `err` (`csiprovider: error: ...`, as every command)."""
     opts.target.mkdir(parents=True, exist_ok=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -148,7 +149,7 @@ async def run(opts: MountOptions, out: TextIO = sys.stdout) -> int:
         print(f"csiprovider: error: no provider socket at {opts.socket}: start the daemon "
               f"serving this SPC's provider name, e.g. `csiprovider serve --name {name} "
               f"--providers-dir {opts.socket.parent}` (add --file-root DIR for file objects), "
-              "or point --providers-dir/--socket at the running one", file=out)
+              "or point --providers-dir/--socket at the running one", file=err)
         return 2
     async with grpc.aio.insecure_channel(f"unix://{opts.socket.absolute()}") as channel:
         stub = pb_grpc.CSIDriverProviderStub(channel)
@@ -157,17 +158,17 @@ async def run(opts: MountOptions, out: TextIO = sys.stdout) -> int:
         except grpc.aio.AioRpcError as exc:
             print(f"csiprovider: error: cannot reach provider at {opts.socket}: "
                   f"{exc.details()}; is `csiprovider serve --name {opts.socket.stem}` "
-                  "running?", file=out)
+                  "running?", file=err)
             return 2
         print(f"provider {version.runtime_name} {version.runtime_version} "
               f"(API {version.version}) at {opts.socket}", file=out)
         try:
             versions, files, _ = await mount_once(opts, stub)
         except MountFailed as exc:
-            print(f"csiprovider: error: {exc}", file=out)
+            print(f"csiprovider: error: {exc}", file=err)
             return 1
         summarise(opts, versions, files, out)
-        if not _sync(opts, out) and opts.watch is None:
+        if not _sync(opts, out, err) and opts.watch is None:
             return 1
         while opts.watch is not None:
             with contextlib.suppress(TimeoutError):
@@ -177,13 +178,13 @@ async def run(opts: MountOptions, out: TextIO = sys.stdout) -> int:
             try:
                 new_versions, files, changed = await mount_once(opts, stub, versions)
             except MountFailed as exc:
-                print(f"{_now()} rotation failed, keeping the mounted files: {exc}", file=out)
+                print(f"{_now()} rotation failed, keeping the mounted files: {exc}", file=err)
                 continue
             if changed:
                 rotated = sorted({object_id for object_id, _ in set(new_versions) ^ set(versions)})
                 print(f"{_now()} rotated: {', '.join(rotated)}", file=out)
                 summarise(opts, new_versions, files, out)
-                _sync(opts, out)
+                _sync(opts, out, err)
             versions = new_versions
     return 0
 
@@ -203,7 +204,7 @@ def summarise(
         print(f"  version {object_id}: {version}", file=out)
 
 
-def _sync(opts: MountOptions, out: TextIO) -> bool:
+def _sync(opts: MountOptions, out: TextIO, err: TextIO) -> bool:
     if opts.sync_secret_out is None:
         return True
     if not opts.spc.secret_objects:
@@ -211,7 +212,7 @@ def _sync(opts: MountOptions, out: TextIO) -> bool:
     try:
         manifests = render_secrets(opts.spc.secret_objects, opts.target, opts.pod_namespace)
     except SyncError as exc:
-        print(f"csiprovider: error: secret sync failed: {exc}", file=out)
+        print(f"csiprovider: error: secret sync failed: {exc}", file=err)
         return False
     target = opts.sync_secret_out
     target.parent.mkdir(parents=True, exist_ok=True)
