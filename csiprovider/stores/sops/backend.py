@@ -44,7 +44,7 @@ from csiprovider.errors import (
 from csiprovider.limits import MAX_REPLY_BYTES
 from csiprovider.model import Document, MountObject, Rendered
 from csiprovider.stores import Backend, Grant, LazyBackend
-from csiprovider.stores.sops import document, keys
+from csiprovider.stores.sops import crypto, document, emit, keys, parse
 from csiprovider.stores.sops.source import SopsSource
 
 _ENTRY = 200  # characters of an entry's names quoted in an error
@@ -90,7 +90,7 @@ class SopsBackend:
         text = self._text(obj, source, deadline)
         _bounded(obj, text, source.format)
         try:
-            parsed = document.parse(text, source.format)
+            parsed = parse.parse(text, source.format)
         except document.SopsError as exc:
             raise InvalidArgument(f"{obj.label}: invalid sops document: {exc}") from None
         failures: list[MountError] = []
@@ -103,13 +103,13 @@ class SopsBackend:
                 return None
 
         try:
-            key = document.data_key(parsed.metadata, unwrap)
+            key = crypto.data_key(parsed.metadata, unwrap)
         except document.KeyError_ as exc:
             raise _refusal(obj, source, parsed.metadata, str(exc), failures) from None
         except document.SopsError as exc:
             raise InvalidArgument(f"{obj.label}: {exc}") from None
         try:
-            return Decrypted(source.format, document.decrypt(parsed, key))
+            return Decrypted(source.format, crypto.decrypt(parsed, key))
         except document.SopsError as exc:
             raise InvalidArgument(f"{obj.label}: sops document refused: {exc}") from None
 
@@ -117,9 +117,9 @@ class SopsBackend:
         """The document as `sops --decrypt` writes it, or its data for the extraction
         step: objects of one Mount share a fetch of the same document."""
         if obj.extraction.selects and fetched.format != "binary":
-            return Document(document.plain_data(fetched.tree))
+            return Document(emit.plain_data(fetched.tree))
         try:
-            return document.emit(fetched.format, fetched.tree)
+            return emit.emit(fetched.format, fetched.tree)
         except document.SopsError as exc:
             raise InvalidArgument(f"{obj.label}: {exc}") from None
 
