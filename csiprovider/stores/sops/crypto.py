@@ -8,15 +8,15 @@ import base64
 import binascii
 import hashlib
 import hmac
-import math
 import re
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from csiprovider.compat.go import regexp as go_regexp
+from csiprovider.compat.go import strconv as go_strconv
 from csiprovider.compat.go.yaml_v3 import GoTime
 from csiprovider.stores.sops.document import (
     Comment,
@@ -32,6 +32,9 @@ _MAC_ONLY_ENCRYPTED_INIT = bytes([
     0x8a, 0x3f, 0xd2, 0xad, 0x54, 0xce, 0x66, 0x52, 0x7b, 0x10, 0x34, 0xf3, 0xd1, 0x47, 0xbe,
     0x0b, 0x0b, 0x97, 0x5b, 0x3b, 0xf4, 0x4f, 0x72, 0xc6, 0xfd, 0xad, 0xec, 0x81, 0x76, 0xf2,
     0x7d, 0x69])
+
+MAX_REGEX_CHARS = 1024  # a key regex; sops writes what the user typed
+REGEX_MAX_MEM = 8 << 20  # RE2's default budget: a hostile regex costs milliseconds
 
 
 def data_key(metadata: Metadata, unwrap: Callable[[str, dict[str, Any]], bytes | None]) -> bytes:
@@ -120,106 +123,10 @@ def to_bytes(value: Any) -> bytes:
     if isinstance(value, int):
         return str(value).encode()
     if isinstance(value, float):
-        return format_float(value).encode()
+        return go_strconv.format_float(value, fmt="f").encode()  # FormatFloat(v, 'f', -1, 64)
     if isinstance(value, bytes):
         return value
     raise SopsError(f"cannot authenticate a value of type {type(value).__name__}")
-
-
-def format_float(value: float) -> str:
-    """strconv.FormatFloat(v, 'f', -1, 64)."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return format(Decimal(repr(value)).normalize(), "f")
-
-
-_PERL = {"d": "0-9", "w": "0-9A-Za-z_", "s": "\\t\\n\\f\\r "}
-_POSIX = {
-    "alnum": "0-9A-Za-z", "alpha": "A-Za-z", "ascii": "\\x00-\\x7f", "blank": "\\t ",
-    "cntrl": "\\x00-\\x1f\\x7f", "digit": "0-9", "graph": "!-~", "lower": "a-z",
-    "print": " -~", "punct": "!-/:-@\\[-`{-~", "space": "\\t\\n\\v\\f\\r ", "upper": "A-Z",
-    "word": "0-9A-Za-z_", "xdigit": "0-9A-Fa-f"}
-_WORD = "[0-9A-Za-z_]"
-_BOUNDARY = f"(?:(?<={_WORD})(?!{_WORD})|(?<!{_WORD})(?={_WORD}))"
-_NOT_BOUNDARY = f"(?:(?<={_WORD})(?={_WORD})|(?<!{_WORD})(?!{_WORD}))"
-
-
-def go_regexp(source: str) -> re.Pattern[str]:
-    r"""A Go (RE2) regular expression as Python's `re` reads it, for the key regexes
-    (sops matches them with regexp.Match): Go's `\d`, `\w`, `\s`, `\b` and `[[:name:]]`
-    are ASCII-only (Python's `\d` matches any Unicode digit, `\w` any letter, and it
-    reads `[[:digit:]]` as a set of characters), `\z` is Python's `\Z`, `\Q...\E` quotes
-    and `\x{...}` names a code point. Raises re.error or ValueError for what Python
-    cannot express."""
-    out: list[str] = []
-    flags = 0
-    i, n = 0, len(source)
-    in_class = class_start = False
-    while i < n:
-        c = source[i]
-        if c == "\\" and i + 1 < n:
-            e = source[i + 1]
-            if e in "dws":
-                out.append(_PERL[e] if in_class else f"[{_PERL[e]}]")
-            elif e in "DWS":
-                if in_class:
-                    out.append(c + e)  # a negated class inside a class: ASCII mode
-                    flags |= re.ASCII
-                else:
-                    out.append(f"[^{_PERL[e.lower()]}]")
-            elif e in "bB" and not in_class:
-                out.append(_BOUNDARY if e == "b" else _NOT_BOUNDARY)
-            elif e == "z" and not in_class:
-                out.append(r"\Z")
-            elif e == "Q":
-                end = source.find("\\E", i + 2)
-                stop = n if end < 0 else end
-                out.append(re.escape(source[i + 2:stop]))
-                i = n if end < 0 else end + 2
-                class_start = False
-                continue
-            elif e == "x" and source[i + 2:i + 3] == "{":
-                end = source.find("}", i + 3)
-                if end < 0:
-                    raise ValueError("unterminated \\x{")
-                out.append(f"\\U{int(source[i + 3:end], 16):08x}")
-                i = end + 1
-                class_start = False
-                continue
-            else:
-                out.append(c + e)
-            i += 2
-            class_start = False
-            continue
-        if in_class:
-            if c == "[" and source.startswith("[:", i):
-                end = source.find(":]", i + 2)
-                name = source[i + 2:end] if end > 0 else ""
-                if name in _POSIX:
-                    out.append(_POSIX[name])
-                    i = end + 2
-                    class_start = False
-                    continue
-                if name.startswith("^") and name[1:] in _POSIX:
-                    raise ValueError("negated POSIX class")
-            if c == "]" and not class_start:
-                in_class = False
-                out.append(c)
-            else:
-                out.append("\\[" if c == "[" else c)
-            class_start = False
-            i += 1
-            continue
-        out.append(c)
-        i += 1
-        if c == "[":
-            in_class = class_start = True
-            if source[i:i + 1] == "^":
-                out.append("^")
-                i += 1
-    return re.compile("".join(out), flags)
 
 
 def decrypt(parsed: Parsed, key: bytes) -> dict[str, Any]:
@@ -234,11 +141,13 @@ def decrypt(parsed: Parsed, key: bytes) -> dict[str, Any]:
     for name in ("unencrypted_regex", "encrypted_regex"):
         source = getattr(meta, name)
         if source:
-            try:
-                patterns[name] = go_regexp(source)
-            except (re.error, ValueError):
-                raise SopsError(f"sops.{name} is not a regular expression this provider "
-                                "understands") from None
+            if len(source) > MAX_REGEX_CHARS:
+                raise SopsError(f"sops.{name} is {len(source)} characters, more than "
+                                f"{MAX_REGEX_CHARS}")
+            try:  # Go's regexp, as sops matches keys: RE2, its memory bounded
+                patterns[name] = go_regexp.compile(source, max_mem=REGEX_MAX_MEM)
+            except go_regexp.RegexpError as exc:
+                raise SopsError(f"sops.{name}: {exc}") from None
 
     def encrypted(path: list[str]) -> bool:
         result = True

@@ -14,7 +14,7 @@ import yaml
 from csiprovider.compat.go import yaml_v3
 from csiprovider.compat.go.encoding_json import _float as go_json_float
 from csiprovider.compat.go.encoding_json import _string as go_json_string
-from csiprovider.compat.go.strconv import format_float as go_format_g
+from csiprovider.compat.go.strconv import format_float
 from csiprovider.compat.go.yaml_v3 import GoTime
 from csiprovider.stores.sops.document import (
     YAML11_TRUE,
@@ -78,7 +78,7 @@ def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
 
 
 def _represent_float(dumper: yaml.SafeDumper, data: float) -> yaml.ScalarNode:
-    shown = go_format_g(data)  # yaml.v3 encode.go: FormatFloat(f, 'g', -1, 64)
+    shown = format_float(data)  # yaml.v3 encode.go: FormatFloat(f, 'g', -1, 64)
     text = {"+Inf": ".inf", "-Inf": "-.inf", "NaN": ".nan"}.get(shown, shown)
     # plain, as yaml.v3 writes it: the tag is what PyYAML's resolver reads it as
     tag: str = dumper.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
@@ -164,9 +164,9 @@ def _scalar_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        text = go_format_g(value).replace("e", "E")  # FormatFloat(v, 'G', -1, 64)
+        text = format_float(value, fmt="G")  # FormatFloat(v, 'G', -1, 64)
         if "." not in text and "E" not in text and math.isfinite(value):
-            text = f"{value:.1f}"  # FormatFloat(v, 'f', 1, 64): not to read as an int
+            text = format_float(value, fmt="f", prec=1)  # not to read as an int
         return text
     if isinstance(value, bytes):
         return value.decode("utf-8", "surrogateescape")

@@ -1,5 +1,6 @@
 """Hypothesis strategies for the differential tests: YAML `objects` documents (vault and
-ASCP vocabularies), JSON documents, Go durations and booleans.
+ASCP vocabularies), JSON documents, Go durations and booleans, Go regular expressions
+with subjects (sops's key regexes) and float64s for strconv.FormatFloat.
 
 Each strategy draws the *text* a user could write, built from pieces that hit the rules
 the emulations document (YAML 1.1 vs 1.2 scalars, octal and hex forms, nulls, merge keys,
@@ -11,6 +12,7 @@ not generated (see test_differential.py).
 from __future__ import annotations
 
 import random
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -600,3 +602,185 @@ def bool_text(hypothesis_draw: st.DrawFn) -> bytes:
     if draw.num(0, 5) == 0:
         text += b"\xff"
     return text
+
+
+# ------------------------------------------------------------------ regexps (sops key regexes)
+
+# Characters whose class membership and case folding Go and RE2 must agree on: ASCII,
+# letters with special folds (sharp s and its capital, long s, the Kelvin sign, the Ohm
+# sign, dotted and dotless i, final sigma), Arabic-Indic digits, fractions, spaces and
+# emoji. All were assigned long before Go 1.19's Unicode 13.0: newer letters would only
+# show the ages of the two libraries' tables.
+RX_CHARS: list[str] = [
+    *"abcxyzABXZ0159_-./: ", "é", "É", "ö", "ß", "ẞ", "\u017f", "s", "S", "k", "K", "\u212a",
+    "Ω", "ω", "\u2126", "\u0131", "İ", "i", "I", "\u03b1", "Σ", "\u03c3", "ς", "ж", "Ж", "中",
+    "😀", "\u0663", "\u0664", "½", "²", "\u00a0", "\t", "\n", "\u2028", "\ufffd"]
+RX_META = set("\\.+*?()|[]{}^$")
+RX_WORDS = ["data", "stringData", "password", "api_key", "DB_PASSWORD", "secret", "sops",
+            "_unencrypted", "encrypted_", "mac", "token", "ÉTÉ", "straße", "ключ", "مفتاح",
+            "\u0663\u0664", "1.5", "😀key", "a.b", "x-y", "Kelvin\u212a", "", " "]
+RX_ESCAPES = [
+    "\\d", "\\D", "\\w", "\\W", "\\s", "\\S", "\\pL", "\\pN", "\\p{Greek}", "\\p{Lu}",
+    "\\p{Ll}", "\\PL", "\\p{^Greek}", "\\P{^Greek}", "\\pZ", "\\p{Han}", "\\p{Arabic}",
+    "\\p{Nd}", "\\p{Cyrillic}", "\\p{Latin}", "\\p{Any}", "\\pS", "\\x41", "\\x{e9}",
+    "\\x{263a}", "\\x{1F600}", "\\x{212A}", "\\x{DF}", "\\.", "\\-", "\\\\", "\\/", "\\t",
+    "\\n", "\\101", "\\0", "\\a", "\\f", "\\v", "\\r", "\\*", "\\[", "\\{", "\\#", "\\ ",
+]
+RX_ASSERTIONS = ["^", "$", "\\A", "\\z", "\\b", "\\B"]
+RX_CLASS_ITEMS = [
+    "a", "z", "0", "_", "-", "é", "ß", "\u017f", "\u212a", "中", "😀", "\\]", "\\-", "\\^", "\\\\",
+    "a-z", "A-Z", "0-9", "é-ö", "\u03b1-\u03c9", "\u0660-\u0669", "\\d", "\\w", "\\s", "\\D", "\\W",
+    "\\pL", "\\p{Greek}", "\\PN", "\\x{263a}", "\\x00-\\x7f", "[:digit:]", "[:alpha:]",
+    "[:^alpha:]", "[:word:]", "[:upper:]", "[:lower:]", "[:space:]", "[:punct:]",
+    "[:alnum:]", "[:xdigit:]", "[:ascii:]", "[:^space:]", "[:blank:]", "[:cntrl:]",
+    "[:graph:]", "[:print:]", "[:^digit:]",
+]
+RX_FLAGS = ["i", "s", "m", "U", "is", "i-s", "-i", "im", "sU"]
+# Patterns Go refuses (`(?<` aside: Go 1.19 and upstream's Go word it differently, the
+# pinned test checks it), spliced in now and then.
+RX_INVALID = [
+    "(?=x)", "(?!x)", "\\1", "(?P=n)", "(?P>n)", "\\C", "\\Z", "\\G", "\\K", "[z-a]", "x**",
+    "a{1001}", "(", ")", "[", "[]", "\\", "(?P<é>x)", "(?P<>x)", "(?P<a-b>x)",
+    "\\x{110000}", "[[:foo:]]", "\\p{Foo}", "\\pX", "(?z)", "a{2}{3}", "*", "+", "?",
+    "(?i", "\\x{", "\\x{zz}", "\\8", "\\E", "[\\Q]\\E]", "(?P<n", "x++", "x{2,1}",
+    "(a{500}){3}", "\\xZ", "(?-)", "(?i-)", "(?P", "\\p{", "[\\C]", "(?'n'x)", "{", "a{,5}",
+    "\udcff", "[\udcff]",
+]
+
+
+# Pattern soup: the parser's corner cases (errors and their order, what each error quotes).
+RX_SOUP = [*"\\\\()[]{}?*+|^$.:P>=!-,019axpQECzdimsUkK_", "é", "{2}", "{1001}", "{2,1}",
+           "(?", "(?P<", "[:alpha:]", "[:", ":]", "\\x{", "\\p{", "}", "\\Q", "\\E",
+           "\udcff", "\udcc3"]
+
+
+def _rx_char(draw: Draw) -> str:
+    return draw.pick(RX_CHARS)
+
+
+def _rx_literal(ch: str) -> str:
+    return "\\" + ch if ch in RX_META else ch
+
+
+def _rx_atom(draw: Draw, depth: int) -> tuple[str, str]:
+    """One atom: its pattern and a string it may well match."""
+    kind = draw.num(0, 19 if depth > 0 else 13)
+    if kind <= 4:
+        ch = _rx_char(draw)
+        return _rx_literal(ch), ch
+    if kind <= 7:
+        return draw.pick(RX_ESCAPES), draw.pick([*RX_CHARS, *"0123456789"])
+    if kind <= 10:
+        items = "".join(draw.pick(RX_CLASS_ITEMS) for _ in range(draw.num(1, 4)))
+        return f"[{'^' if draw.num(0, 3) == 0 else ''}{items}]", _rx_char(draw)
+    if kind == 11:
+        return ".", _rx_char(draw)
+    if kind == 12:
+        return draw.pick(RX_ASSERTIONS), ""
+    if kind == 13:
+        text = "".join(draw.pick([*RX_CHARS, "*", "(", "\\", "[", "$"])
+                       for _ in range(draw.num(0, 4)))
+        return "\\Q" + text + draw.pick(["\\E", "\\E", ""]), text
+    inner, sample = _rx_alternation(draw, depth - 1)
+    opener = draw.pick(["(", "(", "(?:", "(?i:", "(?s:", "(?m:", "(?U:", "(?-i:",
+                        f"(?P<{draw.pick(['n', 'key', 'k_1', '1', 'N'])}>"])
+    if opener == "(?i:" and draw.bool():
+        sample = sample.swapcase()
+    return f"{opener}{inner})", sample
+
+
+def _rx_piece(draw: Draw, depth: int) -> tuple[str, str]:
+    pattern, sample = _rx_atom(draw, depth)
+    if draw.num(0, 3) == 0:
+        low, high = draw.num(0, 3), draw.num(3, 5)
+        op, times = draw.pick([("*", draw.num(0, 3)), ("+", draw.num(1, 3)),
+                               ("?", draw.num(0, 1)), (f"{{{low}}}", low),
+                               (f"{{{low},}}", low + draw.num(0, 2)),
+                               (f"{{{low},{high}}}", draw.num(low, high))])
+        pattern += op + ("?" if draw.num(0, 4) == 0 else "")
+        sample *= times
+    return pattern, sample
+
+
+def _rx_alternation(draw: Draw, depth: int) -> tuple[str, str]:
+    branches = []
+    for _ in range(draw.num(1, 3) if draw.num(0, 3) == 0 else 1):
+        pieces = [_rx_piece(draw, depth) for _ in range(draw.num(1, 4))]
+        if draw.num(0, 9) == 0:  # flags from here to the end of the group: a(?i)b
+            at = draw.num(0, len(pieces))
+            flags = f"(?{draw.pick(RX_FLAGS)})"
+            pieces.insert(at, (flags, ""))
+            if "i" in flags and "-i" not in flags:
+                pieces[at + 1:] = [(p, s.swapcase()) for p, s in pieces[at + 1:]]
+        branches.append(("".join(p for p, _ in pieces), "".join(s for _, s in pieces)))
+    return "|".join(p for p, _ in branches), draw.pick(branches)[1]
+
+
+def _rx_subject(draw: Draw, sample: str) -> str:
+    how = draw.num(0, 9)
+    if how <= 2:
+        text = sample
+    elif how <= 4:
+        text = draw.pick(RX_WORDS) + draw.pick(["", "_", "."]) + sample + draw.pick(
+            ["", "_", draw.pick(RX_WORDS)])
+    elif how <= 6 and sample:
+        at = draw.num(0, len(sample) - 1)  # one character changed or dropped
+        text = sample[:at] + draw.pick(["", _rx_char(draw)]) + sample[at + 1:]
+    elif how == 7:
+        text = sample.swapcase()
+    else:
+        text = draw.pick(["_", ".", "-", ""]).join(
+            draw.pick(RX_WORDS) for _ in range(draw.num(1, 3)))
+    if draw.num(0, 29) == 0:  # invalid UTF-8 (surrogateescape'd bytes) in the key
+        at = draw.num(0, len(text))
+        bad = draw.pick(["\udcff", "\udcc3", "\udce2\udc82", "\udced\udca0\udc80"])
+        text = text[:at] + bad + text[at:]
+    return text
+
+
+@st.composite
+def regexp_case(hypothesis_draw: st.DrawFn) -> tuple[str, str]:
+    """A Go regular expression (mostly valid, now and then with a construct Go refuses)
+    and a key-like subject, often one the pattern matches or nearly matches."""
+    draw = Draw(hypothesis_draw)
+    if draw.num(0, 7) == 0:
+        soup = "".join(draw.pick(RX_SOUP) for _ in range(draw.num(0, 12)))
+        return soup, _rx_subject(draw, draw.pick(["", "a", "x1", "{2}", "é", "aaaa"]))
+    pattern, sample = _rx_alternation(draw, 2)
+    if draw.num(0, 5) == 0:  # anchored, as encrypted_regex often is: ^(data|stringData)$
+        opener, closer = draw.pick([("^", "$"), ("^(", ")$"), ("^(?:", ")$"),
+                                    ("(?i)^", "\\z"), ("\\A", ""), ("", "$")])
+        pattern = opener + pattern + closer
+    if draw.num(0, 11) == 0:
+        at = draw.num(0, len(pattern))
+        pattern = pattern[:at] + draw.pick(RX_INVALID) + pattern[at:]
+    return pattern, _rx_subject(draw, sample)
+
+
+# ------------------------------------------------------------------ floats (FormatFloat)
+
+FLOAT_FORMS = [("f", -1), ("G", -1), ("f", 1), ("g", -1), ("e", -1), ("E", -1)]
+
+
+@st.composite
+def format_float_case(hypothesis_draw: st.DrawFn) -> tuple[int, str, int, int]:
+    """(the float64's bits, fmt, prec, bitSize) for strconv.FormatFloat: sops's forms
+    ('f' -1, 'G' -1, 'f' 1) most of the time, any other precision and float32 now and
+    then; doubles from Hypothesis, random bit patterns, short decimals and exact
+    halves (ties to round)."""
+    draw = Draw(hypothesis_draw)
+    source = draw.num(0, 3)
+    if source == 0:
+        value = draw.hypothesis(st.floats())
+    elif source == 1:
+        value = float(struct.unpack("<d", struct.pack("<Q", draw.rng.getrandbits(64)))[0])
+    elif source == 2:
+        value = draw.num(-(10 ** draw.num(1, 18)), 10 ** draw.num(1, 18)) / 10 ** draw.num(0, 24)
+    else:
+        value = draw.num(-(2**24), 2**24) / 2 ** draw.num(0, 40)
+    if draw.num(0, 2):
+        fmt, prec = draw.pick(FLOAT_FORMS)
+    else:
+        fmt, prec = draw.pick("eEfgG"), draw.num(-1, 25)
+    bits = 32 if draw.num(0, 5) == 0 else 64
+    return int(struct.unpack("<Q", struct.pack("<d", value))[0]), fmt, prec, bits

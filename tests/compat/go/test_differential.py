@@ -18,6 +18,9 @@ here (see `go_output_as_upstream` and `test_pinned_version_differences`):
   nine digits, Go 1.19 refuses them. The generators stay clear of both and the pinned
   test checks one case of each.
 - sigs.k8s.io/yaml >= 1.4: "unsupported map key" (1.3.0: "Unsupported map key").
+- regexp/syntax: Go >= 1.22 reads `(?<name>` as a named group (and `(?<=` as a bad name);
+  Go 1.19 refuses `(?<` as Perl syntax. sops's releases are built with a Go >= 1.22; the
+  generators write no `(?<` and the pinned test checks both forms.
 
 Not generated, because the emulations document them as known divergences: a redefined
 anchor (PyYAML refuses it), YAML syntax error wording (PyYAML's), nesting deeper than
@@ -38,7 +41,7 @@ import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from csiprovider.compat.go import duration, encoding_json, strconv, yaml_v3
+from csiprovider.compat.go import duration, encoding_json, regexp, strconv, yaml_v3
 from csiprovider.stores.aws import objects
 from testkit.golang import Oracle, go_version
 from tests.compat.go import generators as gen
@@ -46,7 +49,8 @@ from tests.compat.go import generators as gen
 # Cases per emulation: (fixed, generated); filled as the tests run, checked at the end.
 COUNTS: dict[str, tuple[int, int]] = {}
 GENERATED_PER_EMULATION = {"yaml_v3": 1500, "sigs_yaml": 1200, "encoding_json": 1000,
-                           "duration": 500, "strconv": 200}
+                           "duration": 500, "strconv": 200, "regexp": 2500,
+                           "format_float": 1000}
 MIN_GENERATED = 2000
 
 
@@ -580,6 +584,144 @@ def test_duration_and_parse_bool(go_oracles: dict[str, Oracle]) -> None:
     assert not failures, _report(failures)
 
 
+# ------------------------------------------------------------------ regexp, FormatFloat (sops)
+
+REGEXP_FIXED: list[tuple[str, str]] = [
+    # \d \w \s \b are ASCII-only
+    (r"\d", "3"), (r"\d", "\u0663"), (r"^\d+$", "\u0663\u0664"), (r"^\pN+$", "\u0663\u0664"),
+    (r"^[0-9]+$", "\u0663"), (r"[\x{660}-\x{669}]", "\u0663"), (r"\w", "é"), (r"^\w+$", "clé"),
+    (r"^\w+$", "api_key"), (r"\W", "é"), (r"\s", "\u00a0"), (r"\s", "\v"), (r"\s", "\t"),
+    (r"\S", " "), (r"\bkey\b", "api_key"), (r"\bkey\b", "api-key"), (r"\bé", "é"),
+    (r"\B", "é"), (r"é\b", "aé"),
+    # POSIX classes (ASCII), negated ones, negated classes
+    ("[[:digit:]]", "\u0663"), ("[[:digit:]]", "7"), ("[[:alpha:]]", "é"), ("[[:^alpha:]]", "é"),
+    ("^[[:word:]]+$", "a_1"), ("[[:upper:]]", "É"), ("(?i)[[:upper:]]", "a"), ("[[:lower:]]", "ß"),
+    ("[[:punct:]]", "-"), ("[[:punct:]]", "¿"), ("[[:xdigit:]]", "f"), ("[[:blank:]]", "\t"),
+    ("[[:space:]]", "\v"), ("[[:cntrl:]]", "\x7f"), ("[[:print:]]", "é"), ("[[:graph:]]", " "),
+    ("[[:ascii:]]", "é"), ("[[:alnum:]]", "é"), ("[^[:alpha:]]", "é"), ("[^a-z]", "é"),
+    (r"[^\d]", "\u0663"), (r"[^\x00-\x7f]", "é"), ("[^]a]", "]"), ("[]a]", "]"), (r"[^\n]", "\n"),
+    # (?i) with non-ASCII letters and Unicode's special folds
+    ("(?i)é", "É"), ("(?i)ÉTÉ", "été"), ("(?i)straße", "STRASSE"), ("(?i)ß", "ẞ"),
+    ("(?i)k", "\u212a"), ("(?i)s", "\u017f"), ("(?i)ω", "\u2126"), ("(?i)i", "İ"),
+    ("(?i)I", "\u0131"), ("(?i)\u03c3", "ς"), ("(?i)[a-z]+$", "ÄB"), ("(?i)[é-ö]", "Ö"), ("é", "É"),
+    ("(?i)ж", "Ж"),
+    # Unicode classes
+    (r"^\pL+$", "clé"), (r"\pL", "\u0663"), (r"\pN", "½"), (r"\p{Greek}", "Ω"), (r"\PL", "é"),
+    (r"\p{Han}", "中"), (r"\p{^Greek}", "a"), (r"\P{^Greek}", "\u03b1"), (r"\pL", "😀"),
+    (r"\p{So}", "😀"), (r"\p{Lu}", "É"), (r"\p{Nd}", "\u0663"), (r"\p{Arabic}", "\u0663"),
+    (r"\p{Any}", "\n"), (r"[\p{L}\d]{3}", "é1x"), (r"\pL{100}", "é" * 100),
+    # \Q...\E, hex and octal escapes
+    (r"\Qa.b\E", "a.b"), (r"\Qa.b\E", "axb"), (r"\Q(*)", "(*)"), (r"x\Q\E*", ""),
+    (r"\Qa\\E", "a\\"), (r"\x{263a}", "☺"), (r"\x{1F600}", "😀"), (r"\x41", "A"), (r"\101", "A"),
+    (r"\x{10FFFF}", "\U0010ffff"), (r"\.", "a"), (r"\_", "_"),
+    # anchors: $ is the end of text (no newline before it) unless (?m)
+    ("^data$", "data"), ("^data$", "data\n"), ("(?m)^data$", "x\ndata\ny"), (r"\Adata\z", "data"),
+    (r"data\z", "data\n"), ("^", ""), ("$", ""), ("(?m)$", "a\n"), (r"^\z", ""), ("a^", "a"),
+    # alternation, unanchored search, repetition
+    ("^(data|stringData)$", "stringData"), ("^(data|stringData)$", "metadata"),
+    ("data|stringData", "metadata"), ("^(?:a|ab)$", "ab"), ("^a{2,3}$", "aaaa"),
+    ("^a{2,3}$", "aaa"), ("^a{2}$", "aa"), ("a{,2}", "a{,2}"), ("^(ab){2,}$", "ababab"),
+    ("^a{0}$", ""), ("a{1000}", "a" * 1000), ("^a{1,}?$", "aa"), ("^(a|b)*?c$", "ababc"),
+    ("", ""), ("", "key"), ("^password$", "PASSWORD"), ("^(?i)password$", "PASSWORD"),
+    # runes, not bytes: UTF-8 subjects, emoji
+    ("^.{3}$", "😀é中"), ("^.$", "😀"), ("^..$", "😀"), ("😀", "key😀"), ("[😀-😂]", "😁"),
+    ("^[^a]$", "中"), ("(?s)^.$", "\n"), ("^.$", "\n"), ("^.$", "\u2028"),
+    # invalid UTF-8 in the subject: one U+FFFD per byte
+    ("^.$", "\udcff"), (r"\x{fffd}", "\udcff"), ("^..$", "\udce2\udc82"), ("é", "\udcc3\udca9"),
+    ("^...$", "\udced\udca0\udc80"), ("^a.b$", "a\udcffb"), ("\ufffd", "\udcff"),
+    # flags mid-pattern, named groups (repeated names are fine in Go)
+    ("a(?i)b", "aB"), ("a(?i)b", "AB"), ("(?i)a(?-i)b", "Ab"), ("(?i)a(?-i)b", "AB"),
+    ("a(?i:b)c", "aBc"), ("a(?i:b)c", "aBC"), ("(?U)^a+?$", "aaa"), ("(?m)^b", "a\nb"),
+    ("(?i)(?-i:a)", "A"), ("(?is-m:.)", "\n"), ("(?P<key>data)", "data"), ("(?P<1>a)", "a"),
+    ("(?P<n>a)(?P<n>b)", "ab"), ("(?P<k_1>x)", "x"), ("(?)", ""), ("(?:)", ""), ("(?i)", "x"),
+    # what Go refuses: lookaround, backreferences, possessive and atomic groups, \C, \Z ...
+    ("a(?=b)", "ab"), ("a(?!b)", "ac"), (r"(a)\1", "aa"), ("(?P<n>a)(?P=n)", "aa"),
+    ("(?P>n)", ""), ("(?>a)", "a"), ("a++", "a"), ("(?(1)a|b)", "b"), (r"\C", "a"),
+    (r"[\C]", "a"), (r"\Z", ""), (r"\G", ""), (r"\K", ""), (r"\8", ""), ("(?P<é>x)", "x"),
+    ("(?P<>x)", "x"), ("(?P<a-b>x)", "x"), ("(?P<n", "x"), ("(?'n'x)", "x"), (r"\p{Foo}", "a"),
+    (r"\pX", "a"), (r"\p{Letter}", "a"), ("[[:foo:]]", "a"), ("[z-a]", "a"), ("a{1001}", "a"),
+    ("(a{500}){3}", "a"), ("x{2}{3}", "x"), ("x**", "x"), ("x{2,1}?", "x"), ("x*{1001}", "x"),
+    ("(a", "a"), ("a)", "a"), ("[a", "a"), ("[]", ""), ("a\\", "a"), ("*", ""), ("+a", "a"),
+    (r"\x{110000}", ""), (r"\x{", ""), (r"\x{}", ""), (r"\xZ", ""), (r"\x4(", ""), ("(?z)", ""),
+    ("(?i", ""), ("(?i-)", ""), ("(?-)", ""), (r"[\Q]\E]", "]"), (r"\E", ""), (r"[a-\pL]", ""),
+    (r"[a\p", ""), ("a\udcff", "a"), ("(?=x)\udcff", ""), ("\udcffa(", ""), ("[\udcff]", ""),
+    (r"\Qa" + "\udcff" + r"b\E", ""), ("(?P<\udcff>a)", ""), ("(?i\udcff)", ""),
+    ("(?m(?P<é>x)", ""), (r"\x{263a(?P<é>x)", ""), ("a)(?P<é>x)", ""), ("(?P<é>x)a)", ""),
+    ("x{2,1}" + r"\C", ""),
+]
+
+
+def regexp_ours(pattern: str, subject: str) -> dict[str, Any]:
+    try:
+        return {"match": regexp.compile(pattern).search(subject)}
+    except regexp.RegexpError as exc:
+        return {"err": str(exc).encode("utf-8", "surrogateescape")}
+
+
+def regexp_go(answer: dict[str, Any]) -> dict[str, Any]:
+    return {"match": answer["bool"]} if answer["ok"] else {"err": unb64(answer["err"])}
+
+
+def _regexp_case(pattern: str, subject: str) -> dict[str, Any]:
+    return {"op": "regexp", "pattern": b64(pattern.encode("utf-8", "surrogateescape")),
+            "in": b64(subject.encode("utf-8", "surrogateescape"))}
+
+
+def test_regexp(go_oracles: dict[str, Oracle]) -> None:
+    """regexp.MatchString as sops calls it on each key; Go's error text when it refuses."""
+    generated = collect(gen.regexp_case(), GENERATED_PER_EMULATION["regexp"])
+    cases = REGEXP_FIXED + generated
+    answers = go_oracles["scalars"].run(_regexp_case(p, s) for p, s in cases)
+    failures, outcomes = [], set()
+    for (pattern, subject), answer in zip(cases, answers, strict=True):
+        ours, go = regexp_ours(pattern, subject), regexp_go(answer)
+        outcomes.add(str(ours.get("match", "err")))
+        if ours != go:
+            failures.append(((pattern, subject), ours, go))
+    COUNTS["regexp"] = (len(REGEXP_FIXED), len(generated))
+    assert not failures, _report(failures)
+    assert outcomes == {"True", "False", "err"}  # matches, misses and refusals all ran
+
+
+FLOAT_FIXED = [0.0, -0.0, 5e-324, -5e-324, 2.2250738585072014e-308, 2.225073858507201e-308,
+               1e-7, 1.5e-7, 1e-5, 0.0001, 1e21, 1e20, 123456789.0, 2.0, 1.5, 0.1, 0.3, 100.0,
+               1e6, 1.5e300, 1.7976931348623157e308, math.inf, -math.inf, math.nan, 0.5, 2.5,
+               0.125, 0.05, 0.95, 99.5, 9.5, 1234.5678, -0.25, 3.4028235e38, 3.5e38, 1e-45,
+               16777217.0, 9007199254740993.0, 0.1 + 0.2, 1 / 3]
+# sops's forms first: the MAC ('f', -1), stores.ValToString ('G', -1, then 'f', 1).
+FLOAT_FORMS = [("f", -1), ("G", -1), ("f", 1), ("g", -1), ("e", -1), ("E", 3), ("f", 0),
+               ("g", 0), ("g", 3), ("G", 17), ("e", 20), ("f", 30)]
+
+
+def _bits(value: float) -> int:
+    return int(struct.unpack("<Q", struct.pack("<d", value))[0])
+
+
+def _float(bits: int) -> float:
+    return float(struct.unpack("<d", struct.pack("<Q", bits))[0])
+
+
+def test_format_float(go_oracles: dict[str, Oracle]) -> None:
+    """strconv.FormatFloat in the forms sops writes floats with, and the others."""
+    fixed = [(_bits(v), fmt, prec, 64) for v in FLOAT_FIXED for fmt, prec in FLOAT_FORMS]
+    # float32: among the shortest digits, two as close (…1875 → …187 or …188): the even
+    float32_ties = [1722.71875, -50921.1875, 264.484375, 7916.09375, 2200287.735]
+    fixed += [(_bits(v), "g", -1, 32) for v in FLOAT_FIXED + float32_ties]
+    fixed += [(0x7FF8000000000001, "f", -1, 64), (0xFFF0000000000001, "G", -1, 64)]  # NaNs
+    generated = collect(gen.format_float_case(), GENERATED_PER_EMULATION["format_float"])
+    cases = fixed + generated
+    answers = go_oracles["scalars"].run(
+        {"op": "formatfloat", "bits": str(bits), "fmt": fmt, "prec": prec, "bitSize": size}
+        for bits, fmt, prec, size in cases)
+    failures = []
+    for (bits, fmt, prec, size), answer in zip(cases, answers, strict=True):
+        ours = strconv.format_float(_float(bits), size, fmt=fmt, prec=prec)
+        if ours != answer["text"]:
+            failures.append(((_float(bits), fmt, prec, size), ours, answer["text"]))
+    COUNTS["format_float"] = (len(fixed), len(generated))
+    assert not failures, _report(failures)
+
+
 # ------------------------------------------------------------------ pins and totals
 
 
@@ -614,6 +756,17 @@ def test_pinned_version_differences(go_oracles: dict[str, Oracle]) -> None:
     assert message in sigs_error_as_upstream(unb64(answer["err"]).decode())
     with pytest.raises(objects.ObjectsError, match=re.escape(message)):
         objects.decode("- {~: 1}\n")
+    # regexp/syntax: Go >= 1.22 (sops's releases) reads `(?<name>` as a named group, so
+    # `(?<=` is a bad name there; Go 1.19 refused `(?<` whatever followed.
+    cases = [("(?<n>a)", "xa"), ("(?<=a)b", "ab"), ("(?<!a)>b", "b"), ("(?<1>x)(?<n>y)", "xy")]
+    answers = go_oracles["scalars"].run(_regexp_case(p, s) for p, s in cases)
+    upstream = [{"match": True},
+                {"err": b"error parsing regexp: invalid named capture: `(?<=a)b`"},
+                {"err": b"error parsing regexp: invalid named capture: `(?<!a)>`"},
+                {"match": True}]
+    assert [regexp_ours(p, s) for p, s in cases] == upstream
+    go_119 = {"err": b"error parsing regexp: invalid or unsupported Perl syntax: `(?<`"}
+    assert [regexp_go(a) for a in answers] == (upstream if minor >= 22 else [go_119] * 4)
 
 
 def test_case_count() -> None:

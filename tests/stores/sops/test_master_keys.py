@@ -319,3 +319,21 @@ async def test_kms_entry_with_eks_pod_identity(
         server.shutdown()
     assert files(reply) == {"pw": b"kms-and-transit-9Q"}
     assert seen == [token]
+
+
+async def test_a_hostile_key_regex_is_refused(
+        daemon: Any, signer: Signer) -> None:
+    """`encrypted_regex` is Go's regexp (RE2 here) under RE2's default memory budget: a
+    pattern that would take a second and 100 MB to compile is refused instead."""
+    key = sops.age_key()
+    document = sops.encrypt(b"a: b\n", "yaml", [key.recipient], "--encrypted-regex", "^a$")
+    for regex, words in ((r"\pL{1000}", "expression too large"),
+                         ("x" * 2000, "more than 1024"),
+                         ("(?=a)", "invalid or unsupported Perl syntax")):
+        hostile = document.replace("encrypted_regex: ^a$", f"encrypted_regex: '{regex}'")
+        assert hostile != document
+        error = await refused(daemon, request(
+            [{"objectName": "x", "backend": "sops", "document": hostile}], signer,
+            age=key.identity))
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert words in (error.details() or ""), error.details()
