@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -138,23 +138,9 @@ class AwsCredentials:
         if found is not None and found.credentials.usable(time.time()):
             return found
         sts = self.client(grant, "sts", region)
-        try:
-            reply = sts.assume_role(RoleArn=role, RoleSessionName=SESSION_NAME)
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            message = f"AssumeRole for {role} failed: {error.get('Message', exc)}"
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            if error.get("Code") in STS_TRANSIENT or status >= 500:
-                raise Unavailable(message) from None
-            raise PermissionDenied(message) from None
-        except BotoCoreError as exc:
-            raise Unavailable(f"cannot reach STS at {sts.meta.endpoint_url} "
-                              f"({type(exc).__name__})") from None
-        c = reply["Credentials"]
-        principal = str((reply.get("AssumedRoleUser") or {}).get("Arn") or role)
-        assumed = AwsGrant(scope=("assumed", grant.scope, principal), credentials=Credentials(
-            c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"],
-            c["Expiration"].timestamp()))
+        credentials, principal = _exchange(sts, "AssumeRole", role, lambda: sts.assume_role(
+            RoleArn=role, RoleSessionName=SESSION_NAME))
+        assumed = AwsGrant(scope=("assumed", grant.scope, principal), credentials=credentials)
         with self._lock:
             self._assumed.put(key, assumed)
         return assumed
@@ -234,24 +220,10 @@ class AwsCredentials:
     def _assume(self, identity: AwsIdentity, role: str,
                 region: str) -> tuple[Credentials, str]:
         sts = self._sts(region)
-        try:
-            reply = sts.assume_role_with_web_identity(
-                RoleArn=role, RoleSessionName=SESSION_NAME, WebIdentityToken=identity.token)
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            message = (f"AssumeRoleWithWebIdentity for {role} failed: "
-                       f"{error.get('Message', exc)}")
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            if error.get("Code") in STS_TRANSIENT or status >= 500:
-                raise Unavailable(message) from None  # the token was not judged
-            raise PermissionDenied(message) from None
-        except BotoCoreError as exc:
-            raise Unavailable(f"cannot reach STS at {sts.meta.endpoint_url} "
-                              f"({type(exc).__name__})") from None
-        c = reply["Credentials"]
-        principal = str((reply.get("AssumedRoleUser") or {}).get("Arn") or role)
-        return Credentials(c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"],
-                           c["Expiration"].timestamp()), principal
+        return _exchange(sts, "AssumeRoleWithWebIdentity", role,
+                         lambda: sts.assume_role_with_web_identity(
+                             RoleArn=role, RoleSessionName=SESSION_NAME,
+                             WebIdentityToken=identity.token))
 
     def _pod_identity(self, identity: AwsIdentity) -> Credentials:
         if self._agent:
@@ -282,3 +254,25 @@ class AwsCredentials:
             except (ValueError, KeyError, TypeError):
                 failures.append(f"{url}: a reply without credentials")
         raise Unavailable("EKS Pod Identity agent did not give credentials: " + "; ".join(failures))
+
+
+def _exchange(sts: Any, action: str, role: str, call: Callable[[], Any]
+              ) -> tuple[Credentials, str]:
+    """One STS call for `role`: its credentials and principal (the assumed-role ARN), or
+    STS's refusal in its own words (UNAVAILABLE when STS could not judge the request)."""
+    try:
+        reply = call()
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        message = f"{action} for {role} failed: {error.get('Message', exc)}"
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if error.get("Code") in STS_TRANSIENT or status >= 500:
+            raise Unavailable(message) from None  # the token was not judged
+        raise PermissionDenied(message) from None
+    except BotoCoreError as exc:
+        raise Unavailable(f"cannot reach STS at {sts.meta.endpoint_url} "
+                          f"({type(exc).__name__})") from None
+    c = reply["Credentials"]
+    principal = str((reply.get("AssumedRoleUser") or {}).get("Arn") or role)
+    return Credentials(c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"],
+                       c["Expiration"].timestamp()), principal

@@ -16,17 +16,6 @@ from testkit.daemon import running
 from testkit.requests import mount_request
 from testkit.servers import KubeAPI, Signer
 
-ROLE = "arn:aws:iam::123456789012:role/app"
-
-
-@pytest.fixture
-def aws_env(moto: str, monkeypatch: pytest.MonkeyPatch, kube_api: KubeAPI) -> Iterator[str]:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto)
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    kube_api.service_accounts[("default", "app")] = {"eks.amazonaws.com/role-arn": ROLE}
-    yield moto
-
 
 def admin(moto: str, service: str, region: str = "us-east-1") -> Any:
     return boto3.client(service, endpoint_url=moto, region_name=region,  # type: ignore[call-overload]

@@ -7,7 +7,7 @@ with `sops --decrypt`; documents kept as files of the file backend too."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,6 @@ from testkit.daemon import running
 from testkit.requests import mount_request
 from testkit.servers import KubeAPI, OpenBao, Signer, start_aws_proxy
 
-ROLE = "arn:aws:iam::123456789012:role/app"
 DECRYPTER = "arn:aws:iam::123456789012:role/sops-decrypter"
 PLAIN = b"db:\n  user: app\n  password: kms-and-transit-9Q\nport: 5432\n"
 POD_UID = "8d3a5a6e-3c52-4bd4-9c69-2b0e1b2f1a11"
@@ -40,15 +39,6 @@ def transit(openbao: OpenBao) -> OpenBao:
         policy += 'path "sops/decrypt/app" { capabilities = ["update"] }\n'
         openbao.api("PUT", "sys/policies/acl/app", {"policy": policy})
     return openbao
-
-
-@pytest.fixture
-def aws_env(moto: str, monkeypatch: pytest.MonkeyPatch, kube_api: KubeAPI) -> Iterator[str]:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto)
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    kube_api.service_accounts[("default", "app")] = {"eks.amazonaws.com/role-arn": ROLE}
-    yield moto
 
 
 @pytest.fixture
