@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(PY) bench/aws_mount.py
 	$(PY) bench/rotation_load.py
 	$(PY) bench/memory.py
+	$(PY) bench/sops_mount.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -15,7 +15,6 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from csiprovider.compat.go import regexp as go_regexp
 from csiprovider.compat.go import strconv as go_strconv
 from csiprovider.compat.go.yaml_v3 import GoTime
 from csiprovider.stores.sops.document import (
@@ -144,6 +143,8 @@ def decrypt(parsed: Parsed, key: bytes) -> dict[str, Any]:
             if len(source) > MAX_REGEX_CHARS:
                 raise SopsError(f"sops.{name} is {len(source)} characters, more than "
                                 f"{MAX_REGEX_CHARS}")
+            from csiprovider.compat.go import regexp as go_regexp  # RE2: with a regex
+
             try:  # Go's regexp, as sops matches keys: RE2, its memory bounded
                 patterns[name] = go_regexp.compile(source, max_mem=REGEX_MAX_MEM)
             except go_regexp.RegexpError as exc:
