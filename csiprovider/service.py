@@ -122,8 +122,9 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
     ) -> Sequence[SpcObject]:
         """The dialect's objects; republishes repeat the same attributes, so keep them.
         A dialect may look things up (the node's region), so it runs off the loop."""
-        # secrets too: a dialect may read them (sops keys), never share them between pods;
-        # as a digest, so the cache holds no key material of its own
+        # secrets too: a dialect may read them (sops keys), never share them between pods.
+        # The key holds a digest of them; a sops object's source keeps the pod's age
+        # identities, like the request the driver resends, for as long as the entry lives
         key = (request.attributes, request.permission,
                hashlib.sha256(request.secrets.encode("utf-8", "surrogatepass")).hexdigest())
         found = self._parsed.get(key)

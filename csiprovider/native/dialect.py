@@ -406,8 +406,8 @@ def _sops_object(
         aws = pod_identity(params)
     except InvalidArgument as exc:
         unusable.append(Unusable("kms", exc.message))
-    source = SopsSource(format=fmt, document=text, file=file, age=age, vault=vault, aws=aws,
-                        unusable=tuple(unusable))
+    source = SopsSource(format=fmt, pod_uid=params.pod.uid, document=text, file=file,
+                        age=age, vault=vault, aws=aws, unusable=tuple(unusable))
     spec["format"] = fmt
     return _common(index, label, name, item, params, source, spec)
 

@@ -48,6 +48,7 @@ POD_IDENTITY_V6 = "http://[fd00:ec2::23]/v1/credentials"
 SESSION_NAME = "csiprovider"
 REFRESH_BEFORE = 300.0
 ROLE_TTL = 60.0
+ASSUMED_TTL = 300.0  # a role a SOPS KMS entry names: assumed again after this
 MAX_PODS = 10000
 MAX_CLIENTS = 128
 CLIENT_CONFIG = botocore.config.Config(
@@ -96,7 +97,7 @@ class AwsCredentials:
         self._roles: LRU[tuple[str, str], tuple[float, str]] = LRU(MAX_PODS)
         self._class_credentials: LRU[Hashable, Credentials] = LRU(MAX_PODS)
         self._clients: LRU[tuple[Hashable, str, str], tuple[str, Any]] = LRU(MAX_CLIENTS)
-        self._assumed: LRU[tuple[Hashable, str], AwsGrant] = LRU(MAX_PODS)
+        self._assumed: LRU[tuple[Hashable, str], tuple[float, AwsGrant]] = LRU(MAX_PODS)
 
     # -- the pod
 
@@ -129,20 +130,22 @@ class AwsCredentials:
 
     def assume_role(self, grant: AwsGrant, role: str, region: str) -> AwsGrant:
         """Credentials of `role`, assumed with the pod's own credentials (sts:AssumeRole,
-        as SOPS does for a KMS key entry with a `role`). Kept per (class, role): whether
-        AssumeRole succeeds depends only on the caller's principal (its identity policy
-        and the role's trust policy), which is what the class names."""
+        as SOPS does for a KMS key entry with a `role`). Kept per (class, role) for
+        ASSUMED_TTL: whether AssumeRole succeeds depends only on the caller's principal
+        (its identity policy and the role's trust policy), which is what the class
+        names; a trust policy that drops the class is noticed within ASSUMED_TTL."""
         key = (grant.scope, role)
         with self._lock:
             found = self._assumed.get(key)
-        if found is not None and found.credentials.usable(time.time()):
-            return found
+        if found is not None and found[0] > time.monotonic() and \
+                found[1].credentials.usable(time.time()):
+            return found[1]
         sts = self.client(grant, "sts", region)
         credentials, principal = _exchange(sts, "AssumeRole", role, lambda: sts.assume_role(
             RoleArn=role, RoleSessionName=SESSION_NAME))
         assumed = AwsGrant(scope=("assumed", grant.scope, principal), credentials=credentials)
-        with self._lock:
-            self._assumed.put(key, assumed)
+        with self._lock:  # a revoked trust policy is noticed within ASSUMED_TTL
+            self._assumed.put(key, (time.monotonic() + ASSUMED_TTL, assumed))
         return assumed
 
     # -- the class

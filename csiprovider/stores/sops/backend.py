@@ -30,12 +30,14 @@ import dataclasses
 import hashlib
 import json
 import re
+import time
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from csiprovider.errors import (
     DeadlineExceeded,
+    FailedPrecondition,
     InvalidArgument,
     MountError,
     PermissionDenied,
@@ -52,15 +54,20 @@ MAX_DOCUMENT_BYTES = MAX_REPLY_BYTES  # a document kept as a file; in the SPC, t
 MAX_DEPTH = 64  # nested maps and lists
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _JSON_BRACKET = re.compile(r"[\[\]{}]")
+_VAULT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+MAX_REMOTE_KEYS = 4  # Vault and KMS master keys tried in one fetch
 MAX_NODES = 100_000  # values, keys and collections: the decrypted tree stays a few MB
 
 
 @dataclass(frozen=True)
 class Decrypted:
-    """A decrypted document: its format and plaintext tree (never logged)."""
+    """A decrypted document, in both forms its objects may want, made in the fetch's
+    thread (writing a large YAML document takes seconds: never on the event loop, never
+    once per object): `output` as `sops --decrypt` writes it, `data` for the extraction
+    step. Never logged."""
 
-    format: str
-    tree: dict[str, Any] = field(repr=False)
+    output: bytes = field(repr=False)
+    data: Any = field(repr=False)
 
 
 class SopsBackend:
@@ -76,8 +83,8 @@ class SopsBackend:
 
     def principal(self, obj: MountObject) -> Hashable:
         source = _source(obj)
-        return ("sops", _fingerprint(source.age), source.vault and source.vault.identity,
-                source.aws)
+        return ("sops", source.pod_uid, _fingerprint(source.age),
+                source.vault and source.vault.identity, source.aws)
 
     def grant(self, obj: MountObject) -> Grant:
         return Grant(scope=self.principal(obj))
@@ -94,14 +101,33 @@ class SopsBackend:
         except document.SopsError as exc:
             raise InvalidArgument(f"{obj.label}: invalid sops document: {exc}") from None
         failures: list[MountError] = []
+        remote = _remote_entries(parsed.metadata, source)
+        age: list[keys.AgeKeys] = []
 
         def unwrap(kind: str, entry: dict[str, Any]) -> bytes | None:
+            if time.monotonic() >= deadline:
+                if not any(isinstance(f, DeadlineExceeded) for f in failures):
+                    failures.append(DeadlineExceeded("the Mount deadline passed before "
+                                                     f"the {kind} master keys were tried"))
+                return None
+            if kind == "age":
+                if not age:
+                    age.append(keys.AgeKeys(source.age))
+                return age[0].unwrap(entry)
+            if id(entry) not in remote:
+                return None  # no identity for it, or past MAX_REMOTE_KEYS
+            left = len([e for e in remote if e not in tried])
+            tried.add(id(entry))
+            # each remote key gets its share of the time left: a Vault that is down
+            # (retried until its deadline) does not keep a KMS key from being tried
+            share = time.monotonic() + (deadline - time.monotonic()) / max(1, left)
             try:
-                return self._unwrap(obj, source, kind, entry, deadline)
+                return self._unwrap(obj, source, kind, entry, share)
             except MountError as exc:
                 failures.append(exc)
                 return None
 
+        tried: set[int] = set()
         try:
             key = crypto.data_key(parsed.metadata, unwrap)
         except document.KeyError_ as exc:
@@ -109,19 +135,18 @@ class SopsBackend:
         except document.SopsError as exc:
             raise InvalidArgument(f"{obj.label}: {exc}") from None
         try:
-            return Decrypted(source.format, crypto.decrypt(parsed, key))
+            tree = crypto.decrypt(parsed, key)
+            data = emit.plain_data(tree) if source.format != "binary" else None
+            return Decrypted(emit.emit(source.format, tree), data)
         except document.SopsError as exc:
             raise InvalidArgument(f"{obj.label}: sops document refused: {exc}") from None
 
     def render(self, obj: MountObject, fetched: Decrypted) -> Rendered:
         """The document as `sops --decrypt` writes it, or its data for the extraction
         step: objects of one Mount share a fetch of the same document."""
-        if obj.extraction.selects and fetched.format != "binary":
-            return Document(emit.plain_data(fetched.tree))
-        try:
-            return emit.emit(fetched.format, fetched.tree)
-        except document.SopsError as exc:
-            raise InvalidArgument(f"{obj.label}: {exc}") from None
+        if obj.extraction.selects and fetched.data is not None:
+            return Document(fetched.data)
+        return fetched.output
 
     def object_version(self, obj: MountObject, fetched: Any) -> str | None:
         return None  # the keyed hash of the content
@@ -153,11 +178,9 @@ class SopsBackend:
 
     def _unwrap(self, obj: MountObject, source: SopsSource, kind: str,
                 entry: dict[str, Any], deadline: float) -> bytes | None:
-        if kind == "age":
-            return keys.unwrap_age(entry, source.age)
-        if kind == "hc_vault" and source.vault is not None and "vault" in self._stores:
+        if kind == "hc_vault" and "vault" in self._stores:
             return self._vault(obj, source, entry, deadline)
-        if kind == "kms" and source.aws is not None and "aws-kms" in self._stores:
+        if kind == "kms" and "aws-kms" in self._stores:
             return self._kms(obj, source, entry, deadline)
         return None
 
@@ -166,9 +189,10 @@ class SopsBackend:
         engine = str(entry.get("engine_path") or "").strip("/")
         name = str(entry.get("key_name") or "")
         enc = entry.get("enc")
-        if not engine or not name or not isinstance(enc, str):
-            raise InvalidArgument(f"{obj.label}: an hc_vault entry lacks engine_path, "
-                                  "key_name or enc")
+        if not isinstance(enc, str) or not all(
+                _VAULT_NAME.fullmatch(part) for part in [*engine.split("/"), name]):
+            raise InvalidArgument(f"{obj.label}: an hc_vault entry has no enc, or an "
+                                  "engine_path or key_name that is not a Vault name")
         assert source.vault is not None
         path = f"/v1/{engine}/decrypt/{name}"
         request = dataclasses.replace(source.vault, path=path, method="POST", query=(),
@@ -183,8 +207,9 @@ class SopsBackend:
         try:
             return base64.b64decode(reply["data"]["plaintext"], validate=True)
         except (KeyError, TypeError, binascii.Error, ValueError):
-            raise Unavailable(f"hc_vault {_name(f'{engine}/{name}')}: Vault's "
-                              "reply holds no plaintext") from None
+            raise FailedPrecondition(f"hc_vault {_name(f'{engine}/{name}')}: Vault's "
+                                     "reply holds no plaintext; is it a transit "
+                                     "engine?") from None
 
     def _kms(self, obj: MountObject, source: SopsSource, entry: dict[str, Any],
              deadline: float) -> bytes:
@@ -230,6 +255,19 @@ class SopsBackend:
         return data
 
 
+def _remote_entries(metadata: document.Metadata, source: SopsSource) -> set[int]:
+    """The hc_vault and kms entries the pod has an identity for (by `id`), at most
+    MAX_REMOTE_KEYS of them: each is a store call within the Mount's deadline."""
+    found: list[int] = []
+    for group in metadata.key_groups[:1]:
+        for kind, usable in (("hc_vault", source.vault is not None),
+                             ("kms", source.aws is not None)):
+            entries = group.get(kind)
+            if usable and isinstance(entries, list):
+                found += [id(e) for e in entries if isinstance(e, dict)]
+    return set(found[:MAX_REMOTE_KEYS])
+
+
 def _bounded(obj: MountObject, text: str, fmt: str) -> None:
     """Refuse a document too big or too deep before it is parsed: one Mount must not take
     the memory or the stack of the daemon. YAML is checked on the C parser's (iterative)
@@ -251,7 +289,10 @@ def _bounded(obj: MountObject, text: str, fmt: str) -> None:
                 raise InvalidArgument(f"{obj.label}: the sops document is nested deeper "
                                       f"than {MAX_DEPTH} levels")
         return
-    if fmt != "yaml":
+    if fmt in ("dotenv", "ini"):
+        if text.count("\n") > MAX_NODES:
+            raise InvalidArgument(f"{obj.label}: the sops document has more than "
+                                  f"{MAX_NODES} lines; split it")
         return
     import yaml
 
@@ -295,8 +336,14 @@ def _refusal(obj: MountObject, source: SopsSource, metadata: document.Metadata,
         reasons.append(f"{kind}: not supported by this provider")
     detail = "; ".join(reasons) or "the document names no master key"
     message = f"{obj.label}: cannot decrypt the sops data key: {summary}: {detail}"
+    # A store that refused the pod decides: never UNAVAILABLE then, which would let the
+    # resolver serve the last good document to a pod whose access was just revoked.
+    if any(isinstance(f, PermissionDenied) for f in failures):
+        return PermissionDenied(message)
     if any(isinstance(f, Unavailable | DeadlineExceeded) for f in failures):
         return Unavailable(message)
+    if failures and all(isinstance(f, InvalidArgument) for f in failures):
+        return InvalidArgument(message)
     return PermissionDenied(message)
 
 

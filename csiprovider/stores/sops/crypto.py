@@ -26,7 +26,9 @@ from csiprovider.stores.sops.document import (
     SopsError,
 )
 
-_ENC = re.compile(r"ENC\[AES256_GCM,data:(.+),iv:(.+),tag:(.+),type:(.+)\]")
+# Linear: no group can take another's `,` or `]` (with `.+` a crafted value backtracks
+# for minutes while holding the GIL).
+_ENC = re.compile(r"ENC\[AES256_GCM,data:([^,\]]*),iv:([^,\]]*),tag:([^,\]]*),type:([a-z]+)\]")
 _MAC_ONLY_ENCRYPTED_INIT = bytes([
     0x8a, 0x3f, 0xd2, 0xad, 0x54, 0xce, 0x66, 0x52, 0x7b, 0x10, 0x34, 0xf3, 0xd1, 0x47, 0xbe,
     0x0b, 0x0b, 0x97, 0x5b, 0x3b, 0xf4, 0x4f, 0x72, 0xc6, 0xfd, 0xad, 0xec, 0x81, 0x76, 0xf2,
@@ -75,7 +77,7 @@ def _b64(text: str) -> bytes:
 def decrypt_value(value: str, key: bytes, aad: str) -> Any:
     if value == "":
         return ""
-    match = _ENC.match(value)
+    match = _ENC.match(value)  # anchored at the start only, as sops matches it
     if match is None:
         raise SopsError("a value that should be encrypted is not in sops' ENC[...] format")
     data, iv, tag, kind = match.groups()

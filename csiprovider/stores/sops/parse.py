@@ -291,7 +291,7 @@ def _ini_read_value(rest: str, next_line: Callable[[], tuple[str, bool]],
         close = line.rfind(quote, len(quote))
         if close >= 0:
             return line[len(quote):close]
-        value = line[len(quote):]
+        parts = [line[len(quote):]]
         while True:  # readMultilines
             data, eof = next_line()
             close = data.rfind(quote)
@@ -299,21 +299,22 @@ def _ini_read_value(rest: str, next_line: Callable[[], tuple[str, bool]],
                 inline = _ini_inline_comment(data[close:])
                 if inline:
                     comment.append(inline.strip())
-                return value + data[:close]
-            value += data
+                parts.append(data[:close])
+                return "".join(parts)
+            parts.append(data)
             if eof:
                 raise SopsError(f"ini line {number}: missing closing {quote}")
     line = line.strip()
     if line.endswith("\\"):  # readContinuationLines
-        value = line[:-1]
+        parts = [line[:-1]]  # joined once: a long run of lines stays linear
         while True:
             data = next_line()[0].strip()
             if not data:
-                return value
-            value += data
-            if not value.endswith("\\"):
-                return value
-            value = value[:-1]
+                return "".join(parts)
+            if not data.endswith("\\"):
+                parts.append(data)
+                return "".join(parts)
+            parts.append(data[:-1])
     inline = _ini_inline_comment(line)
     if inline:
         comment.append(inline)
@@ -347,7 +348,10 @@ def _unflatten(flat: dict[str, str]) -> dict[str, Any]:
             if isinstance(token, int):
                 if not isinstance(node, list):
                     raise SopsError("invalid flattened sops metadata")
-                while len(node) <= token:
+                if token >= len(flat):  # each item needs a key of its own: a forgery
+                    raise SopsError(f"invalid flattened sops metadata (list index {token} "
+                                    f"among {len(flat)} keys)")
+                while len(node) <= token:  # keys come in any order (ini's are sorted)
                     node.append(None)
                 if node[token] is None or last:
                     node[token] = nxt

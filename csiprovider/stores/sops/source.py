@@ -31,6 +31,7 @@ class SopsSource:
     listed in `unusable` instead."""
 
     format: str
+    pod_uid: str = ""  # every pod decrypts for itself: no two pods share a fetch
     document: str = field(repr=False, default="")
     file: FileSource | None = None
     age: tuple[str, ...] = field(repr=False, default=())

@@ -6,6 +6,7 @@ with `sops --decrypt`; documents kept as files of the file backend too."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -327,3 +328,52 @@ async def test_a_hostile_key_regex_is_refused(
             age=key.identity))
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert words in (error.details() or ""), error.details()
+
+
+async def test_forged_metadata_and_values_are_refused_without_a_cost(
+        daemon: Any, signer: Signer) -> None:
+    """What the review found (each once took the daemon's memory or its GIL for
+    seconds to minutes): a flattened list index far past the document's keys, an
+    ENC[...] value built to make a backtracking regex explode, malformed or too many age
+    identities. Each is refused at once; the wait_for is a liveness bound, not a
+    performance target."""
+    key = sops.age_key()
+    cases = [
+        ("USER=ENC[AES256_GCM,data:x,iv:y,tag:z,type:str]\n"
+         "sops_age__list_30000000__map_enc=x\nsops_mac=m\n", "dotenv", key.identity,
+         "list index 30000000"),
+        (json.dumps({**json.loads(sops.encrypt(b'{"a": "b"}', "json", [key.recipient])),
+                     "a": "ENC[AES256_GCM,data:" + ",iv:,tag:,type:" * 250}), "json",
+         key.identity, "not in sops' ENC[...] format"),
+        ("a: b\n", "yaml", "AGE-SECRET-KEY-1QQQQ", "age identity 1 of sops-age-key is "
+                                                    "malformed"),
+        ("a: b\n", "yaml", "\n".join([key.identity] * 33), "more than 32"),
+    ]
+    for text, fmt, identity, words in cases:
+        error = await asyncio.wait_for(refused(daemon, request(
+            [{"objectName": "x", "backend": "sops", "document": text, "format": fmt}],
+            signer, age=identity)), 30)
+        assert error.code() in (grpc.StatusCode.INVALID_ARGUMENT,
+                                grpc.StatusCode.PERMISSION_DENIED), error.details()
+        assert words in (error.details() or ""), error.details()
+        assert key.identity not in (error.details() or "")
+
+
+async def test_a_refusal_is_not_hidden_by_another_stores_outage(
+        serve_config: Callable[..., ServeConfig], kube_api: KubeAPI, aws_env: str,
+        transit: OpenBao, signer: Signer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Vault refuses the pod (its policy was revoked) while KMS cannot be reached: the
+    answer is PERMISSION_DENIED, not UNAVAILABLE, which would let the daemon keep serving
+    the last good document to a pod that may no longer read it."""
+    arn = kms_key(aws_env)
+    document = sops.encrypt_with(PLAIN, "yaml", [
+        "--hc-vault-transit", f"{transit.addr}/v1/sops/keys/forbidden", "--kms", arn],
+        {**sops_env(aws_env), **sops_env(bao=transit)})
+    monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", "http://127.0.0.1:9")  # nothing listens
+    async with running(serve_config(kube_api_url=kube_api.url)) as stubs:
+        error = await refused(stubs["csiprovider"], request(
+            [{"objectName": "doc", "backend": "sops", "document": document}], signer,
+            transit))
+    details = error.details() or ""
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED, details
+    assert "permission denied" in details and f"kms '{arn}'" in details
