@@ -188,8 +188,9 @@ def parser() -> argparse.ArgumentParser:
          type=_number(float, 0.001, "a positive number of seconds"))
     _add(core, "shutdown-grace", "10", "seconds in-flight Mounts may take to finish on SIGTERM",
          type=_number(float, 0.0, "a number of seconds"))
-    _add(core, "fetch-workers", "96", "threads for blocking backend calls (created as "
-         "needed; enough for --backend-concurrency calls to each of 3 backends)",
+    _add(core, "fetch-workers", "128", "threads for blocking backend calls (created as "
+         "needed; enough for --backend-concurrency calls to each of 4 backends: file, "
+         "vault, aws, sops)",
          type=_number(int, 1, "a positive whole number"))
     _add(core, "backend-concurrency", "32",
          "requests in flight at most per backend (the rest queue within the Mount deadline)",
