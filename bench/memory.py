@@ -36,29 +36,14 @@ import grpc
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.stats import MIB, mib, proc_status, stop  # noqa: E402
 from csiprovider.v1alpha1 import service_pb2 as pb  # noqa: E402
 from csiprovider.v1alpha1 import service_pb2_grpc as pb_grpc  # noqa: E402
 from testkit.servers import Signer, moto_server, start_kube_api, wait_until  # noqa: E402
 
-MIB = 1024  # /proc reports KiB
-
-
-def proc_status(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM of a process, in KiB."""
-    found = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            found[key] = int(rest.split()[0])
-    return found
-
 
 def rss_kib(pid: int) -> int:
     return proc_status(pid).get("VmRSS", 0)
-
-
-def mib(kib: float) -> float:
-    return round(kib / MIB, 1)
 
 
 def figure(value: float, target: float | None, unit: str, **extra: Any) -> dict[str, Any]:
@@ -80,15 +65,6 @@ def start(tmp: Path, name: str, *extra: str,
          "--hmac-key-file", str(ROOT / "bench" / "bench-hmac.key"), *extra],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     return proc, providers
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
 
 
 # ---------------------------------------------------------------- idle and start-up

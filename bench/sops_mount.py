@@ -48,29 +48,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.stats import pct  # noqa: E402
+from bench.stats import mib, pct, proc_status, stop  # noqa: E402
 from csiprovider.v1alpha1 import service_pb2 as pb  # noqa: E402
 from csiprovider.v1alpha1 import service_pb2_grpc as pb_grpc  # noqa: E402
 from testkit import sops  # noqa: E402
 from testkit.servers import wait_until  # noqa: E402
 
 KEYS = 20
-MIB = 1024  # /proc reports KiB
 RSS_TARGET_MIB = 20.0
-
-
-def rss_kib(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM of a process, in KiB."""
-    found = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            found[key] = int(rest.split()[0])
-    return found
-
-
-def mib(kib: float) -> float:
-    return round(kib / MIB, 1)
 
 
 def latency(samples: list[float]) -> dict[str, float]:
@@ -104,15 +89,6 @@ def start(work: Path, root: Path) -> tuple[subprocess.Popen[bytes], Any, Any]:
         stop(daemon)
         raise
     return daemon, channel, stub
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
 
 
 def request(objects: list[dict[str, Any]], identity: str | None, pod: int,
@@ -237,7 +213,7 @@ def memory(tmp: Path, root: Path, identities: list[str], mounts: int,
     curve: dict[int, float] = {}
     try:
         time.sleep(1.0)
-        idle = rss_kib(daemon.pid)["VmRSS"]
+        idle = proc_status(daemon.pid)["VmRSS"]
 
         def one(pod: int) -> None:
             uid_dir = f"/var/lib/kubelet/pods/{pod:08x}/volumes/kubernetes.io~csi/app/mount"
@@ -247,7 +223,7 @@ def memory(tmp: Path, root: Path, identities: list[str], mounts: int,
 
         one(0)
         time.sleep(1.0)
-        first = rss_kib(daemon.pid)["VmRSS"]
+        first = proc_status(daemon.pid)["VmRSS"]
         curve[1] = mib(first)
         t0 = time.perf_counter()
         step = max(1, mounts // 4)
@@ -255,10 +231,10 @@ def memory(tmp: Path, root: Path, identities: list[str], mounts: int,
             for begin in range(1, mounts, step):
                 end = min(mounts, begin + step)
                 list(pool.map(one, range(begin, end)))
-                curve[end] = mib(rss_kib(daemon.pid)["VmRSS"])
+                curve[end] = mib(proc_status(daemon.pid)["VmRSS"])
         took = time.perf_counter() - t0
         time.sleep(1.0)
-        status = rss_kib(daemon.pid)
+        status = proc_status(daemon.pid)
         channel.close()
     finally:
         stop(daemon)
