@@ -358,7 +358,12 @@ def _sops_object(
     with the reason, told to the pod only if no other master key opens the document."""
     from csiprovider.stores.aws.dialect import pod_identity
     from csiprovider.stores.sops.document import FORMATS, infer_format
-    from csiprovider.stores.sops.keys import AGE_SECRET, IdentityError, age_identities
+    from csiprovider.stores.sops.keys import (
+        AGE_SECRET,
+        AgeIdentity,
+        IdentityError,
+        age_identities,
+    )
     from csiprovider.stores.sops.source import SopsSource, Unusable
     from csiprovider.stores.vault.source import VaultSource
 
@@ -383,7 +388,7 @@ def _sops_object(
     if fmt not in FORMATS:
         raise InvalidArgument(f"{label}: format must be one of {', '.join(FORMATS)}")
     unusable = []
-    age: tuple[str, ...] = ()
+    age: tuple[AgeIdentity, ...] = ()
     raw_key = params.secrets.get(AGE_SECRET)
     if raw_key:
         try:

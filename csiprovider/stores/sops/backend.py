@@ -27,7 +27,6 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import hashlib
 import json
 import re
 import time
@@ -101,8 +100,7 @@ class SopsBackend:
         except document.SopsError as exc:
             raise InvalidArgument(f"{obj.label}: invalid sops document: {exc}") from None
         failures: list[MountError] = []
-        remote = _remote_entries(parsed.metadata, source)
-        age: list[keys.AgeKeys] = []
+        remote = _remote_entries(parsed.metadata, source)  # not yet tried
 
         def unwrap(kind: str, entry: dict[str, Any]) -> bytes | None:
             if time.monotonic() >= deadline:
@@ -111,23 +109,19 @@ class SopsBackend:
                                                      f"the {kind} master keys were tried"))
                 return None
             if kind == "age":
-                if not age:
-                    age.append(keys.AgeKeys(source.age))
-                return age[0].unwrap(entry)
+                return keys.unwrap_age(entry, source.age)
             if id(entry) not in remote:
                 return None  # no identity for it, or past MAX_REMOTE_KEYS
-            left = len([e for e in remote if e not in tried])
-            tried.add(id(entry))
             # each remote key gets its share of the time left: a Vault that is down
             # (retried until its deadline) does not keep a KMS key from being tried
-            share = time.monotonic() + (deadline - time.monotonic()) / max(1, left)
+            share = time.monotonic() + (deadline - time.monotonic()) / len(remote)
+            remote.discard(id(entry))
             try:
                 return self._unwrap(obj, source, kind, entry, share)
             except MountError as exc:
                 failures.append(exc)
                 return None
 
-        tried: set[int] = set()
         try:
             key = crypto.data_key(parsed.metadata, unwrap)
         except document.KeyError_ as exc:
@@ -358,5 +352,6 @@ def _source(obj: MountObject) -> SopsSource:
     return source
 
 
-def _fingerprint(identities: tuple[str, ...]) -> str:
-    return hashlib.sha256("\n".join(identities).encode()).hexdigest()
+def _fingerprint(identities: tuple[keys.AgeIdentity, ...]) -> str:
+    """Which age keys the pod holds, named by their public recipients."""
+    return ",".join(identity.recipient for identity in identities)

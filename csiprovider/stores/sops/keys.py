@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 AGE_SECRET = "sops-age-key"
@@ -19,9 +20,21 @@ MAX_IDENTITIES = 32  # age identities in one Secret: each is tried only where it
 MAX_ENC_BYTES = 8192  # one wrapped data key (one X25519 stanza: ~350 bytes armored)
 
 
-def age_identities(text: str) -> tuple[str, ...]:
-    """The `AGE-SECRET-KEY-1...` lines of an age key file (comments and blanks skipped)."""
-    found = []
+@dataclass(frozen=True)
+class AgeIdentity:
+    """One of the pod's age identities and its recipient (`age1...`), derived once when
+    the request is parsed: a sops entry is opened only by the identity it names."""
+
+    recipient: str
+    secret: str = field(repr=False)
+
+
+def age_identities(text: str) -> tuple[AgeIdentity, ...]:
+    """The `AGE-SECRET-KEY-1...` lines of an age key file (comments and blanks skipped),
+    each parsed now, so a malformed key is the pod's error, not a failed decrypt."""
+    import pyrage
+
+    lines = []
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -29,51 +42,38 @@ def age_identities(text: str) -> tuple[str, ...]:
         if not line.upper().startswith(_PREFIX):
             raise IdentityError(f"line {number} of {AGE_SECRET} is not an age identity "
                                 f"({_PREFIX}...)")
-        found.append(line)
-    if not found:
+        lines.append(line)
+    if not lines:
         raise IdentityError(f"{AGE_SECRET} holds no age identity ({_PREFIX}...)")
-    if len(found) > MAX_IDENTITIES:
-        raise IdentityError(f"{AGE_SECRET} holds {len(found)} age identities, more than "
+    if len(lines) > MAX_IDENTITIES:
+        raise IdentityError(f"{AGE_SECRET} holds {len(lines)} age identities, more than "
                             f"{MAX_IDENTITIES}; give the pod the keys it needs")
-    check_identities(found)
-    return tuple(found)
-
-
-def check_identities(identities: Sequence[str]) -> None:
-    """Parse every identity now, so a malformed key is the pod's error, not a decrypt."""
-    import pyrage
-
-    for number, line in enumerate(identities, 1):
+    found = []
+    for number, line in enumerate(lines, 1):
         try:
-            pyrage.x25519.Identity.from_str(line)
+            recipient = str(pyrage.x25519.Identity.from_str(line).to_public())
         except Exception:  # pyrage.IdentityError; pyrage raises its own types
             raise IdentityError(f"age identity {number} of {AGE_SECRET} is malformed"
                                 ) from None
+        found.append(AgeIdentity(recipient, line))
+    return tuple(found)
 
 
-class AgeKeys:
-    """The pod's age identities by recipient (`age1...`), parsed once per fetch: an
-    entry is opened only by the identity of its recipient, so a document with many
-    entries and a Secret with many keys costs one X25519 per entry at most."""
+def unwrap_age(entry: dict[str, Any], identities: Sequence[AgeIdentity]) -> bytes | None:
+    """The data key of one `sops.age[]` entry, or None when no identity opens it: only
+    the identity of the entry's recipient is tried (one X25519 per entry at most)."""
+    import pyrage
 
-    def __init__(self, identities: Sequence[str]) -> None:
-        import pyrage
-
-        self._by_recipient: dict[str, Any] = {}
-        for line in identities:
-            identity = pyrage.x25519.Identity.from_str(line)
-            self._by_recipient[str(identity.to_public())] = identity
-
-    def unwrap(self, entry: dict[str, Any]) -> bytes | None:
-        """The data key of one `sops.age[]` entry, or None when no identity opens it."""
-        import pyrage
-
-        identity = self._by_recipient.get(str(entry.get("recipient") or ""))
-        enc = entry.get("enc")
-        if identity is None or not isinstance(enc, str) or len(enc) > MAX_ENC_BYTES:
-            return None
-        try:
-            key: bytes = pyrage.decrypt(enc.encode(), [identity])
-        except Exception:  # pyrage.DecryptError: not for this identity, or corrupt
-            return None
-        return key
+    recipient = entry.get("recipient")
+    enc = entry.get("enc")
+    if not isinstance(enc, str) or len(enc) > MAX_ENC_BYTES:
+        return None
+    for identity in identities:
+        if identity.recipient == recipient:
+            try:
+                key: bytes = pyrage.decrypt(
+                    enc.encode(), [pyrage.x25519.Identity.from_str(identity.secret)])
+            except Exception:  # pyrage.DecryptError: corrupt, or not this identity's
+                return None
+            return key
+    return None

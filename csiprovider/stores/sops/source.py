@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from csiprovider.stores.aws.source import AwsIdentity
 from csiprovider.stores.file.source import FileSource
+from csiprovider.stores.sops.keys import AgeIdentity
 from csiprovider.stores.vault.source import VaultSource
 
 
@@ -34,7 +35,7 @@ class SopsSource:
     pod_uid: str = ""  # every pod decrypts for itself: no two pods share a fetch
     document: str = field(repr=False, default="")
     file: FileSource | None = None
-    age: tuple[str, ...] = field(repr=False, default=())
+    age: tuple[AgeIdentity, ...] = ()
     vault: VaultSource | None = None
     aws: AwsIdentity | None = None
     unusable: tuple[Unusable, ...] = ()
