@@ -137,15 +137,15 @@ def parse_permission(raw: str) -> int:
 
 def _json_object(raw: str, name: str, expected: str) -> dict[str, Any]:
     """Decode a JSON object; json's messages give line/column only, never the text."""
+    if limits.json_nested_deeper(raw):
+        raise InvalidArgument(f"failed to parse {name} as JSON: nested deeper than "
+                              f"{limits.MAX_JSON_DEPTH} levels; {expected}")
     try:
         value: Any = json.loads(raw)
     except ValueError as exc:
         raise InvalidArgument(
             f"failed to parse {name} as JSON ({exc}): {expected}"
         ) from None
-    except RecursionError:
-        raise InvalidArgument(f"failed to parse {name} as JSON: nested too deeply; "
-                              f"{expected}") from None
     if not isinstance(value, dict):
         raise InvalidArgument(f"invalid {name}: {expected}, got {type(value).__name__}")
     if not _SURROGATE_ESCAPE.search(raw):

@@ -42,7 +42,7 @@ from csiprovider.errors import (
     PermissionDenied,
     Unavailable,
 )
-from csiprovider.limits import MAX_REPLY_BYTES
+from csiprovider.limits import MAX_REPLY_BYTES, json_nested_deeper, json_skeleton, yaml_events
 from csiprovider.model import Document, MountObject, Rendered
 from csiprovider.stores import Backend, Grant, LazyBackend
 from csiprovider.stores.sops import crypto, document, emit, keys, parse
@@ -51,8 +51,6 @@ from csiprovider.stores.sops.source import SopsSource
 _ENTRY = 200  # characters of an entry's names quoted in an error
 MAX_DOCUMENT_BYTES = MAX_REPLY_BYTES  # a document kept as a file; in the SPC, the SPC's bound
 MAX_DEPTH = 64  # nested maps and lists
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
-_JSON_BRACKET = re.compile(r"[\[\]{}]")
 _VAULT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 MAX_REMOTE_KEYS = 4  # Vault and KMS master keys tried in one fetch
 MAX_NODES = 100_000  # values, keys and collections: the decrypted tree stays a few MB
@@ -271,17 +269,13 @@ def _bounded(obj: MountObject, text: str, fmt: str) -> None:
         raise InvalidArgument(f"{obj.label}: the sops document is {len(text)} characters, "
                               f"more than {MAX_DOCUMENT_BYTES}; split it")
     if fmt in ("json", "binary"):
-        bare = _JSON_STRING.sub('""', text)  # brackets inside strings do not nest
-        brackets = _JSON_BRACKET.findall(bare)
-        if bare.count(",") + len(brackets) > MAX_NODES:
+        bare = json_skeleton(text)  # brackets and commas inside strings do not count
+        if sum(map(bare.count, ",[]{}")) > MAX_NODES:
             raise InvalidArgument(f"{obj.label}: the sops document has more than "
                                   f"{MAX_NODES} values; split it")
-        depth = 0
-        for bracket in brackets:
-            depth += 1 if bracket in "[{" else -1
-            if depth > MAX_DEPTH:
-                raise InvalidArgument(f"{obj.label}: the sops document is nested deeper "
-                                      f"than {MAX_DEPTH} levels")
+        if json_nested_deeper(bare, MAX_DEPTH):
+            raise InvalidArgument(f"{obj.label}: the sops document is nested deeper "
+                                  f"than {MAX_DEPTH} levels")
         return
     if fmt in ("dotenv", "ini"):
         if text.count("\n") > MAX_NODES:
@@ -292,7 +286,7 @@ def _bounded(obj: MountObject, text: str, fmt: str) -> None:
 
     depth = nodes = 0
     try:
-        for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+        for event in yaml_events(text):
             if isinstance(event, yaml.AliasEvent):
                 raise InvalidArgument(f"{obj.label}: the sops document uses a YAML alias"
                                       " (sops expands aliases when it encrypts, so it "
