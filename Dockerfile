@@ -6,12 +6,13 @@
 # and checks this file's ENTRYPOINT, CMD, USER, EXPOSE, ENV and LABELs against its config.
 #
 # Both are Debian bookworm with Debian's own python3 (3.11), a virtualenv /opt/csiprovider
-# holding the pinned wheels of requirements.lock and the project's wheel, and no compiler,
+# holding the runtime wheels of uv.lock and the project's wheel, and no compiler,
 # pip, venv tooling, caches or docs. Step by step:
 #   FROM debian:bookworm-slim             mmdebstrap --variant=minbase bookworm, merged /usr,
 #                                         bookworm-slim's dpkg path-excludes (docs, man, locale)
 #   build: apt-get install python3-venv   mmdebstrap --include=python3,python3-venv,...
-#   build: pip install -r requirements.lock
+#   build: uv export (runtime, hashes)   the same uv export on the host
+#   build: pip install -r runtime.txt
 #          --only-binary=:all:            pip download --only-binary=:all: on the host, then
 #                                         pip install --no-index inside the new root
 #   build: pip wheel --no-deps .          pip wheel --no-deps on the host
@@ -24,9 +25,9 @@
 # of the platform being built (every pinned dependency ships manylinux wheels for x86_64
 # and aarch64), so --platform works as is.
 #
-# requirements.lock pins every runtime dependency; regenerate it after changing
-# pyproject.toml with:
-#   pip install --dry-run --ignore-installed --report r.json . && <list install[] pins>
+# uv.lock pins every dependency with its hashes (`make lock` regenerates it); the image
+# takes its runtime packages only (no extras), exported by uv, itself hash-pinned in
+# requirements-uv.txt and left behind in the build stage.
 
 FROM debian:bookworm-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 LANG=C.UTF-8
@@ -35,9 +36,14 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 RUN python3 -m venv /opt/csiprovider
 WORKDIR /src
-COPY requirements.lock ./
-RUN /opt/csiprovider/bin/pip install --require-virtualenv --only-binary=:all: -r requirements.lock
-COPY pyproject.toml README.md ./
+COPY requirements-uv.txt uv.lock pyproject.toml ./
+RUN python3 -m venv /tmp/uv \
+ && /tmp/uv/bin/pip install --require-hashes --no-deps -r requirements-uv.txt \
+ && /tmp/uv/bin/uv export --locked --no-dev --no-emit-project --format requirements-txt \
+      --output-file runtime.txt \
+ && /opt/csiprovider/bin/pip install --require-virtualenv --require-hashes --only-binary=:all: \
+      -r runtime.txt
+COPY README.md ./
 COPY csiprovider ./csiprovider
 RUN /opt/csiprovider/bin/pip wheel --no-deps -w /tmp/wheels . \
  && /opt/csiprovider/bin/pip install --no-deps /tmp/wheels/csiprovider-*.whl \

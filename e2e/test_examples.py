@@ -209,6 +209,7 @@ def assert_sops_mount(got: dict[str, bytes], expected: bytes, log: str) -> None:
     assert password not in log
 
 
+@pytest.mark.sops
 def test_sops_age_example(world: dict[str, Any], tmp_path: Path) -> None:
     example = EXAMPLES / "sops-age.yaml"
     docs = [d for d in yaml.safe_load_all(example.read_text()) if d]
@@ -233,6 +234,7 @@ def test_sops_age_example(world: dict[str, Any], tmp_path: Path) -> None:
     assert not (tmp_path / "without").exists() or not read(tmp_path / "without")
 
 
+@pytest.mark.sops
 def test_sops_kms_example_with_sops_output(world: dict[str, Any], tmp_path: Path) -> None:
     example = EXAMPLES / "sops-kms.yaml"
     (entry,) = yaml.safe_load(sops_placeholder(example))["sops"]["kms"]
@@ -251,6 +253,7 @@ def test_sops_kms_example_with_sops_output(world: dict[str, Any], tmp_path: Path
                       world["daemon"].log())
 
 
+@pytest.mark.sops
 def test_sops_vault_transit_example_with_sops_output(world: dict[str, Any],
                                                      tmp_path: Path) -> None:
     example = EXAMPLES / "sops-vault-transit.yaml"

@@ -1,8 +1,9 @@
 """The container image, built and run without a Docker engine.
 
 test_image_build_steps is the Dockerfile's build stage run here: a fresh virtualenv gets the
-pinned runtime dependencies, then the wheel without dependencies; the result must run. This
-proves requirements.lock is complete and installable on its own.
+runtime packages uv exports from uv.lock (hashes checked), then the wheel without
+dependencies; the result must run. This proves the lock's runtime part is complete and
+installable on its own.
 
 The other tests build the real image with image/build.sh (Debian bookworm from mmdebstrap,
 committed by umoci to an OCI layout; reused while its inputs are unchanged), unpack it with
@@ -36,9 +37,12 @@ import pytest
 from csiprovider.v1alpha1 import service_pb2 as pb
 from csiprovider.v1alpha1 import service_pb2_grpc as pb_grpc
 from e2e.conftest import ROOT
+from testkit import tiers
 from testkit.daemon import listening
 from testkit.requests import mount_request
 from testkit.servers import free_port
+
+pytestmark = pytest.mark.image
 
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 IMAGE_OUT = ROOT / "build" / "image"
@@ -51,10 +55,15 @@ def run(*args: str, cwd: Path = ROOT) -> str:
 
 
 def test_image_build_steps(tmp_path: Path) -> None:
+    tiers.started("image")
     venv = tmp_path / "opt-csiprovider"
     run(sys.executable, "-m", "venv", str(venv))
     pip = str(venv / "bin" / "pip")
-    run(pip, "install", "--quiet", "--require-virtualenv", "-r", "requirements.lock")
+    runtime = tmp_path / "runtime.txt"
+    run(str(Path(sys.executable).parent / "uv"), "export", "--quiet", "--locked", "--no-dev",
+        "--no-emit-project", "--format", "requirements-txt", "--output-file", str(runtime))
+    run(pip, "install", "--quiet", "--require-virtualenv", "--require-hashes",
+        "--only-binary=:all:", "-r", str(runtime))
     run(pip, "wheel", "--quiet", "--no-deps", "-w", str(tmp_path / "wheels"), ".")
     (wheel,) = (tmp_path / "wheels").glob("csiprovider-*.whl")
     run(pip, "install", "--quiet", "--no-deps", str(wheel))
@@ -90,6 +99,7 @@ def debian_tool(command: str, package: str) -> str:
 def oci_layout() -> Path:
     """build/image/oci from image/build.sh: built once per session, and not at all while
     the build's inputs hash (build/image/inputs.sha256) is unchanged."""
+    tiers.started("image")
     if os.geteuid() != 0:
         raise RuntimeError("building and running the image needs root (mmdebstrap's root "
                            "mode, chroot, mount namespaces)")

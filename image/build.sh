@@ -13,7 +13,7 @@
 #   sizes.json                    compressed layer and unpacked root filesystem sizes
 #
 # Needs root, mmdebstrap and umoci (apt-get installs them when missing), Debian's mirror
-# and PyPI. The Dockerfile builds the same contents with Docker; each step below names
+# and PyPI. The wheels are uv.lock's runtime packages (no extras), hashes checked. The Dockerfile builds the same contents with Docker; each step below names
 # its Dockerfile counterpart.
 set -euo pipefail
 
@@ -26,10 +26,10 @@ customize() {
     local pipopts=(--no-index --no-cache-dir --disable-pip-version-check --require-virtualenv
                    --only-binary=:all: --find-links /tmp/wheelhouse)
     cp -a "$CSI_WHEELHOUSE" "$rootfs/tmp/wheelhouse"
-    # Dockerfile build stage: python3 -m venv; pip install -r requirements.lock; the wheel.
+    # Dockerfile build stage: python3 -m venv; pip install -r runtime.txt; the wheel.
     "${inroot[@]}" python3 -m venv /opt/csiprovider
     "${inroot[@]}" /opt/csiprovider/bin/pip install --quiet "${pipopts[@]}" \
-        -r /tmp/wheelhouse/requirements.lock
+        --require-hashes -r /tmp/wheelhouse/runtime.txt
     local wheel
     wheel=$(cd "$CSI_WHEELHOUSE" && echo csiprovider-*.whl)
     "${inroot[@]}" /opt/csiprovider/bin/pip install --quiet --no-deps "${pipopts[@]}" \
@@ -109,7 +109,7 @@ inputs_hash() {
     (
         cd "$ROOT"
         printf 'suite=%s arch=%s mirror=%s\n' "$SUITE" "$DEB_ARCH" "$MIRROR"
-        find image/build.sh requirements.lock pyproject.toml README.md csiprovider \
+        find image/build.sh uv.lock requirements-uv.txt pyproject.toml README.md csiprovider \
             -type f ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 \
             | LC_ALL=C sort -z | xargs -0 sha256sum
     ) | sha256sum | cut -d' ' -f1
@@ -155,10 +155,20 @@ platforms=()
 for minor in $(seq 36 -1 17); do platforms+=(--platform "manylinux_2_${minor}_$MACHINE"); done
 platforms+=(--platform "manylinux2014_$MACHINE")
 [[ $MACHINE == x86_64 ]] && platforms+=(--platform manylinux2010_x86_64 --platform manylinux1_x86_64)
+# The runtime packages of uv.lock (no extras), with their hashes, as the Dockerfile exports
+# them; uv is the checkout's (make) or its hash-pinned release in a throwaway venv.
+UV=$ROOT/.venv/bin/uv
+if [[ ! -x $UV ]]; then
+    "$PYTHON" -m venv "$WORK/uv"
+    "$WORK/uv/bin/pip" install --quiet --disable-pip-version-check --no-deps --require-hashes \
+        -r "$ROOT/requirements-uv.txt" 2> >(quiet_pip >&2)
+    UV=$WORK/uv/bin/uv
+fi
+(cd "$ROOT" && "$UV" export --quiet --locked --no-dev --no-emit-project \
+    --format requirements-txt --output-file "$WORK/wheelhouse/runtime.txt")
 "$PYTHON" -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
-    --implementation cp --python-version 3.11 --abi cp311 "${platforms[@]}" \
-    -d "$WORK/wheelhouse" -r "$ROOT/requirements.lock" 2> >(quiet_pip >&2)
-cp "$ROOT/requirements.lock" "$WORK/wheelhouse/"
+    --implementation cp --python-version 3.11 --abi cp311 "${platforms[@]}" --require-hashes \
+    -d "$WORK/wheelhouse" -r "$WORK/wheelhouse/runtime.txt" 2> >(quiet_pip >&2)
 
 # --- root filesystem: Debian bookworm minbase + python3 ----------------------------------
 # = FROM debian:bookworm-slim + apt-get install python3 python3-venv ca-certificates; the

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from testkit import tiers
+
 GOPATH = Path("/usr/share/gocode")
 # Debian package → a directory it provides (the library sources under GOPATH, or the
 # toolchain). golang-k8s-sigs-yaml-dev pulls in golang-gopkg-yaml.v2-dev.
@@ -41,6 +43,7 @@ def _missing() -> list[str]:
 
 def go_binary() -> Path:
     """The `go` command, with Debian's yaml libraries beside it; installs them if missing."""
+    tiers.started("go")
     missing = _missing()
     if missing and os.geteuid() == 0 and shutil.which("apt-get"):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}

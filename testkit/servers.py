@@ -30,6 +30,8 @@ import requests
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from testkit import tiers
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -278,6 +280,7 @@ def openbao_server(
     workdir: Path, port: int | None = None, tls: bool = False, extra_hcl: str = ""
 ) -> Iterator[OpenBao]:
     """A dev server; with `tls`, HTTPS with a CA written to workdir/tls/vault-ca.pem."""
+    tiers.started("openbao")
     port = port or free_port()
     audit = workdir / "audit.log"
     config = workdir / "bao.hcl"
@@ -375,6 +378,7 @@ def postgres_bin() -> Path:
 
 @contextlib.contextmanager
 def postgres_server() -> Iterator[Postgres]:
+    tiers.started("postgres")
     bindir = postgres_bin()
     user = "postgres"
     try:
@@ -513,6 +517,7 @@ def moto_server() -> Iterator[str]:
     """A moto server process; yields its endpoint URL (what AWS_ENDPOINT_URL points at)."""
     import sys
 
+    tiers.started("moto")
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],

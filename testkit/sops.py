@@ -12,8 +12,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from testkit import tiers
+
 
 def sops_bin() -> Path:
+    tiers.started("sops")
     here = Path(sys.executable).parent / "sops"
     found = str(here) if here.exists() else shutil.which("sops")
     if not found:
@@ -22,6 +25,7 @@ def sops_bin() -> Path:
 
 
 def age_keygen_bin() -> Path:
+    tiers.started("sops")
     found = shutil.which("age-keygen")
     if not found and os.geteuid() == 0 and shutil.which("apt-get"):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}

@@ -33,6 +33,8 @@ import yaml
 from csiprovider.cli import parser
 from testkit.helm import MAJORS, Helm, helm, kubectl_binary
 
+pytestmark = pytest.mark.helm
+
 Doc = dict[str, Any]
 Render = Callable[[int, str], tuple[Doc, ...]]
 

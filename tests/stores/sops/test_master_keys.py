@@ -99,6 +99,7 @@ async def refused(stub: Any, req: Any) -> grpc.aio.AioRpcError:
     return info.value
 
 
+@pytest.mark.sops
 async def test_kms_entry_with_context_and_role_uses_the_pods_irsa(
         daemon: Any, aws_env: str, signer: Signer) -> None:
     arn = kms_key(aws_env)
@@ -127,6 +128,7 @@ async def test_kms_entry_with_context_and_role_uses_the_pods_irsa(
     assert "kms-and-transit" not in (error.details() or "")
 
 
+@pytest.mark.sops
 async def test_kms_refusal_is_told_in_aws_words(
         serve_config: Callable[..., ServeConfig], kube_api: KubeAPI, aws_env: str,
         signer: Signer, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -148,6 +150,7 @@ async def test_kms_refusal_is_told_in_aws_words(
     assert "age:" not in details  # the document has no age recipient: not worth a word
 
 
+@pytest.mark.sops
 async def test_hc_vault_entry_uses_the_pods_vault_login(
         daemon: Any, transit: OpenBao, signer: Signer) -> None:
     url = f"{transit.addr}/v1/sops/keys/app"
@@ -164,6 +167,7 @@ async def test_hc_vault_entry_uses_the_pods_vault_login(
             assert files(reply)["doc"] == expected
 
 
+@pytest.mark.sops
 async def test_hc_vault_key_the_pod_may_not_use_is_refused_in_vaults_words(
         daemon: Any, transit: OpenBao, signer: Signer) -> None:
     document = sops.encrypt_with(PLAIN, "yaml", [
@@ -176,6 +180,7 @@ async def test_hc_vault_key_the_pod_may_not_use_is_refused_in_vaults_words(
     assert "kms-and-transit" not in details
 
 
+@pytest.mark.sops
 async def test_a_key_group_where_only_one_master_key_is_usable(
         daemon: Any, aws_env: str, transit: OpenBao, signer: Signer) -> None:
     """age (the pod brings a key of another recipient), hc_vault (a key the pod's policy
@@ -204,6 +209,7 @@ async def test_a_key_group_where_only_one_master_key_is_usable(
     assert "age: the pod's sops-age-key" in details
 
 
+@pytest.mark.sops
 async def test_document_kept_as_a_file_of_the_namespace_directory(
         daemon: Any, file_root: Path, transit: OpenBao, signer: Signer) -> None:
     url = f"{transit.addr}/v1/sops/keys/app"
@@ -258,6 +264,7 @@ async def test_hostile_documents_are_refused_before_they_are_parsed(
         assert words in (error.details() or ""), (name, error.details())
 
 
+@pytest.mark.sops
 async def test_a_document_file_re_encrypted_reaches_provider_written_volumes_at_once(
         serve_config: Callable[..., ServeConfig], file_root: Path, tmp_path: Path) -> None:
     """Rotating the ciphertext in git and syncing it to the file root: the volume reading
@@ -285,6 +292,7 @@ async def test_a_document_file_re_encrypted_reaches_provider_written_volumes_at_
             await asyncio.sleep(0.05)
 
 
+@pytest.mark.sops
 async def test_kms_entry_with_eks_pod_identity(
         serve_config: Callable[..., ServeConfig], aws_env: str, signer: Signer) -> None:
     """`usePodIdentity: "true"`: the kms entry is decrypted with the credentials the node's
@@ -312,6 +320,7 @@ async def test_kms_entry_with_eks_pod_identity(
     assert seen == [token]
 
 
+@pytest.mark.sops
 async def test_a_hostile_key_regex_is_refused(
         daemon: Any, signer: Signer) -> None:
     """`encrypted_regex` is Go's regexp (RE2 here) under RE2's default memory budget: a
@@ -330,6 +339,7 @@ async def test_a_hostile_key_regex_is_refused(
         assert words in (error.details() or ""), error.details()
 
 
+@pytest.mark.sops
 async def test_forged_metadata_and_values_are_refused_without_a_cost(
         daemon: Any, signer: Signer) -> None:
     """What the review found (each once took the daemon's memory or its GIL for
@@ -359,6 +369,7 @@ async def test_forged_metadata_and_values_are_refused_without_a_cost(
         assert key.identity not in (error.details() or "")
 
 
+@pytest.mark.sops
 async def test_a_refusal_is_not_hidden_by_another_stores_outage(
         serve_config: Callable[..., ServeConfig], kube_api: KubeAPI, aws_env: str,
         transit: OpenBao, signer: Signer, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -23,6 +23,8 @@ import yaml
 from testkit import sops
 from testkit.requests import mount_request
 
+pytestmark = pytest.mark.sops
+
 NAME = "app-secrets"
 _EXT = {"yaml": "yaml", "json": "json", "dotenv": "env", "ini": "ini"}
 

@@ -14,6 +14,8 @@ import yaml
 from testkit import sops
 from testkit.requests import mount_request
 
+pytestmark = pytest.mark.sops
+
 PLAIN = {
     "yaml": b"db:\n  user: app\n  password: s3cr3t\n  port: 5432\n  ratio: 0.25\n"
             b"  enabled: true\n  hosts: [a, b]\nempty: ''\ntoken_unencrypted: visible\n",

@@ -16,6 +16,8 @@ from testkit.daemon import running
 from testkit.servers import KubeAPI, OpenBao, Signer, configure_openbao, openbao_server
 from tests.stores.vault.test_backend import USER, files, request
 
+pytestmark = pytest.mark.openbao
+
 
 @pytest.fixture(scope="module")
 def tls_bao(tmp_path_factory: pytest.TempPathFactory, signer: Signer,
