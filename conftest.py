@@ -38,8 +38,9 @@ def kube_api(signer: Signer) -> Iterator[KubeAPI]:
 
 
 @pytest.fixture(scope="session")
-def openbao(tmp_path_factory: pytest.TempPathFactory, signer: Signer,
-            kube_api: KubeAPI) -> Iterator[OpenBao]:
+def openbao(
+    tmp_path_factory: pytest.TempPathFactory, signer: Signer, kube_api: KubeAPI
+) -> Iterator[OpenBao]:
     workdir: Path = tmp_path_factory.mktemp("openbao")
     with openbao_server(workdir) as bao:
         configure_openbao(bao, signer, kube_api)
@@ -82,9 +83,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def _check_markers(item: pytest.Item) -> None:
     unmarked = sorted({m for m in tiers.take_started() if item.get_closest_marker(m) is None})
     if unmarked:
-        pytest.fail(f"{item.nodeid} started "
-                    f"{' and '.join(tiers.PROGRAMS[m] for m in unmarked)} without its marker: "
-                    f"add {' '.join(f'@pytest.mark.{m}' for m in unmarked)}", pytrace=False)
+        pytest.fail(
+            f"{item.nodeid} started "
+            f"{' and '.join(tiers.PROGRAMS[m] for m in unmarked)} without its marker: "
+            f"add {' '.join(f'@pytest.mark.{m}' for m in unmarked)}",
+            pytrace=False,
+        )
 
 
 @pytest.hookimpl(wrapper=True)

@@ -53,11 +53,16 @@ def main() -> None:
     signer = Signer()
     kube = start_kube_api(signer)
     kube.service_accounts[("default", "app")] = {
-        "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/app"}
+        "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/app"
+    }
     results: dict[str, Any] = {"iterations": args.iterations}
     with moto_server() as moto, tempfile.TemporaryDirectory(prefix="csiprovider-abench-") as tmp:
-        admin = {"endpoint_url": moto, "region_name": "us-east-1",
-                 "aws_access_key_id": "admin", "aws_secret_access_key": "admin"}
+        admin = {
+            "endpoint_url": moto,
+            "region_name": "us-east-1",
+            "aws_access_key_id": "admin",
+            "aws_secret_access_key": "admin",
+        }
         sm = boto3.client("secretsmanager", **admin)  # type: ignore[call-overload]
         ssm = boto3.client("ssm", **admin)  # type: ignore[call-overload]
         for i in range(20):
@@ -69,28 +74,60 @@ def main() -> None:
 
         def request(objects: str) -> pb.MountRequest:
             return pb.MountRequest(
-                attributes=json.dumps({
-                    "region": "us-east-1", "objects": objects,
-                    "csi.storage.k8s.io/pod.name": "bench-0",
-                    "csi.storage.k8s.io/pod.namespace": "default",
-                    "csi.storage.k8s.io/pod.uid": "uid-bench",
-                    "csi.storage.k8s.io/serviceAccount.name": "app",
-                    "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(
-                        {"sts.amazonaws.com": {"token": token, "expirationTimestamp": ""}})}),
-                secrets="{}", target_path=str(Path(tmp) / "mnt"), permission="420")
+                attributes=json.dumps(
+                    {
+                        "region": "us-east-1",
+                        "objects": objects,
+                        "csi.storage.k8s.io/pod.name": "bench-0",
+                        "csi.storage.k8s.io/pod.namespace": "default",
+                        "csi.storage.k8s.io/pod.uid": "uid-bench",
+                        "csi.storage.k8s.io/serviceAccount.name": "app",
+                        "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(
+                            {"sts.amazonaws.com": {"token": token, "expirationTimestamp": ""}}
+                        ),
+                    }
+                ),
+                secrets="{}",
+                target_path=str(Path(tmp) / "mnt"),
+                permission="420",
+            )
 
-        sm20 = request("".join(f"- {{objectName: bench/s{i}, objectType: secretsmanager}}\n"
-                               for i in range(20)))
-        ssm23 = request("".join(f"- {{objectName: /bench/p{i}, objectType: ssmparameter}}\n"
-                                for i in range(23)))
+        sm20 = request(
+            "".join(
+                f"- {{objectName: bench/s{i}, objectType: secretsmanager}}\n" for i in range(20)
+            )
+        )
+        ssm23 = request(
+            "".join(f"- {{objectName: /bench/p{i}, objectType: ssmparameter}}\n" for i in range(23))
+        )
+
         def daemon(name: str, ttl: str, endpoint: str) -> subprocess.Popen[bytes]:
             return subprocess.Popen(
-                [sys.executable, "-m", "csiprovider", "serve", "--name", "aws",
-                 "--providers-dir", str(Path(tmp) / name), "--health-addr", "",
-                 "--log-level", "warning", "--cache-ttl", ttl, "--kube-api-url", kube.url,
-                 "--hmac-key-file", str(ROOT / "bench" / "bench-hmac.key")],
-                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                env={**os.environ, "AWS_ENDPOINT_URL": endpoint})
+                [
+                    sys.executable,
+                    "-m",
+                    "csiprovider",
+                    "serve",
+                    "--name",
+                    "aws",
+                    "--providers-dir",
+                    str(Path(tmp) / name),
+                    "--health-addr",
+                    "",
+                    "--log-level",
+                    "warning",
+                    "--cache-ttl",
+                    ttl,
+                    "--kube-api-url",
+                    kube.url,
+                    "--hmac-key-file",
+                    str(ROOT / "bench" / "bench-hmac.key"),
+                ],
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env={**os.environ, "AWS_ENDPOINT_URL": endpoint},
+            )
 
         for mode, ttl in (("cold", "0"), ("republish", "60")):
             section: dict[str, Any] = {}
@@ -104,9 +141,11 @@ def main() -> None:
                         stub = pb_grpc.CSIDriverProviderStub(channel)
                         if phase == "latency":
                             section["mount_20_secretsmanager"] = timed(
-                                lambda s=stub: s.Mount(sm20, timeout=60), args.iterations)
+                                lambda s=stub: s.Mount(sm20, timeout=60), args.iterations
+                            )
                             section["mount_23_ssm"] = timed(
-                                lambda s=stub: s.Mount(ssm23, timeout=60), args.iterations)
+                                lambda s=stub: s.Mount(ssm23, timeout=60), args.iterations
+                            )
                             continue
                         stub.Mount(sm20, timeout=60)
                         before = len(proxy.calls)
@@ -115,20 +154,23 @@ def main() -> None:
                         made = proxy.calls[before:]
                         section["api_calls_per_repeated_mount_20_secrets"] = {
                             op: sum(1 for o, _ in made if o == op) / 10
-                            for op in sorted({o for o, _ in made})} or {"none": 0}
+                            for op in sorted({o for o, _ in made})
+                        } or {"none": 0}
                 finally:
                     proc.terminate()
                     proc.wait(15)
             results[mode] = section
         results["direct_boto3_get_secret_value"] = timed(
-            lambda: sm.get_secret_value(SecretId="bench/s0"), args.iterations)
+            lambda: sm.get_secret_value(SecretId="bench/s0"), args.iterations
+        )
         results["direct_boto3_get_parameters_10"] = timed(
-            lambda: ssm.get_parameters(Names=[f"/bench/p{i}" for i in range(10)]),
-            args.iterations)
+            lambda: ssm.get_parameters(Names=[f"/bench/p{i}" for i in range(10)]), args.iterations
+        )
         single = results["direct_boto3_get_secret_value"]["p50_ms"]
         for mode in ("cold", "republish"):
             results[mode]["ratio_mount20_sm_over_direct_call_p50"] = round(
-                results[mode]["mount_20_secretsmanager"]["p50_ms"] / single, 2)
+                results[mode]["mount_20_secretsmanager"]["p50_ms"] / single, 2
+            )
         proxy.server.shutdown()
     assert kube.server is not None
     kube.server.shutdown()

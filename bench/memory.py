@@ -55,15 +55,32 @@ def figure(value: float, target: float | None, unit: str, **extra: Any) -> dict[
     return out
 
 
-def start(tmp: Path, name: str, *extra: str,
-          env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], Path]:
+def start(
+    tmp: Path, name: str, *extra: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], Path]:
     """A daemon subprocess serving into tmp/name/ (the providers directory)."""
     providers = tmp / name
     proc = subprocess.Popen(
-        [sys.executable, "-m", "csiprovider", "serve", "--providers-dir", str(providers),
-         "--health-addr", "", "--log-level", "warning",
-         "--hmac-key-file", str(ROOT / "bench" / "bench-hmac.key"), *extra],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        [
+            sys.executable,
+            "-m",
+            "csiprovider",
+            "serve",
+            "--providers-dir",
+            str(providers),
+            "--health-addr",
+            "",
+            "--log-level",
+            "warning",
+            "--hmac-key-file",
+            str(ROOT / "bench" / "bench-hmac.key"),
+            *extra,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     return proc, providers
 
 
@@ -85,12 +102,17 @@ def timed_start(tmp: Path, name: str, sock_name: str, *extra: str) -> dict[str, 
         socket_ready = time.perf_counter() - t0
         with grpc.insecure_channel(f"unix://{sock}") as channel:
             pb_grpc.CSIDriverProviderStub(channel).Version(
-                pb.VersionRequest(version="v1alpha1"), timeout=10, wait_for_ready=True)
+                pb.VersionRequest(version="v1alpha1"), timeout=10, wait_for_ready=True
+            )
         first_rpc = time.perf_counter() - t0
         time.sleep(max(0.0, socket_ready + 1.0 - (time.perf_counter() - t0)))
         status = proc_status(proc.pid)
-        return {"socket_ready_s": socket_ready, "first_version_rpc_s": first_rpc,
-                "rss_kib": status["VmRSS"], "hwm_kib": status["VmHWM"]}
+        return {
+            "socket_ready_s": socket_ready,
+            "first_version_rpc_s": first_rpc,
+            "rss_kib": status["VmRSS"],
+            "hwm_kib": status["VmHWM"],
+        }
     finally:
         stop(proc)
 
@@ -106,34 +128,52 @@ def idle(tmp: Path, starts: int) -> dict[str, Any]:
         runs = [timed_start(tmp, f"idle-{kind}-{i}", sock, *extra) for i in range(starts)]
         ready = statistics.median(r["socket_ready_s"] for r in runs)
         out[f"idle_rss_{kind}"] = figure(
-            mib(statistics.median(r["rss_kib"] for r in runs)), target, "MiB",
+            mib(statistics.median(r["rss_kib"] for r in runs)),
+            target,
+            "MiB",
             hwm_mib=mib(statistics.median(r["hwm_kib"] for r in runs)),
-            samples_mib=[mib(r["rss_kib"]) for r in runs])
+            samples_mib=[mib(r["rss_kib"]) for r in runs],
+        )
         out[f"start_to_socket_ready_{kind}"] = figure(
-            round(ready, 3), 0.5, "s",
+            round(ready, 3),
+            0.5,
+            "s",
             first_version_rpc_s=round(statistics.median(r["first_version_rpc_s"] for r in runs), 3),
-            samples_s=[round(r["socket_ready_s"], 3) for r in runs])
+            samples_s=[round(r["socket_ready_s"], 3) for r in runs],
+        )
     # Context: what the interpreter holds bare and after some imports, and how long from
     # process start until those imports are done (median of `starts`).
-    probes = (("python_bare", "pass"), ("import_grpc", "import grpc"),
-              ("import_boto3", "import boto3"), ("import_hvac", "import hvac"),
-              ("import_csiprovider_server", "import csiprovider.server"))
+    probes = (
+        ("python_bare", "pass"),
+        ("import_grpc", "import grpc"),
+        ("import_boto3", "import boto3"),
+        ("import_hvac", "import hvac"),
+        ("import_csiprovider_server", "import csiprovider.server"),
+    )
     context: dict[str, Any] = {}
     for label, code in probes:
         rss, took = [], []
         for _ in range(starts):
             t0 = time.perf_counter()
             probe = subprocess.Popen(
-                [sys.executable, "-c", f"{code}\nimport time\nprint(1, flush=True)\n"
-                 "time.sleep(30)"], stdout=subprocess.PIPE, cwd=ROOT)
+                [
+                    sys.executable,
+                    "-c",
+                    f"{code}\nimport time\nprint(1, flush=True)\ntime.sleep(30)",
+                ],
+                stdout=subprocess.PIPE,
+                cwd=ROOT,
+            )
             assert probe.stdout is not None
             probe.stdout.readline()
             took.append(time.perf_counter() - t0)
             rss.append(rss_kib(probe.pid))
             probe.kill()
             probe.wait()
-        context[label] = {"rss_mib": mib(statistics.median(rss)),
-                          "start_to_imported_s": round(statistics.median(took), 3)}
+        context[label] = {
+            "rss_mib": mib(statistics.median(rss)),
+            "start_to_imported_s": round(statistics.median(took), 3),
+        }
     out["context_python_imports"] = context
     return out
 
@@ -148,33 +188,48 @@ def tracked_volumes(tmp: Path, volumes: int) -> dict[str, Any]:
     secrets.mkdir(parents=True)
     for i in range(5):
         (secrets / f"s{i}").write_text(f"value-{i}")
-    daemon, providers = start(tmp, "tracked", "--write-mode", "provider", "--file-root",
-                              str(tmp / "tracked-files"))
+    daemon, providers = start(
+        tmp, "tracked", "--write-mode", "provider", "--file-root", str(tmp / "tracked-files")
+    )
     try:
         wait_until((providers / "csiprovider.sock").exists, "daemon socket")
         objects = "".join(f"- {{objectName: s{i}, backend: file}}\n" for i in range(5))
         with grpc.insecure_channel(f"unix://{providers / 'csiprovider.sock'}") as channel:
             stub = pb_grpc.CSIDriverProviderStub(channel)
-            stub.Version(pb.VersionRequest(version="v1alpha1"), timeout=10,
-                         wait_for_ready=True)
+            stub.Version(pb.VersionRequest(version="v1alpha1"), timeout=10, wait_for_ready=True)
             rss_start = rss_kib(daemon.pid)
             t0 = time.perf_counter()
             for v in range(volumes):
                 target = tmp / "tracked-volumes" / f"v{v}"
                 target.mkdir(parents=True)
-                stub.Mount(pb.MountRequest(
-                    attributes=json.dumps({
-                        "objects": objects, "csi.storage.k8s.io/pod.namespace": "default",
-                        "csi.storage.k8s.io/pod.name": f"p{v}",
-                        "csi.storage.k8s.io/pod.uid": f"u{v}"}),
-                    secrets="{}", target_path=str(target), permission="420"), timeout=30)
+                stub.Mount(
+                    pb.MountRequest(
+                        attributes=json.dumps(
+                            {
+                                "objects": objects,
+                                "csi.storage.k8s.io/pod.namespace": "default",
+                                "csi.storage.k8s.io/pod.name": f"p{v}",
+                                "csi.storage.k8s.io/pod.uid": f"u{v}",
+                            }
+                        ),
+                        secrets="{}",
+                        target_path=str(target),
+                        permission="420",
+                    ),
+                    timeout=30,
+                )
             mounting = time.perf_counter() - t0
             time.sleep(1.5)
             status = proc_status(daemon.pid)
     finally:
         stop(daemon)
-    return {"volumes": volumes, "rss_kib_start": rss_start, "rss_kib": status["VmRSS"],
-            "hwm_kib": status["VmHWM"], "mount_seconds": round(mounting, 1)}
+    return {
+        "volumes": volumes,
+        "rss_kib_start": rss_start,
+        "rss_kib": status["VmRSS"],
+        "hwm_kib": status["VmHWM"],
+        "mount_seconds": round(mounting, 1),
+    }
 
 
 # ---------------------------------------------------------------- many driver-mode Mounts
@@ -192,23 +247,31 @@ def many_mounts(tmp: Path, mounts: int) -> dict[str, Any]:
         wait_until((providers / "csiprovider.sock").exists, "daemon socket")
         with grpc.insecure_channel(f"unix://{providers / 'csiprovider.sock'}") as channel:
             stub = pb_grpc.CSIDriverProviderStub(channel)
-            stub.Version(pb.VersionRequest(version="v1alpha1"), timeout=10,
-                         wait_for_ready=True)
+            stub.Version(pb.VersionRequest(version="v1alpha1"), timeout=10, wait_for_ready=True)
             rss_start = rss_kib(daemon.pid)
             checkpoints: dict[int, int] = {}
 
             def one(v: int) -> None:
                 uid = f"{v:08x}-0000-4000-8000-{v:012x}"
-                reply = stub.Mount(pb.MountRequest(
-                    attributes=json.dumps({
-                        "objects": objects, "secretProviderClass": "many",
-                        "csi.storage.k8s.io/pod.namespace": "default",
-                        "csi.storage.k8s.io/pod.name": f"app-{v}",
-                        "csi.storage.k8s.io/pod.uid": uid,
-                        "csi.storage.k8s.io/serviceAccount.name": "default"}),
-                    secrets="{}", permission="420",
-                    target_path=f"/var/lib/kubelet/pods/{uid}/volumes/kubernetes.io~csi/"
-                                "secrets/mount"), timeout=30)
+                reply = stub.Mount(
+                    pb.MountRequest(
+                        attributes=json.dumps(
+                            {
+                                "objects": objects,
+                                "secretProviderClass": "many",
+                                "csi.storage.k8s.io/pod.namespace": "default",
+                                "csi.storage.k8s.io/pod.name": f"app-{v}",
+                                "csi.storage.k8s.io/pod.uid": uid,
+                                "csi.storage.k8s.io/serviceAccount.name": "default",
+                            }
+                        ),
+                        secrets="{}",
+                        permission="420",
+                        target_path=f"/var/lib/kubelet/pods/{uid}/volumes/kubernetes.io~csi/"
+                        "secrets/mount",
+                    ),
+                    timeout=30,
+                )
                 assert len(reply.files) == 5
 
             t0 = time.perf_counter()
@@ -222,9 +285,14 @@ def many_mounts(tmp: Path, mounts: int) -> dict[str, Any]:
             status = proc_status(daemon.pid)
     finally:
         stop(daemon)
-    return {"mounts": mounts, "rss_kib_start": rss_start, "rss_kib": status["VmRSS"],
-            "hwm_kib": status["VmHWM"], "mount_seconds": round(mounting, 1),
-            "rss_mib_after_n_mounts": {n: mib(k) for n, k in checkpoints.items()}}
+    return {
+        "mounts": mounts,
+        "rss_kib_start": rss_start,
+        "rss_kib": status["VmRSS"],
+        "hwm_kib": status["VmHWM"],
+        "mount_seconds": round(mounting, 1),
+        "rss_mib_after_n_mounts": {n: mib(k) for n, k in checkpoints.items()},
+    }
 
 
 # ---------------------------------------------------------------- AWS identities
@@ -238,41 +306,73 @@ def aws_identities(tmp: Path, identities: int) -> dict[str, Any]:
     account = "123456789012"
     for i in range(identities):
         kube.service_accounts[("default", f"sa-{i}")] = {
-            "eks.amazonaws.com/role-arn": f"arn:aws:iam::{account}:role/bench-role-{i}"}
+            "eks.amazonaws.com/role-arn": f"arn:aws:iam::{account}:role/bench-role-{i}"
+        }
     try:
         with moto_server() as moto:
-            admin = {"endpoint_url": moto, "region_name": "us-east-1",
-                     "aws_access_key_id": "admin", "aws_secret_access_key": "admin"}
+            admin = {
+                "endpoint_url": moto,
+                "region_name": "us-east-1",
+                "aws_access_key_id": "admin",
+                "aws_secret_access_key": "admin",
+            }
             boto3.client("secretsmanager", **admin).create_secret(  # type: ignore[call-overload]
-                Name="bench/mem", SecretString="s3cret-value")
+                Name="bench/mem", SecretString="s3cret-value"
+            )
             boto3.client("ssm", **admin).put_parameter(  # type: ignore[call-overload]
-                Name="/bench/mem", Value="parameter-value", Type="String")
-            env = {k: v for k, v in os.environ.items()
-                   if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE",
-                                "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_SESSION_TOKEN")}
+                Name="/bench/mem", Value="parameter-value", Type="String"
+            )
+            env = {
+                k: v
+                for k, v in os.environ.items()
+                if k
+                not in (
+                    "AWS_ACCESS_KEY_ID",
+                    "AWS_SECRET_ACCESS_KEY",
+                    "AWS_PROFILE",
+                    "AWS_REGION",
+                    "AWS_DEFAULT_REGION",
+                    "AWS_SESSION_TOKEN",
+                )
+            }
             env["AWS_ENDPOINT_URL"] = moto
-            daemon, providers = start(tmp, "aws", "--name", "aws", "--kube-api-url", kube.url,
-                                      env=env)
-            objects = ("- {objectName: bench/mem, objectType: secretsmanager}\n"
-                       "- {objectName: /bench/mem, objectType: ssmparameter}\n")
+            daemon, providers = start(
+                tmp, "aws", "--name", "aws", "--kube-api-url", kube.url, env=env
+            )
+            objects = (
+                "- {objectName: bench/mem, objectType: secretsmanager}\n"
+                "- {objectName: /bench/mem, objectType: ssmparameter}\n"
+            )
 
             def request(sa: str, pod: int) -> pb.MountRequest:
                 uid = f"{sa}-pod-{pod}"
-                token = signer.token("default", sa, ["sts.amazonaws.com"], pod=f"app-{uid}",
-                                     pod_uid=uid)
+                token = signer.token(
+                    "default", sa, ["sts.amazonaws.com"], pod=f"app-{uid}", pod_uid=uid
+                )
                 return pb.MountRequest(
-                    attributes=json.dumps({
-                        "region": "us-east-1", "objects": objects,
-                        "secretProviderClass": "mem",
-                        "csi.storage.k8s.io/pod.name": f"app-{uid}",
-                        "csi.storage.k8s.io/pod.namespace": "default",
-                        "csi.storage.k8s.io/pod.uid": uid,
-                        "csi.storage.k8s.io/serviceAccount.name": sa,
-                        "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(
-                            {"sts.amazonaws.com": {"token": token, "expirationTimestamp":
-                                                   "2030-01-01T00:00:00Z"}})}),
-                    secrets="{}", permission="420",
-                    target_path=f"/var/lib/kubelet/pods/{uid}/volumes/secrets")
+                    attributes=json.dumps(
+                        {
+                            "region": "us-east-1",
+                            "objects": objects,
+                            "secretProviderClass": "mem",
+                            "csi.storage.k8s.io/pod.name": f"app-{uid}",
+                            "csi.storage.k8s.io/pod.namespace": "default",
+                            "csi.storage.k8s.io/pod.uid": uid,
+                            "csi.storage.k8s.io/serviceAccount.name": sa,
+                            "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(
+                                {
+                                    "sts.amazonaws.com": {
+                                        "token": token,
+                                        "expirationTimestamp": "2030-01-01T00:00:00Z",
+                                    }
+                                }
+                            ),
+                        }
+                    ),
+                    secrets="{}",
+                    permission="420",
+                    target_path=f"/var/lib/kubelet/pods/{uid}/volumes/secrets",
+                )
 
             try:
                 wait_until((providers / "aws.sock").exists, "daemon socket")
@@ -281,8 +381,9 @@ def aws_identities(tmp: Path, identities: int) -> dict[str, Any]:
                 curve: dict[int, float] = {}
                 with grpc.insecure_channel(f"unix://{providers / 'aws.sock'}") as channel:
                     stub = pb_grpc.CSIDriverProviderStub(channel)
-                    stub.Version(pb.VersionRequest(version="v1alpha1"), timeout=10,
-                                 wait_for_ready=True)
+                    stub.Version(
+                        pb.VersionRequest(version="v1alpha1"), timeout=10, wait_for_ready=True
+                    )
                     rss_idle = rss_kib(daemon.pid)
                     rss_1 = 0
                     for i in range(identities):
@@ -344,26 +445,38 @@ def main() -> None:
         tracked = tracked_volumes(tmp, args.volumes)
         timings["tracked_volumes"] = time.perf_counter() - t0
         results[f"rss_with_{args.volumes}_tracked_volumes"] = figure(
-            mib(tracked["rss_kib"]), 80, "MiB", hwm_mib=mib(tracked["hwm_kib"]),
+            mib(tracked["rss_kib"]),
+            80,
+            "MiB",
+            hwm_mib=mib(tracked["hwm_kib"]),
             rss_mib_before_first_mount=mib(tracked["rss_kib_start"]),
-            mount_seconds=tracked["mount_seconds"])
+            mount_seconds=tracked["mount_seconds"],
+        )
 
         t0 = time.perf_counter()
         many = many_mounts(tmp, args.mounts)
         timings["driver_mounts"] = time.perf_counter() - t0
         results[f"rss_after_{args.mounts}_driver_mode_file_mounts"] = figure(
-            mib(many["rss_kib"]), None, "MiB", hwm_mib=mib(many["hwm_kib"]),
+            mib(many["rss_kib"]),
+            None,
+            "MiB",
+            hwm_mib=mib(many["hwm_kib"]),
             rss_mib_before_first_mount=mib(many["rss_kib_start"]),
             rss_mib_after_n_mounts=many["rss_mib_after_n_mounts"],
-            mount_seconds=many["mount_seconds"], distinct_pod_uids_and_targets=args.mounts)
+            mount_seconds=many["mount_seconds"],
+            distinct_pod_uids_and_targets=args.mounts,
+        )
 
         t0 = time.perf_counter()
         aws = aws_identities(tmp, args.identities)
         timings["aws_identities"] = time.perf_counter() - t0
         results["aws_rss_per_extra_identity_x_service"] = figure(
-            aws.pop("per_identity_service_mib"), 1.0, "MiB",
+            aws.pop("per_identity_service_mib"),
+            1.0,
+            "MiB",
             per_identity_mib=aws.pop("per_identity_mib"),
-            services_per_identity=["secretsmanager", "ssm"])
+            services_per_identity=["secretsmanager", "ssm"],
+        )
         results["aws_identities"] = aws
     results["section_seconds"] = {k: round(v, 1) for k, v in timings.items()}
     print(json.dumps(results, indent=2))

@@ -57,10 +57,25 @@ def main() -> None:
         key = Path(tmp) / "hmac.key"
         key.write_text("bench-key-0123456789abcdef")
         daemon = subprocess.Popen(
-            [sys.executable, "-m", "csiprovider", "serve", "--providers-dir", str(providers),
-             "--file-root", str(root), "--hmac-key-file", str(key), "--log-level", "warning",
-             "--health-addr", ""],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "csiprovider",
+                "serve",
+                "--providers-dir",
+                str(providers),
+                "--file-root",
+                str(root),
+                "--hmac-key-file",
+                str(key),
+                "--log-level",
+                "warning",
+                "--health-addr",
+                "",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             sock = providers / "csiprovider.sock"
@@ -68,16 +83,24 @@ def main() -> None:
                 if sock.exists():
                     break
                 time.sleep(0.05)
-            objects = "".join(f"- {{objectName: secret-{i}, backend: file}}\n"
-                              for i in range(OBJECTS))
+            objects = "".join(
+                f"- {{objectName: secret-{i}, backend: file}}\n" for i in range(OBJECTS)
+            )
             request = pb.MountRequest(
-                attributes=json.dumps({
-                    "csi.storage.k8s.io/pod.name": "bench-0",
-                    "csi.storage.k8s.io/pod.namespace": "default",
-                    "csi.storage.k8s.io/pod.uid": "uid",
-                    "csi.storage.k8s.io/serviceAccount.name": "default",
-                    "secretProviderClass": "bench", "objects": objects}),
-                secrets="{}", target_path=str(Path(tmp) / "mnt"), permission="420")
+                attributes=json.dumps(
+                    {
+                        "csi.storage.k8s.io/pod.name": "bench-0",
+                        "csi.storage.k8s.io/pod.namespace": "default",
+                        "csi.storage.k8s.io/pod.uid": "uid",
+                        "csi.storage.k8s.io/serviceAccount.name": "default",
+                        "secretProviderClass": "bench",
+                        "objects": objects,
+                    }
+                ),
+                secrets="{}",
+                target_path=str(Path(tmp) / "mnt"),
+                permission="420",
+            )
             with grpc.insecure_channel(f"unix://{sock}") as channel:
                 stub = pb_grpc.CSIDriverProviderStub(channel)
                 for _ in range(50):  # warm up
@@ -126,22 +149,33 @@ def main() -> None:
     mount_stats, read_stats = summary(mounts, mount_wall), summary(reads, read_wall)
     # The gRPC floor: a Version RPC on the same channel does no work in the daemon.
     ratio_version = round(pct(paired_mount, 0.5) / pct(paired_version, 0.5), 2)
-    print(json.dumps({
-        "objects_per_mount": OBJECTS,
-        "iterations": args.iterations,
-        "concurrency": args.concurrency,
-        "mount": mount_stats,
-        "bare_reads": read_stats,
-        "grpc_version_rpc_p50_ms": pct(floor, 0.5),
-        "grpc_version_rpc_p99_ms": pct(floor, 0.99),
-        "ratio_p50_mount_over_version_rpc": {
-            "value": ratio_version, "target": 3.0, "met": ratio_version <= 3.0,
-            "alternated_pairs": len(paired_mount),
-            "mount_p50_ms": pct(paired_mount, 0.5), "version_p50_ms": pct(paired_version, 0.5),
-            "unpaired_ratio": round(mount_stats["p50_ms"] / pct(floor, 0.5), 2)},
-        "ratio_p50_mount_over_reads": round(mount_stats["p50_ms"] / read_stats["p50_ms"], 1),
-        "overhead_p50_ms": round(mount_stats["p50_ms"] - read_stats["p50_ms"], 3),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "objects_per_mount": OBJECTS,
+                "iterations": args.iterations,
+                "concurrency": args.concurrency,
+                "mount": mount_stats,
+                "bare_reads": read_stats,
+                "grpc_version_rpc_p50_ms": pct(floor, 0.5),
+                "grpc_version_rpc_p99_ms": pct(floor, 0.99),
+                "ratio_p50_mount_over_version_rpc": {
+                    "value": ratio_version,
+                    "target": 3.0,
+                    "met": ratio_version <= 3.0,
+                    "alternated_pairs": len(paired_mount),
+                    "mount_p50_ms": pct(paired_mount, 0.5),
+                    "version_p50_ms": pct(paired_version, 0.5),
+                    "unpaired_ratio": round(mount_stats["p50_ms"] / pct(floor, 0.5), 2),
+                },
+                "ratio_p50_mount_over_reads": round(
+                    mount_stats["p50_ms"] / read_stats["p50_ms"], 1
+                ),
+                "overhead_p50_ms": round(mount_stats["p50_ms"] - read_stats["p50_ms"], 3),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -40,8 +40,12 @@ def main() -> None:
     parser.add_argument("--pods", type=int, default=100)
     parser.add_argument("--cycles", type=int, default=3)
     parser.add_argument("--volumes", type=int, default=1000)
-    parser.add_argument("--cache-ttl", type=float, default=2.0,
-                        help="short here so every cycle starts with an expired cache")
+    parser.add_argument(
+        "--cache-ttl",
+        type=float,
+        default=2.0,
+        help="short here so every cycle starts with an expired cache",
+    )
     args = parser.parse_args()
     signer = Signer()
     kube = start_kube_api(signer)
@@ -53,26 +57,50 @@ def main() -> None:
             configure_openbao(bao, signer, kube)
             for i in range(5):
                 bao.api("POST", f"secret/data/load/s{i}", {"data": {"v": f"value-{i}"}})
-            daemon, providers = start(tmp, "vault", "--name", "vault",
-                                      "--cache-ttl", str(args.cache_ttl))
+            daemon, providers = start(
+                tmp, "vault", "--name", "vault", "--cache-ttl", str(args.cache_ttl)
+            )
             try:
                 wait_until((providers / "vault.sock").exists, "daemon socket")
-                objects = "".join(f"- {{objectName: s{i}, secretPath: secret/data/load/s{i}, "
-                                  "secretKey: v}\n" for i in range(5))
-                requests_ = [pb.MountRequest(
-                    attributes=json.dumps({
-                        "roleName": "app", "vaultAddress": bao.addr, "vaultAuthMountPath": "jwt",
-                        "objects": objects, "secretProviderClass": "load",
-                        "csi.storage.k8s.io/pod.name": f"app-{p}",
-                        "csi.storage.k8s.io/pod.namespace": "default",
-                        "csi.storage.k8s.io/pod.uid": f"uid-{p}",
-                        "csi.storage.k8s.io/serviceAccount.name": "app",
-                        "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(
-                            {"vault": {"token": signer.token(
-                                "default", "app", ["vault"], pod=f"app-{p}",
-                                pod_uid=f"uid-{p}"), "expirationTimestamp": ""}})}),
-                    secrets="{}", target_path=str(tmp / f"pod-{p}"), permission="420")
-                    for p in range(args.pods)]
+                objects = "".join(
+                    f"- {{objectName: s{i}, secretPath: secret/data/load/s{i}, secretKey: v}}\n"
+                    for i in range(5)
+                )
+                requests_ = [
+                    pb.MountRequest(
+                        attributes=json.dumps(
+                            {
+                                "roleName": "app",
+                                "vaultAddress": bao.addr,
+                                "vaultAuthMountPath": "jwt",
+                                "objects": objects,
+                                "secretProviderClass": "load",
+                                "csi.storage.k8s.io/pod.name": f"app-{p}",
+                                "csi.storage.k8s.io/pod.namespace": "default",
+                                "csi.storage.k8s.io/pod.uid": f"uid-{p}",
+                                "csi.storage.k8s.io/serviceAccount.name": "app",
+                                "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(
+                                    {
+                                        "vault": {
+                                            "token": signer.token(
+                                                "default",
+                                                "app",
+                                                ["vault"],
+                                                pod=f"app-{p}",
+                                                pod_uid=f"uid-{p}",
+                                            ),
+                                            "expirationTimestamp": "",
+                                        }
+                                    }
+                                ),
+                            }
+                        ),
+                        secrets="{}",
+                        target_path=str(tmp / f"pod-{p}"),
+                        permission="420",
+                    )
+                    for p in range(args.pods)
+                ]
                 rounds, latencies = [], []
 
                 def reads() -> int:
@@ -89,9 +117,13 @@ def main() -> None:
                             stub.Mount(req, timeout=30)
                             if cycle:
                                 latencies.append(time.perf_counter() - start_t)
-                        rounds.append({"round": "first mounts" if cycle == 0 else "republish",
-                                       "logins": bao.requests_to("auth/jwt/login") - before[0],
-                                       "reads": reads() - before[1]})
+                        rounds.append(
+                            {
+                                "round": "first mounts" if cycle == 0 else "republish",
+                                "logins": bao.requests_to("auth/jwt/login") - before[0],
+                                "reads": reads() - before[1],
+                            }
+                        )
                 results["rounds"] = rounds
                 results["anchor_reads_per_round"] = args.pods * 5
                 results["republish_mount_p50_ms"] = pct(latencies, 0.5)
@@ -103,7 +135,8 @@ def main() -> None:
         tracked = tracked_volumes(tmp, args.volumes)
         results["rss_mib_idle"] = round(tracked["rss_kib_start"] / 1024, 1)
         results[f"rss_mib_with_{args.volumes}_tracked_volumes"] = round(
-            tracked["rss_kib"] / 1024, 1)
+            tracked["rss_kib"] / 1024, 1
+        )
     assert kube.server is not None
     kube.server.shutdown()
     print(json.dumps(results, indent=2))

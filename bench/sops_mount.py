@@ -75,10 +75,26 @@ def start(work: Path, root: Path) -> tuple[subprocess.Popen[bytes], Any, Any]:
     """A daemon with the file backend on `root`; (process, channel, stub), ready."""
     providers = work / "providers"
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "csiprovider", "serve", "--providers-dir", str(providers),
-         "--file-root", str(root), "--hmac-key-file", str(ROOT / "bench" / "bench-hmac.key"),
-         "--log-level", "warning", "--health-addr", ""],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "csiprovider",
+            "serve",
+            "--providers-dir",
+            str(providers),
+            "--file-root",
+            str(root),
+            "--hmac-key-file",
+            str(ROOT / "bench" / "bench-hmac.key"),
+            "--log-level",
+            "warning",
+            "--health-addr",
+            "",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     sock = providers / "csiprovider.sock"
     try:
         wait_until(sock.exists, "daemon socket")
@@ -91,20 +107,26 @@ def start(work: Path, root: Path) -> tuple[subprocess.Popen[bytes], Any, Any]:
     return daemon, channel, stub
 
 
-def request(objects: list[dict[str, Any]], identity: str | None, pod: int,
-            target: str) -> pb.MountRequest:
+def request(
+    objects: list[dict[str, Any]], identity: str | None, pod: int, target: str
+) -> pb.MountRequest:
     """A Mount of pod `pod` (its own name and UID) in namespace default."""
     uid = f"{pod:08x}-0000-4000-8000-{pod:012x}"
     return pb.MountRequest(
-        attributes=json.dumps({
-            "csi.storage.k8s.io/pod.name": f"app-{pod}",
-            "csi.storage.k8s.io/pod.namespace": "default",
-            "csi.storage.k8s.io/pod.uid": uid,
-            "csi.storage.k8s.io/serviceAccount.name": "app",
-            "secretProviderClass": "bench",
-            "objects": yaml.safe_dump(objects, sort_keys=False)}),
+        attributes=json.dumps(
+            {
+                "csi.storage.k8s.io/pod.name": f"app-{pod}",
+                "csi.storage.k8s.io/pod.namespace": "default",
+                "csi.storage.k8s.io/pod.uid": uid,
+                "csi.storage.k8s.io/serviceAccount.name": "app",
+                "secretProviderClass": "bench",
+                "objects": yaml.safe_dump(objects, sort_keys=False),
+            }
+        ),
         secrets=json.dumps({"sops-age-key": identity} if identity else {}),
-        target_path=target, permission="420")
+        target_path=target,
+        permission="420",
+    )
 
 
 def new_identity() -> tuple[str, str]:
@@ -116,25 +138,40 @@ def new_identity() -> tuple[str, str]:
 # ---------------------------------------------------------------- latency, interleaved
 
 
-def latencies(tmp: Path, root: Path, values: dict[str, str], identity: str,
-              iterations: int, seed: int) -> dict[str, Any]:
+def latencies(
+    tmp: Path, root: Path, values: dict[str, str], identity: str, iterations: int, seed: int
+) -> dict[str, Any]:
     sops_file = root / "default" / "sops" / "app.yaml"
     document = sops_file.read_text()
     target = str(tmp / "lat" / "mnt")
-    whole_path = request([{"objectName": "app", "backend": "sops", "path": "sops/app.yaml"}],
-                         identity, 0, target)
-    whole_inline = request([{"objectName": "app", "backend": "sops", "document": document}],
-                           identity, 0, target)
-    picked = request([{"objectName": k, "backend": "sops", "path": "sops/app.yaml",
-                       "jmesPath": k} for k in values], identity, 0, target)
-    plain = request([{"objectName": k, "backend": "file", "path": f"plain/{k}"}
-                     for k in values], None, 0, target)
+    whole_path = request(
+        [{"objectName": "app", "backend": "sops", "path": "sops/app.yaml"}], identity, 0, target
+    )
+    whole_inline = request(
+        [{"objectName": "app", "backend": "sops", "document": document}], identity, 0, target
+    )
+    picked = request(
+        [
+            {"objectName": k, "backend": "sops", "path": "sops/app.yaml", "jmesPath": k}
+            for k in values
+        ],
+        identity,
+        0,
+        target,
+    )
+    plain = request(
+        [{"objectName": k, "backend": "file", "path": f"plain/{k}"} for k in values],
+        None,
+        0,
+        target,
+    )
     cli = [str(sops.sops_bin()), "decrypt", str(sops_file)]
     cli_env = {**os.environ, "SOPS_AGE_KEY": identity}
     expected = {k: v.encode() for k, v in values.items()}
 
     daemon, channel, stub = start(tmp / "lat", root)
     try:
+
         def check(reply: Any, name: str) -> None:
             files = {f.path: f.contents for f in reply.files}
             if name.startswith("mount_1"):
@@ -149,6 +186,7 @@ def latencies(tmp: Path, root: Path, values: dict[str, str], identity: str,
                 took = time.perf_counter() - t0
                 check(reply, name)
                 return took
+
             return run
 
         def decrypt_cli() -> float:
@@ -187,14 +225,20 @@ def latencies(tmp: Path, root: Path, values: dict[str, str], identity: str,
     cli_ratio = round(p50["mount_1_object_path"] / p50["sops_cli_decrypt"], 3)
     out["ratios_p50"] = {
         "sops_mount_over_sops_cli": figure(
-            cli_ratio, 1.0, mount="mount_1_object_path",
+            cli_ratio,
+            1.0,
+            mount="mount_1_object_path",
             inline_document=round(p50["mount_1_object_inline"] / p50["sops_cli_decrypt"], 3),
             mount_20_objects_jmespath=round(
-                p50["mount_20_objects_jmespath"] / p50["sops_cli_decrypt"], 3)),
+                p50["mount_20_objects_jmespath"] / p50["sops_cli_decrypt"], 3
+            ),
+        ),
         "sops_20_object_mount_over_file_20_object_mount": round(
-            p50["mount_20_objects_jmespath"] / p50["file_mount_20_objects"], 3),
+            p50["mount_20_objects_jmespath"] / p50["file_mount_20_objects"], 3
+        ),
         "sops_20_object_mount_over_sops_1_object_mount": round(
-            p50["mount_20_objects_jmespath"] / p50["mount_1_object_path"], 3),
+            p50["mount_20_objects_jmespath"] / p50["mount_1_object_path"], 3
+        ),
     }
     out["interleaved_iterations"] = iterations
     out["seconds"] = round(wall, 1)
@@ -204,8 +248,9 @@ def latencies(tmp: Path, root: Path, values: dict[str, str], identity: str,
 # ---------------------------------------------------------------- memory
 
 
-def memory(tmp: Path, root: Path, identities: list[str], mounts: int,
-           concurrency: int) -> dict[str, Any]:
+def memory(
+    tmp: Path, root: Path, identities: list[str], mounts: int, concurrency: int
+) -> dict[str, Any]:
     """RSS of a fresh daemon: idle, after its first sops Mount, after `mounts` of them,
     every one a different pod, the identities used in turn."""
     objects = [{"objectName": "app", "backend": "sops", "path": "sops/app-many.yaml"}]
@@ -217,8 +262,9 @@ def memory(tmp: Path, root: Path, identities: list[str], mounts: int,
 
         def one(pod: int) -> None:
             uid_dir = f"/var/lib/kubelet/pods/{pod:08x}/volumes/kubernetes.io~csi/app/mount"
-            reply = stub.Mount(request(objects, identities[pod % len(identities)], pod,
-                                       uid_dir), timeout=30)
+            reply = stub.Mount(
+                request(objects, identities[pod % len(identities)], pod, uid_dir), timeout=30
+            )
             assert len(reply.files) == 1 and reply.files[0].contents
 
         one(0)
@@ -240,9 +286,11 @@ def memory(tmp: Path, root: Path, identities: list[str], mounts: int,
         stop(daemon)
     growth = mib(status["VmRSS"] - first)
     return {
-        "mounts": mounts, "distinct_pods_and_targets": mounts,
+        "mounts": mounts,
+        "distinct_pods_and_targets": mounts,
         "age_identities_cycled": len(identities),
-        "recipients_of_the_document": len(identities), "concurrency": concurrency,
+        "recipients_of_the_document": len(identities),
+        "concurrency": concurrency,
         "rss_mib_after_start": mib(idle),
         "rss_mib_after_first_sops_mount": mib(first),
         f"rss_mib_after_{mounts}_sops_mounts": mib(status["VmRSS"]),
@@ -256,14 +304,24 @@ def memory(tmp: Path, root: Path, identities: list[str], mounts: int,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iterations", type=int, default=300,
-                        help="interleaved rounds of the five measurements")
-    parser.add_argument("--mounts", type=int, default=1000,
-                        help="sops Mounts of distinct pods for the memory figure")
-    parser.add_argument("--identities", type=int, default=10,
-                        help="age identities (and recipients) cycled by those Mounts")
-    parser.add_argument("--concurrency", type=int, default=4,
-                        help="Mounts in flight at once for the memory figure")
+    parser.add_argument(
+        "--iterations", type=int, default=300, help="interleaved rounds of the five measurements"
+    )
+    parser.add_argument(
+        "--mounts",
+        type=int,
+        default=1000,
+        help="sops Mounts of distinct pods for the memory figure",
+    )
+    parser.add_argument(
+        "--identities",
+        type=int,
+        default=10,
+        help="age identities (and recipients) cycled by those Mounts",
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=4, help="Mounts in flight at once for the memory figure"
+    )
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
@@ -278,23 +336,35 @@ def main() -> None:
         plain = yaml.safe_dump(values, sort_keys=False).encode()
         one, recipient = new_identity()
         (root / "default" / "sops" / "app.yaml").write_text(
-            sops.encrypt(plain, "yaml", [recipient]))
+            sops.encrypt(plain, "yaml", [recipient])
+        )
         many = [new_identity() for _ in range(args.identities)]
         (root / "default" / "sops" / "app-many.yaml").write_text(
-            sops.encrypt(plain, "yaml", [r for _, r in many]))
+            sops.encrypt(plain, "yaml", [r for _, r in many])
+        )
 
-        version = subprocess.run([str(sops.sops_bin()), "--version",
-                                  "--disable-version-check"], capture_output=True,
-                                 text=True, check=False).stdout.split("\n")[0].strip()
+        version = (
+            subprocess.run(
+                [str(sops.sops_bin()), "--version", "--disable-version-check"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            .stdout.split("\n")[0]
+            .strip()
+        )
         results: dict[str, Any] = {
-            "document": {"format": "yaml", "keys": KEYS, "value_bytes": 32,
-                         "encrypted_bytes": (root / "default" / "sops" / "app.yaml")
-                         .stat().st_size, "age_recipients": 1},
+            "document": {
+                "format": "yaml",
+                "keys": KEYS,
+                "value_bytes": 32,
+                "encrypted_bytes": (root / "default" / "sops" / "app.yaml").stat().st_size,
+                "age_recipients": 1,
+            },
             "sops_binary": version,
         }
         results["latency"] = latencies(tmp, root, values, one, args.iterations, args.seed)
-        results["memory"] = memory(tmp, root, [i for i, _ in many], args.mounts,
-                                   args.concurrency)
+        results["memory"] = memory(tmp, root, [i for i, _ in many], args.mounts, args.concurrency)
     print(json.dumps(results, indent=2))
 
 

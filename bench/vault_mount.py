@@ -55,10 +55,28 @@ def run_daemon(
     """Start a daemon serving `vault`, time Mounts of 1, 5 and 20 objects."""
     providers = work / "providers"
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "csiprovider", "serve", "--name", "vault",
-         "--providers-dir", str(providers), "--health-addr", "", "--log-level", "warning",
-         "--cache-ttl", cache_ttl, "--hmac-key-file", str(ROOT / "bench" / "bench-hmac.key")],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "csiprovider",
+            "serve",
+            "--name",
+            "vault",
+            "--providers-dir",
+            str(providers),
+            "--health-addr",
+            "",
+            "--log-level",
+            "warning",
+            "--cache-ttl",
+            cache_ttl,
+            "--hmac-key-file",
+            str(ROOT / "bench" / "bench-hmac.key"),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     results: dict[str, Any] = {}
     try:
         sock = providers / "vault.sock"
@@ -68,19 +86,29 @@ def run_daemon(
             for n in (1, 5, 20):
                 objects = "".join(
                     f"- {{objectName: s{i}, secretPath: secret/data/bench/s{i}, "
-                    "secretKey: value}\n" for i in range(n))
+                    "secretKey: value}\n"
+                    for i in range(n)
+                )
                 request = pb.MountRequest(
-                    attributes=json.dumps({
-                        "roleName": "app", "vaultAddress": addr,
-                        "vaultAuthMountPath": "jwt", "objects": objects,
-                        "csi.storage.k8s.io/pod.name": "bench-0",
-                        "csi.storage.k8s.io/pod.namespace": "default",
-                        "csi.storage.k8s.io/pod.uid": "uid-bench",
-                        "csi.storage.k8s.io/serviceAccount.name": "app",
-                        "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(
-                            {"vault": {"token": token, "expirationTimestamp": ""}}),
-                    }),
-                    secrets="{}", target_path=str(work / "mnt"), permission="420")
+                    attributes=json.dumps(
+                        {
+                            "roleName": "app",
+                            "vaultAddress": addr,
+                            "vaultAuthMountPath": "jwt",
+                            "objects": objects,
+                            "csi.storage.k8s.io/pod.name": "bench-0",
+                            "csi.storage.k8s.io/pod.namespace": "default",
+                            "csi.storage.k8s.io/pod.uid": "uid-bench",
+                            "csi.storage.k8s.io/serviceAccount.name": "app",
+                            "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(
+                                {"vault": {"token": token, "expirationTimestamp": ""}}
+                            ),
+                        }
+                    ),
+                    secrets="{}",
+                    target_path=str(work / "mnt"),
+                    permission="420",
+                )
                 for _ in range(20):
                     stub.Mount(request, timeout=30)
                 samples = []
@@ -89,8 +117,7 @@ def run_daemon(
                     reply = stub.Mount(request, timeout=30)
                     samples.append(time.perf_counter() - start)
                     assert len(reply.files) == n
-                results[f"mount_{n}"] = {"p50_ms": pct(samples, 0.5),
-                                         "p99_ms": pct(samples, 0.99)}
+                results[f"mount_{n}"] = {"p50_ms": pct(samples, 0.5), "p99_ms": pct(samples, 0.99)}
     finally:
         daemon.terminate()
         daemon.wait(15)
@@ -141,10 +168,12 @@ class LatencyProxy:
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
-            return {"requests": dict(self.requests),
-                    "max_in_flight": {k: v for k, v in self.max_in_flight.items() if v},
-                    "max_connections_open": self.max_connections,
-                    "connections_opened": self.connections_opened}
+            return {
+                "requests": dict(self.requests),
+                "max_in_flight": {k: v for k, v in self.max_in_flight.items() if v},
+                "max_connections_open": self.max_connections,
+                "connections_opened": self.connections_opened,
+            }
 
     @property
     def url(self) -> str:
@@ -153,7 +182,8 @@ class LatencyProxy:
     def __enter__(self) -> LatencyProxy:
         self.thread.start()
         server = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._accept, "127.0.0.1", 0), self.loop).result(10)
+            asyncio.start_server(self._accept, "127.0.0.1", 0), self.loop
+        ).result(10)
         self.server = server
         self.port = server.sockets[0].getsockname()[1]
         return self
@@ -161,13 +191,13 @@ class LatencyProxy:
     def __exit__(self, *exc: object) -> None:
         async def close() -> None:
             self.server.close()
+
         asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
 
     # -- forwarding
-    async def _accept(self, client_r: asyncio.StreamReader,
-                      client_w: asyncio.StreamWriter) -> None:
+    async def _accept(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         try:
             upstream_r, upstream_w = await asyncio.open_connection(*self.target)
         except OSError:
@@ -179,8 +209,10 @@ class LatencyProxy:
             self.max_connections = max(self.max_connections, self.connections)
         pending: list[str] = []  # path classes of requests sent, not yet answered
         try:
-            await asyncio.gather(self._pump(client_r, upstream_w, pending, True),
-                                 self._pump(upstream_r, client_w, pending, False))
+            await asyncio.gather(
+                self._pump(client_r, upstream_w, pending, True),
+                self._pump(upstream_r, client_w, pending, False),
+            )
         finally:
             with self.lock:
                 self.connections -= 1
@@ -200,8 +232,13 @@ class LatencyProxy:
             elif pending and data.startswith(b"HTTP/1."):
                 self.in_flight[pending.pop(0)] -= 1
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    pending: list[str], upstream: bool) -> None:
+    async def _pump(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        pending: list[str],
+        upstream: bool,
+    ) -> None:
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
 
         async def deliver() -> None:
@@ -237,25 +274,38 @@ class LatencyProxy:
 
 def mount_20_request(addr: str, signer: Signer, work: Path, pod: str) -> pb.MountRequest:
     """A first-Mount-shaped request of pod `pod`: its own UID, name, target and token."""
-    objects = "".join(f"- {{objectName: s{i}, secretPath: secret/data/bench/s{i}, "
-                      "secretKey: value}\n" for i in range(20))
+    objects = "".join(
+        f"- {{objectName: s{i}, secretPath: secret/data/bench/s{i}, secretKey: value}}\n"
+        for i in range(20)
+    )
     uid = f"uid-{pod}"
     token = signer.token("default", "app", ["vault"], pod=f"app-{pod}", pod_uid=uid)
     return pb.MountRequest(
-        attributes=json.dumps({
-            "roleName": "app", "vaultAddress": addr, "vaultAuthMountPath": "jwt",
-            "objects": objects, "secretProviderClass": "bench",
-            "csi.storage.k8s.io/pod.name": f"app-{pod}",
-            "csi.storage.k8s.io/pod.namespace": "default",
-            "csi.storage.k8s.io/pod.uid": uid,
-            "csi.storage.k8s.io/serviceAccount.name": "app",
-            "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(
-                {"vault": {"token": token, "expirationTimestamp": ""}})}),
-        secrets="{}", target_path=str(work / "pods" / pod / "mnt"), permission="420")
+        attributes=json.dumps(
+            {
+                "roleName": "app",
+                "vaultAddress": addr,
+                "vaultAuthMountPath": "jwt",
+                "objects": objects,
+                "secretProviderClass": "bench",
+                "csi.storage.k8s.io/pod.name": f"app-{pod}",
+                "csi.storage.k8s.io/pod.namespace": "default",
+                "csi.storage.k8s.io/pod.uid": uid,
+                "csi.storage.k8s.io/serviceAccount.name": "app",
+                "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(
+                    {"vault": {"token": token, "expirationTimestamp": ""}}
+                ),
+            }
+        ),
+        secrets="{}",
+        target_path=str(work / "pods" / pod / "mnt"),
+        permission="420",
+    )
 
 
-def timed_mounts(stub: Any, proxy: LatencyProxy,
-                 requests_: list[pb.MountRequest]) -> dict[str, Any]:
+def timed_mounts(
+    stub: Any, proxy: LatencyProxy, requests_: list[pb.MountRequest]
+) -> dict[str, Any]:
     """Mount each request in turn through the proxy: latency and what the proxy saw."""
     proxy.reset()
     took = []
@@ -265,26 +315,48 @@ def timed_mounts(stub: Any, proxy: LatencyProxy,
         took.append(time.perf_counter() - start)
         assert len(reply.files) == 20
     census = proxy.snapshot()
-    return {"p50_ms": pct(took, 0.5), "p99_ms": pct(took, 0.99),
-            "requests_per_mount": {k: round(v / len(requests_), 2)
-                                   for k, v in census["requests"].items()},
-            "max_in_flight": census["max_in_flight"],
-            "max_connections_open": census["max_connections_open"],
-            "connections_opened_per_mount": round(
-                census["connections_opened"] / len(requests_), 2)}
+    return {
+        "p50_ms": pct(took, 0.5),
+        "p99_ms": pct(took, 0.99),
+        "requests_per_mount": {
+            k: round(v / len(requests_), 2) for k, v in census["requests"].items()
+        },
+        "max_in_flight": census["max_in_flight"],
+        "max_connections_open": census["max_connections_open"],
+        "connections_opened_per_mount": round(census["connections_opened"] / len(requests_), 2),
+    }
 
 
-def proxied_mounts(work: Path, proxy: LatencyProxy, signer: Signer, iterations: int,
-                   *extra: str) -> dict[str, Any]:
+def proxied_mounts(
+    work: Path, proxy: LatencyProxy, signer: Signer, iterations: int, *extra: str
+) -> dict[str, Any]:
     """A --cache-ttl 0 daemon: first Mounts of new pods (login included) and repeated Mounts
     of a logged-in pod, 20 objects each, all through the proxy."""
     providers = work / "providers"
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "csiprovider", "serve", "--name", "vault",
-         "--providers-dir", str(providers), "--health-addr", "", "--log-level", "warning",
-         "--cache-ttl", "0", "--hmac-key-file", str(ROOT / "bench" / "bench-hmac.key"),
-         *extra],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "csiprovider",
+            "serve",
+            "--name",
+            "vault",
+            "--providers-dir",
+            str(providers),
+            "--health-addr",
+            "",
+            "--log-level",
+            "warning",
+            "--cache-ttl",
+            "0",
+            "--hmac-key-file",
+            str(ROOT / "bench" / "bench-hmac.key"),
+            *extra,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     out: dict[str, Any] = {"daemon_flags": ["--cache-ttl", "0", *extra]}
     try:
         sock = providers / "vault.sock"
@@ -293,24 +365,27 @@ def proxied_mounts(work: Path, proxy: LatencyProxy, signer: Signer, iterations: 
             stub = pb_grpc.CSIDriverProviderStub(channel)
             for w in range(3):  # warm up: imports, connection pools
                 stub.Mount(mount_20_request(proxy.url, signer, work, f"warm-{w}"), timeout=30)
-            requests_ = [mount_20_request(proxy.url, signer, work, f"cold-{i}")
-                         for i in range(iterations)]
+            requests_ = [
+                mount_20_request(proxy.url, signer, work, f"cold-{i}") for i in range(iterations)
+            ]
             out["first_mount_incl_login"] = timed_mounts(stub, proxy, requests_)
             again = requests_[-1]  # that pod is logged in now
             stub.Mount(again, timeout=30)
-            out["mount_logged_in_pod_cache_off"] = timed_mounts(stub, proxy,
-                                                                [again] * iterations)
+            out["mount_logged_in_pod_cache_off"] = timed_mounts(stub, proxy, [again] * iterations)
     finally:
         daemon.terminate()
         daemon.wait(15)
     return out
 
 
-def through_proxy(work: Path, bao_addr: str, signer: Signer, delay: float,
-                  iterations: int) -> dict[str, Any]:
+def through_proxy(
+    work: Path, bao_addr: str, signer: Signer, delay: float, iterations: int
+) -> dict[str, Any]:
     host, port = bao_addr.removeprefix("http://").rsplit(":", 1)
-    out: dict[str, Any] = {"delay_ms_each_way_per_chunk": round(delay * 1000, 3),
-                           "iterations": iterations}
+    out: dict[str, Any] = {
+        "delay_ms_each_way_per_chunk": round(delay * 1000, 3),
+        "iterations": iterations,
+    }
     with LatencyProxy((host, int(port)), delay) as proxy:
         token = signer.token("default", "app", ["vault"])
         client = hvac.Client(url=proxy.url, token="")
@@ -342,13 +417,20 @@ def through_proxy(work: Path, bao_addr: str, signer: Signer, delay: float,
             section["ratios"] = {
                 "first_mount_incl_login_over_one_read": ratio_read,
                 "first_mount_incl_login_over_login_plus_read": {
-                    "value": ratio_login_read, "target": 3.0, "met": ratio_login_read <= 3.0},
+                    "value": ratio_login_read,
+                    "target": 3.0,
+                    "met": ratio_login_read <= 3.0,
+                },
                 "logged_in_mount_over_one_read": {
-                    "value": ratio_repeat, "target": 3.0, "met": ratio_repeat <= 3.0},
+                    "value": ratio_repeat,
+                    "target": 3.0,
+                    "met": ratio_repeat <= 3.0,
+                },
                 "all_20_reads_in_flight_at_once": max(
                     section["first_mount_incl_login"]["max_in_flight"].get("secret", 0),
-                    section["mount_logged_in_pod_cache_off"]["max_in_flight"].get(
-                        "secret", 0)) >= 20,
+                    section["mount_logged_in_pod_cache_off"]["max_in_flight"].get("secret", 0),
+                )
+                >= 20,
             }
             out[f"cold_mount_20_{label}"] = section
     return out
@@ -382,17 +464,24 @@ def main() -> None:
                 start = time.perf_counter()
                 client.secrets.kv.v2.read_secret_version("bench/s0", raise_on_deleted_version=True)
                 samples.append(time.perf_counter() - start)
-            results["direct_hvac_read"] = {"p50_ms": pct(samples, 0.5),
-                                           "p99_ms": pct(samples, 0.99)}
+            results["direct_hvac_read"] = {
+                "p50_ms": pct(samples, 0.5),
+                "p99_ms": pct(samples, 0.99),
+            }
             results["through_latency_proxy"] = through_proxy(
-                work / "proxied", bao.addr, signer, args.proxy_delay_ms / 1000,
-                args.proxy_iterations)
+                work / "proxied",
+                bao.addr,
+                signer,
+                args.proxy_delay_ms / 1000,
+                args.proxy_iterations,
+            )
     assert kube.server is not None
     kube.server.shutdown()
     single = results["direct_hvac_read"]["p50_ms"]
     for mode in ("cold", "republish"):
         results[mode]["ratio_mount20_over_single_read_p50"] = round(
-            results[mode]["mount_20"]["p50_ms"] / single, 2)
+            results[mode]["mount_20"]["p50_ms"] / single, 2
+        )
     results["target_ratio"] = 1.5
     print(json.dumps({"iterations": args.iterations, **results}, indent=2))
 

@@ -62,8 +62,9 @@ async def serve_admin(path: Path, tracker: Tracker, write_mode: str) -> asyncio.
     return server
 
 
-async def request_refresh(path: Path, namespace: str, spc: str, pod: str,
-                          timeout: float) -> list[dict[str, Any]]:
+async def request_refresh(
+    path: Path, namespace: str, spc: str, pod: str, timeout: float
+) -> list[dict[str, Any]]:
     reader, writer = await asyncio.open_unix_connection(str(path))
     try:
         query = {"namespace": namespace, "spc": spc, "pod": pod}

@@ -111,8 +111,11 @@ class TargetBusy(TimeoutError):
     """Another writer kept the target locked for longer than `LOCK_TIMEOUT`."""
 
 
-def write_atomic(target_dir: str | os.PathLike[str], payload: Mapping[str, FileProjection],
-                 group: int | None = None) -> bool:
+def write_atomic(
+    target_dir: str | os.PathLike[str],
+    payload: Mapping[str, FileProjection],
+    group: int | None = None,
+) -> bool:
     """Make `target_dir` show exactly `payload`, switching versions atomically.
 
     Returns True when a new version was published, False when the directory already showed
@@ -135,8 +138,9 @@ def write_atomic(target_dir: str | os.PathLike[str], payload: Mapping[str, FileP
         return _write_locked(target, payload, group)
 
 
-def _write_locked(target: str, payload: Mapping[str, FileProjection],
-                  group: int | None = None) -> bool:
+def _write_locked(
+    target: str, payload: Mapping[str, FileProjection], group: int | None = None
+) -> bool:
     old_name = _current_version(target)  # 2
     new_top = {path.split("/", 1)[0] for path in payload}
     links = _visible_links(target)
@@ -204,12 +208,14 @@ def _lock(fd: int, target: str) -> None:
                 continue
             # No flock here (EBADF, ENOLCK, EOPNOTSUPP on some network filesystems): go on
             # unlocked, as this writer always did, rather than refuse to write at all.
-            log.warning("cannot lock %s (%s); writing without the lock", target,
-                        exc.strerror or exc)
+            log.warning(
+                "cannot lock %s (%s); writing without the lock", target, exc.strerror or exc
+            )
             return
         if time.monotonic() >= deadline:
-            raise TargetBusy(f"another writer kept {target!r} locked for more than "
-                             f"{LOCK_TIMEOUT:g} seconds")
+            raise TargetBusy(
+                f"another writer kept {target!r} locked for more than {LOCK_TIMEOUT:g} seconds"
+            )
         time.sleep(pause)
         pause = min(pause * 2, 0.05)
 
@@ -263,8 +269,9 @@ def _is_visible_link(path: str, name: str) -> bool:
         return False
 
 
-def _version_matches(version_dir: str, payload: Mapping[str, FileProjection],
-                     group: int | None = None) -> bool:
+def _version_matches(
+    version_dir: str, payload: Mapping[str, FileProjection], group: int | None = None
+) -> bool:
     """Whether `version_dir` holds exactly the payload: same files, bytes and modes (and
     group, when one is asked for)."""
     found: set[str] = set()
@@ -309,8 +316,9 @@ def _walk_files(top: str, prefix: str = "") -> Iterator[tuple[str | None, os.sta
             yield None, info
 
 
-def _write_version(version_dir: str, payload: Mapping[str, FileProjection],
-                   group: int | None = None) -> None:
+def _write_version(
+    version_dir: str, payload: Mapping[str, FileProjection], group: int | None = None
+) -> None:
     written_dirs = [version_dir]
     if group is not None:
         os.chown(version_dir, -1, group)

@@ -23,8 +23,15 @@ from csiprovider import __version__, logs
 
 DEFAULT_PROVIDERS_DIR = "/var/run/secrets-store-csi-providers"
 DEFAULT_ADMIN_SOCKET = "/tmp/csiprovider-admin.sock"
-LOG_LEVELS = {"trace": "debug", "debug": "debug", "info": "info", "warn": "warning",
-              "warning": "warning", "error": "error", "off": "critical"}
+LOG_LEVELS = {
+    "trace": "debug",
+    "debug": "debug",
+    "info": "info",
+    "warn": "warning",
+    "warning": "warning",
+    "error": "error",
+    "off": "critical",
+}
 ENV_PREFIX = "CSIPROVIDER_"
 
 
@@ -33,8 +40,14 @@ def _env(flag: str) -> str:
 
 
 def _add(
-    parser: argparse._ActionsContainer, flag: str, default: str | None, help_text: str,
-    aliases: Sequence[str] = (), env: bool = True, shown: str | None = None, **kw: Any,
+    parser: argparse._ActionsContainer,
+    flag: str,
+    default: str | None,
+    help_text: str,
+    aliases: Sequence[str] = (),
+    env: bool = True,
+    shown: str | None = None,
+    **kw: Any,
 ) -> None:
     """A flag whose default comes from CSIPROVIDER_<FLAG> when set; `-flag` works too;
     `aliases` are other providers' names for it (both forms too). The help says the
@@ -44,8 +57,7 @@ def _add(
     names = [form for name in (flag, *aliases) for form in (f"--{name}", f"-{name}")]
     shown = shown or ("off" if default in (None, "") else default)
     where = f"; env {variable}" if env else ""
-    parser.add_argument(*names, default=value, help=f"{help_text} [default {shown}{where}]",
-                        **kw)
+    parser.add_argument(*names, default=value, help=f"{help_text} [default {shown}{where}]", **kw)
 
 
 def _go_bool(text: str) -> bool:
@@ -57,16 +69,24 @@ def _go_bool(text: str) -> bool:
         raise argparse.ArgumentTypeError(f"{text!r} is not a boolean (true or false)") from None
 
 
-def _add_bool(parser: argparse._ActionsContainer, flag: str, help_text: str,
-              env: bool = True) -> None:
+def _add_bool(
+    parser: argparse._ActionsContainer, flag: str, help_text: str, env: bool = True
+) -> None:
     """A boolean flag as Go parses one: `-flag`, `-flag=true`, `-flag=false`. Without
     an environment variable, an absent flag is None (not given)."""
     variable = _env(flag)
     default = _go_bool(os.environ.get(variable, "false")) if env else None
     where = f"; env {variable}" if env else ""
-    parser.add_argument(f"--{flag}", f"-{flag}", nargs="?", const=True, default=default,
-                        type=_go_bool, metavar="BOOL",
-                        help=f"{help_text} [default false{where}]")
+    parser.add_argument(
+        f"--{flag}",
+        f"-{flag}",
+        nargs="?",
+        const=True,
+        default=default,
+        type=_go_bool,
+        metavar="BOOL",
+        help=f"{help_text} [default false{where}]",
+    )
 
 
 def _number(kind: type[int] | type[float], low: float, what: str) -> Any:
@@ -89,7 +109,8 @@ def _address(text: str) -> str:
     _, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not an address; write HOST:PORT or :PORT, e.g. :8080")
+            f"{text!r} is not an address; write HOST:PORT or :PORT, e.g. :8080"
+        )
     return text
 
 
@@ -112,7 +133,8 @@ def _fraction(text: str) -> float:
 def _provider_name(text: str) -> str:
     if not text or "/" in text or text.startswith("."):
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a provider name; use the SPC's spec.provider, e.g. vault")
+            f"{text!r} is not a provider name; use the SPC's spec.provider, e.g. vault"
+        )
     return text
 
 
@@ -143,12 +165,14 @@ class _Help(argparse.HelpFormatter):
     def _format_action_invocation(self, action: argparse.Action) -> str:
         if not action.option_strings:
             return super()._format_action_invocation(action)
-        names = [n for n in action.option_strings if n.startswith("--")] or \
-            action.option_strings
+        names = [n for n in action.option_strings if n.startswith("--")] or action.option_strings
         if action.nargs == 0:
             return ", ".join(names)
-        value = "BOOL" if action.nargs == "?" else (
-            "{" + ",".join(action.choices) + "}" if action.choices else "VALUE")
+        value = (
+            "BOOL"
+            if action.nargs == "?"
+            else ("{" + ",".join(action.choices) + "}" if action.choices else "VALUE")
+        )
         return ", ".join(names) + " " + value
 
 
@@ -164,94 +188,208 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     serve = sub.add_parser(
-        "serve", help="run the provider daemon", usage="csiprovider serve [FLAGS]",
+        "serve",
+        help="run the provider daemon",
+        usage="csiprovider serve [FLAGS]",
         formatter_class=_Help,
         description="Serve the Secrets Store CSI Driver's provider API on "
         "<providers-dir>/<name>.sock for each provider name. Every flag also works as "
-        "-flag (Go style), and -flag=true/false for the boolean ones.")
+        "-flag (Go style), and -flag=true/false for the boolean ones.",
+    )
     names_env = os.environ.get(_env("names"))
     core = serve.add_argument_group("serving")
     core.add_argument(
-        "--name", "-name", dest="names", action="append", type=_provider_name,
+        "--name",
+        "-name",
+        dest="names",
+        action="append",
+        type=_provider_name,
         help="provider name to serve as <providers-dir>/<name>.sock; repeatable; the name "
         "selects the dialect (vault, aws, anything else: native) "
         f"[default csiprovider; env {_env('names')}, comma-separated]",
     )
     _add(core, "providers-dir", DEFAULT_PROVIDERS_DIR, "directory the driver scans for sockets")
-    _add(core, "write-mode", None,
-         "driver: return files to the driver; provider: write them into the target path",
-         shown="driver (provider with --provider-volume)", choices=["driver", "provider"])
-    core.add_argument("--endpoint", "-endpoint", action="append", default=[], type=Path,
-                      help="an extra socket path to serve, vault-csi-provider style "
-                      "(/provider/vault.sock); its file name selects the dialect; repeatable")
-    _add(core, "mount-timeout", "30", "seconds a Mount may take at most",
-         type=_number(float, 0.001, "a positive number of seconds"))
-    _add(core, "shutdown-grace", "10", "seconds in-flight Mounts may take to finish on SIGTERM",
-         type=_number(float, 0.0, "a number of seconds"))
-    _add(core, "fetch-workers", "128", "threads for blocking backend calls (created as "
-         "needed; enough for --backend-concurrency calls to each of 4 backends: file, "
-         "vault, aws, sops)",
-         type=_number(int, 1, "a positive whole number"))
-    _add(core, "backend-concurrency", "32",
-         "requests in flight at most per backend (the rest queue within the Mount deadline)",
-         type=_number(int, 1, "a positive whole number"))
+    _add(
+        core,
+        "write-mode",
+        None,
+        "driver: return files to the driver; provider: write them into the target path",
+        shown="driver (provider with --provider-volume)",
+        choices=["driver", "provider"],
+    )
+    core.add_argument(
+        "--endpoint",
+        "-endpoint",
+        action="append",
+        default=[],
+        type=Path,
+        help="an extra socket path to serve, vault-csi-provider style "
+        "(/provider/vault.sock); its file name selects the dialect; repeatable",
+    )
+    _add(
+        core,
+        "mount-timeout",
+        "30",
+        "seconds a Mount may take at most",
+        type=_number(float, 0.001, "a positive number of seconds"),
+    )
+    _add(
+        core,
+        "shutdown-grace",
+        "10",
+        "seconds in-flight Mounts may take to finish on SIGTERM",
+        type=_number(float, 0.0, "a number of seconds"),
+    )
+    _add(
+        core,
+        "fetch-workers",
+        "128",
+        "threads for blocking backend calls (created as "
+        "needed; enough for --backend-concurrency calls to each of 4 backends: file, "
+        "vault, aws, sops)",
+        type=_number(int, 1, "a positive whole number"),
+    )
+    _add(
+        core,
+        "backend-concurrency",
+        "32",
+        "requests in flight at most per backend (the rest queue within the Mount deadline)",
+        type=_number(int, 1, "a positive whole number"),
+    )
 
     stores = serve.add_argument_group("stores and caches")
-    _add(stores, "file-root", None,
-         "enable the file backend: a pod reads files under DIR/<pod namespace>/")
-    _add(stores, "cache-ttl", "60",
-         "seconds a Vault or AWS read is reused for republishes of mounted volumes, only "
-         "between pods the store authorizes identically (docs/security.md); a first Mount "
-         "always reads; 0: never reuse", type=_number(float, 0.0, "a number of seconds"))
-    _add(stores, "cache-size", "1000", "Vault logins (one per pod) and connections kept",
-         type=_number(int, 1, "a positive whole number"))
-    _add(stores, "lease-renew-fraction", "0.667",
-         "reuse leased secrets and certificates until this fraction of their TTL",
-         type=_fraction)
-    _add(stores, "rotation-poll-interval", "2m",
-         "provider-writes mode: how often written volumes are re-resolved (Go duration; "
-         "per SPC: parameter rotationPollInterval)", type=_duration)
-    _add(stores, "aws-pod-identity-endpoint", "",
-         "EKS Pod Identity agent URL (default: the link-local agent, IPv4 then IPv6); AWS "
-         "service endpoints follow boto3's AWS_ENDPOINT_URL[_<SERVICE>] variables")
+    _add(
+        stores,
+        "file-root",
+        None,
+        "enable the file backend: a pod reads files under DIR/<pod namespace>/",
+    )
+    _add(
+        stores,
+        "cache-ttl",
+        "60",
+        "seconds a Vault or AWS read is reused for republishes of mounted volumes, only "
+        "between pods the store authorizes identically (docs/security.md); a first Mount "
+        "always reads; 0: never reuse",
+        type=_number(float, 0.0, "a number of seconds"),
+    )
+    _add(
+        stores,
+        "cache-size",
+        "1000",
+        "Vault logins (one per pod) and connections kept",
+        type=_number(int, 1, "a positive whole number"),
+    )
+    _add(
+        stores,
+        "lease-renew-fraction",
+        "0.667",
+        "reuse leased secrets and certificates until this fraction of their TTL",
+        type=_fraction,
+    )
+    _add(
+        stores,
+        "rotation-poll-interval",
+        "2m",
+        "provider-writes mode: how often written volumes are re-resolved (Go duration; "
+        "per SPC: parameter rotationPollInterval)",
+        type=_duration,
+    )
+    _add(
+        stores,
+        "aws-pod-identity-endpoint",
+        "",
+        "EKS Pod Identity agent URL (default: the link-local agent, IPv4 then IPv6); AWS "
+        "service endpoints follow boto3's AWS_ENDPOINT_URL[_<SERVICE>] variables",
+    )
 
     versions = serve.add_argument_group("object versions (HMAC key)")
-    _add(versions, "hmac-key-file", None,
-         "key for object versions; without it or --hmac-secret-name a random key is drawn "
-         "at start and versions change on every restart")
-    _add(versions, "hmac-secret-name", None,
-         "Kubernetes Secret holding the version HMAC key (get-or-create, in the daemon's "
-         "namespace; re-read every --hmac-refresh-interval and re-created when deleted); "
-         "empty: a random key", shown="in a cluster, vault-csi-provider-hmac-key when "
-         "serving vault, else csiprovider-hmac-key (random if it cannot be read)")
-    _add(versions, "hmac-secret-namespace", "", "namespace of --hmac-secret-name "
-         "(default: the daemon's own)")
-    _add(versions, "hmac-refresh-interval", "30s",
-         "how often the HMAC key Secret is re-read (Go duration)", type=_duration)
+    _add(
+        versions,
+        "hmac-key-file",
+        None,
+        "key for object versions; without it or --hmac-secret-name a random key is drawn "
+        "at start and versions change on every restart",
+    )
+    _add(
+        versions,
+        "hmac-secret-name",
+        None,
+        "Kubernetes Secret holding the version HMAC key (get-or-create, in the daemon's "
+        "namespace; re-read every --hmac-refresh-interval and re-created when deleted); "
+        "empty: a random key",
+        shown="in a cluster, vault-csi-provider-hmac-key when "
+        "serving vault, else csiprovider-hmac-key (random if it cannot be read)",
+    )
+    _add(
+        versions,
+        "hmac-secret-namespace",
+        "",
+        "namespace of --hmac-secret-name (default: the daemon's own)",
+    )
+    _add(
+        versions,
+        "hmac-refresh-interval",
+        "30s",
+        "how often the HMAC key Secret is re-read (Go duration)",
+        type=_duration,
+    )
 
     ops = serve.add_argument_group("logs, probes, metrics and admin")
-    _add(ops, "admin-socket", DEFAULT_ADMIN_SOCKET,
-         "Unix socket (0600) of `csiprovider refresh`; empty disables it")
-    _add(ops, "log-format", "auto", "log line format; auto: text on a terminal, else json",
-         choices=["auto", "json", "text"])
+    _add(
+        ops,
+        "admin-socket",
+        DEFAULT_ADMIN_SOCKET,
+        "Unix socket (0600) of `csiprovider refresh`; empty disables it",
+    )
+    _add(
+        ops,
+        "log-format",
+        "auto",
+        "log line format; auto: text on a terminal, else json",
+        choices=["auto", "json", "text"],
+    )
     _add(ops, "log-level", "info", "log level", choices=sorted(LOG_LEVELS))
-    _add(ops, "health-addr", ":8080",
-         "HTTP address of /healthz, /readyz, /health/ready and /metrics; empty disables it",
-         type=_address)
-    _add(ops, "metrics-addr", "", "another HTTP address serving /metrics (and the probes)",
-         type=_address)
+    _add(
+        ops,
+        "health-addr",
+        ":8080",
+        "HTTP address of /healthz, /readyz, /health/ready and /metrics; empty disables it",
+        type=_address,
+    )
+    _add(
+        ops,
+        "metrics-addr",
+        "",
+        "another HTTP address serving /metrics (and the probes)",
+        type=_address,
+    )
 
     kube = serve.add_argument_group("Kubernetes API")
     _add(kube, "kube-api-url", "", "Kubernetes API URL (default: in-cluster)")
     _add(kube, "kube-token-file", "", "bearer token file for --kube-api-url")
     _add(kube, "kube-ca-file", "", "CA bundle for --kube-api-url")
-    _add(kube, "kube-qps", "5", "Kubernetes API calls per second, after the burst; 0: no "
-         "limit", aliases=["qps"], type=_number(float, 0.0, "a number of calls per second"))
-    _add(kube, "kube-burst", "10", "Kubernetes API calls at once before --kube-qps applies",
-         aliases=["burst"], type=_number(int, 1, "a positive whole number"))
+    _add(
+        kube,
+        "kube-qps",
+        "5",
+        "Kubernetes API calls per second, after the burst; 0: no limit",
+        aliases=["qps"],
+        type=_number(float, 0.0, "a number of calls per second"),
+    )
+    _add(
+        kube,
+        "kube-burst",
+        "10",
+        "Kubernetes API calls at once before --kube-qps applies",
+        aliases=["burst"],
+        type=_number(int, 1, "a positive whole number"),
+    )
 
-    vault = serve.add_argument_group("Vault (defaults under the SPC's own settings; the "
-                                     "VAULT_* environment variables are read first)")
+    vault = serve.add_argument_group(
+        "Vault (defaults under the SPC's own settings; the "
+        "VAULT_* environment variables are read first)"
+    )
     _add(vault, "vault-addr", "", "Vault address (https://, http:// or unix://)")
     _add(vault, "vault-mount", "kubernetes", "auth mount: kubernetes or jwt method")
     _add(vault, "vault-namespace", "", "Vault namespace")
@@ -263,22 +401,44 @@ def parser() -> argparse.ArgumentParser:
     _add_bool(vault, "vault-tls-skip-verify", "skip TLS verification")
 
     compat = serve.add_argument_group(
-        "accepted for ASCP's and vault-helm's deployments (their charts run this image "
-        "unchanged)")
-    _add(compat, "provider-volume", None, "ASCP: serve <DIR>/aws.sock (as --providers-dir DIR "
-         "--name aws); without --driver-writes-secrets the provider writes, as ASCP does",
-         env=False)
-    _add_bool(compat, "driver-writes-secrets", "ASCP: true: --write-mode driver; false: "
-              "--write-mode provider", env=False)
-    _add(compat, "eks-addon-version", "", "ASCP: the EKS add-on version (shown in the "
-         "startup line)", env=False)
-    _add(compat, "pod-identity-http-timeout", "", "ASCP: HTTP timeout of the EKS Pod "
-         "Identity agent call (Go duration; empty: 5s)", env=False)
+        "accepted for ASCP's and vault-helm's deployments (their charts run this image unchanged)"
+    )
+    _add(
+        compat,
+        "provider-volume",
+        None,
+        "ASCP: serve <DIR>/aws.sock (as --providers-dir DIR "
+        "--name aws); without --driver-writes-secrets the provider writes, as ASCP does",
+        env=False,
+    )
+    _add_bool(
+        compat,
+        "driver-writes-secrets",
+        "ASCP: true: --write-mode driver; false: --write-mode provider",
+        env=False,
+    )
+    _add(
+        compat,
+        "eks-addon-version",
+        "",
+        "ASCP: the EKS add-on version (shown in the startup line)",
+        env=False,
+    )
+    _add(
+        compat,
+        "pod-identity-http-timeout",
+        "",
+        "ASCP: HTTP timeout of the EKS Pod Identity agent call (Go duration; empty: 5s)",
+        env=False,
+    )
     _add_bool(compat, "debug", "vault-csi-provider: the same as --log-level debug", env=False)
-    compat.add_argument("--version", "-version", action="store_true",
-                        help="vault-csi-provider: print the version and exit")
-    _add(compat, "output", "json", "vault-csi-provider: format of -version (ignored)",
-         env=False)
+    compat.add_argument(
+        "--version",
+        "-version",
+        action="store_true",
+        help="vault-csi-provider: print the version and exit",
+    )
+    _add(compat, "output", "json", "vault-csi-provider: format of -version (ignored)", env=False)
     serve.set_defaults(names_env=names_env)
 
     mount = sub.add_parser("mount", help="mount a SecretProviderClass locally, as the driver would")
@@ -286,67 +446,127 @@ def parser() -> argparse.ArgumentParser:
     mount.add_argument("--spc-name", help="which SecretProviderClass of a file holding several")
     mount.add_argument("--target", required=True, type=Path, help="directory to mount into")
     where = mount.add_mutually_exclusive_group()
-    where.add_argument("--providers-dir", type=Path, default=Path(DEFAULT_PROVIDERS_DIR),
-                       help="where <spec.provider>.sock is found")
+    where.add_argument(
+        "--providers-dir",
+        type=Path,
+        default=Path(DEFAULT_PROVIDERS_DIR),
+        help="where <spec.provider>.sock is found",
+    )
     where.add_argument("--socket", type=Path, help="the provider socket, overriding the lookup")
     mount.add_argument("--pod-name", default="local-pod")
-    mount.add_argument("--pod-namespace", default=None,
-                       help="default: the SPC's metadata.namespace, else 'default'")
+    mount.add_argument(
+        "--pod-namespace",
+        default=None,
+        help="default: the SPC's metadata.namespace, else 'default'",
+    )
     mount.add_argument("--pod-uid", default="00000000-0000-0000-0000-000000000000")
     mount.add_argument("--service-account", default="default")
-    mount.add_argument("--token", action="append", type=_pair, default=[], metavar="AUDIENCE=FILE",
-                       help="service-account token for an audience, read from FILE; repeatable")
-    mount.add_argument("--secret", action="append", type=_pair, default=[], metavar="KEY=VALUE",
-                       help="nodePublishSecretRef data; repeatable")
+    mount.add_argument(
+        "--token",
+        action="append",
+        type=_pair,
+        default=[],
+        metavar="AUDIENCE=FILE",
+        help="service-account token for an audience, read from FILE; repeatable",
+    )
+    mount.add_argument(
+        "--secret",
+        action="append",
+        type=_pair,
+        default=[],
+        metavar="KEY=VALUE",
+        help="nodePublishSecretRef data; repeatable",
+    )
     mount.add_argument("--permission", type=_octal, default=0o644, help="default file mode")
-    mount.add_argument("--set", action="append", type=_pair, default=[], metavar="KEY=VALUE",
-                       help="override spec.parameters.KEY (e.g. vaultAddress to test an SPC "
-                       "against a local server); repeatable")
-    mount.add_argument("--sync-secret-out", type=Path,
-                       help="render spec.secretObjects as Secret manifests into this file")
-    mount.add_argument("--watch", type=float, metavar="SECONDS",
-                       help="re-mount every SECONDS with the current versions, like rotation")
+    mount.add_argument(
+        "--set",
+        action="append",
+        type=_pair,
+        default=[],
+        metavar="KEY=VALUE",
+        help="override spec.parameters.KEY (e.g. vaultAddress to test an SPC "
+        "against a local server); repeatable",
+    )
+    mount.add_argument(
+        "--sync-secret-out",
+        type=Path,
+        help="render spec.secretObjects as Secret manifests into this file",
+    )
+    mount.add_argument(
+        "--watch",
+        type=float,
+        metavar="SECONDS",
+        help="re-mount every SECONDS with the current versions, like rotation",
+    )
     mount.add_argument("--timeout", type=float, default=30.0, help="Mount RPC deadline, seconds")
 
     encrypt = sub.add_parser(
-        "encrypt", help="encrypt stdin with AWS KMS or Vault transit and print the object "
-        "to paste into an SPC (aws-kms or vault-transit)")
+        "encrypt",
+        help="encrypt stdin with AWS KMS or Vault transit and print the object "
+        "to paste into an SPC (aws-kms or vault-transit)",
+    )
     which = encrypt.add_mutually_exclusive_group(required=True)
     which.add_argument("--key-id", help="AWS KMS key id, ARN or alias/NAME")
-    which.add_argument("--vault-transit", metavar="KEY",
-                       help="Vault transit key name (Vault from VAULT_ADDR and VAULT_TOKEN, "
-                       "or the vault CLI's token file)")
-    encrypt.add_argument("--context", action="append", type=_pair, default=[],
-                         metavar="KEY=VALUE", help="KMS encryption context; repeatable")
-    encrypt.add_argument("--transit-mount", default="transit",
-                         help="mount of the transit engine [default transit]")
-    encrypt.add_argument("--transit-context", default="",
-                         help="derivation context of a derived transit key (text)")
-    encrypt.add_argument("--region", default=os.environ.get("AWS_REGION", ""),
-                         help="KMS region (default: AWS_REGION)")
+    which.add_argument(
+        "--vault-transit",
+        metavar="KEY",
+        help="Vault transit key name (Vault from VAULT_ADDR and VAULT_TOKEN, "
+        "or the vault CLI's token file)",
+    )
+    encrypt.add_argument(
+        "--context",
+        action="append",
+        type=_pair,
+        default=[],
+        metavar="KEY=VALUE",
+        help="KMS encryption context; repeatable",
+    )
+    encrypt.add_argument(
+        "--transit-mount", default="transit", help="mount of the transit engine [default transit]"
+    )
+    encrypt.add_argument(
+        "--transit-context", default="", help="derivation context of a derived transit key (text)"
+    )
+    encrypt.add_argument(
+        "--region",
+        default=os.environ.get("AWS_REGION", ""),
+        help="KMS region (default: AWS_REGION)",
+    )
     encrypt.add_argument("--object-name", default="secret", help="objectName of the snippet")
 
-    check = sub.add_parser("validate",
-                           help="check SecretProviderClass files offline (every dialect)")
+    check = sub.add_parser(
+        "validate", help="check SecretProviderClass files offline (every dialect)"
+    )
     check.add_argument("spc", nargs="+", type=Path, help="SecretProviderClass YAML files")
-    check.add_argument("--name", action="append", default=[], type=_provider_name,
-                       help="a provider name your daemons serve besides csiprovider, vault "
-                       "and aws (checked in the native dialect); repeatable")
+    check.add_argument(
+        "--name",
+        action="append",
+        default=[],
+        type=_provider_name,
+        help="a provider name your daemons serve besides csiprovider, vault "
+        "and aws (checked in the native dialect); repeatable",
+    )
 
     refresh = sub.add_parser(
-        "refresh", help="provider-writes mode: re-resolve the node's tracked volumes now",
+        "refresh",
+        help="provider-writes mode: re-resolve the node's tracked volumes now",
         description="Ask the daemon on this node (over its admin socket) to re-resolve "
         "the volumes it wrote, now, and print each one and whether it changed. In a "
         "cluster: kubectl exec -n csiprovider <provider pod on the node> -- csiprovider "
-        "refresh --namespace NS")
+        "refresh --namespace NS",
+    )
     refresh.add_argument("--namespace", default="", help="only volumes of pods in NS")
     refresh.add_argument("--spc", default="", help="only volumes of this SecretProviderClass")
     refresh.add_argument("--pod", default="", help="only this pod's volumes")
-    refresh.add_argument("--admin-socket", type=Path, default=Path(
-        os.environ.get(_env("admin-socket"), DEFAULT_ADMIN_SOCKET)),
-        help=f"the daemon's admin socket [default {DEFAULT_ADMIN_SOCKET}]")
-    refresh.add_argument("--timeout", type=float, default=60.0,
-                         help="seconds to wait for the answer [default 60]")
+    refresh.add_argument(
+        "--admin-socket",
+        type=Path,
+        default=Path(os.environ.get(_env("admin-socket"), DEFAULT_ADMIN_SOCKET)),
+        help=f"the daemon's admin socket [default {DEFAULT_ADMIN_SOCKET}]",
+    )
+    refresh.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds to wait for the answer [default 60]"
+    )
 
     sub.add_parser("version", help="print the version")
     return top
@@ -411,8 +631,9 @@ def _serve(args: argparse.Namespace) -> int:
             pod_identity_timeout = _duration(args.pod_identity_http_timeout)
         except argparse.ArgumentTypeError:
             logging.getLogger("csiprovider").warning(
-                "ignoring --pod-identity-http-timeout", extra={"fields": {
-                    "value": args.pod_identity_http_timeout[:32], "using": "5s"}})
+                "ignoring --pod-identity-http-timeout",
+                extra={"fields": {"value": args.pod_identity_http_timeout[:32], "using": "5s"}},
+            )
     try:
         vault = VaultDefaults.build(
             auth_mount=args.vault_mount,
@@ -519,12 +740,17 @@ def _encrypt(args: argparse.Namespace) -> int:
     if args.key_id and not args.region:
         return _fail("set --region or AWS_REGION")
     if sys.stdin.isatty():
-        print("reading the secret from stdin; end it with Ctrl-D (or pipe it in: "
-              "csiprovider encrypt ... < FILE)", file=sys.stderr)
+        print(
+            "reading the secret from stdin; end it with Ctrl-D (or pipe it in: "
+            "csiprovider encrypt ... < FILE)",
+            file=sys.stderr,
+        )
     plaintext = sys.stdin.buffer.read()
     if not plaintext:
-        return _fail("nothing on stdin to encrypt; pipe the secret in, e.g. "
-                     "`printf %s \"$PASSWORD\" | csiprovider encrypt ...`")
+        return _fail(
+            "nothing on stdin to encrypt; pipe the secret in, e.g. "
+            '`printf %s "$PASSWORD" | csiprovider encrypt ...`'
+        )
     if args.vault_transit:
         return _encrypt_transit(args, plaintext)
     import boto3
@@ -540,9 +766,12 @@ def _encrypt(args: argparse.Namespace) -> int:
     except (BotoCoreError, ClientError) as exc:
         return _fail(f"KMS Encrypt failed: {exc}", 1)
         return 1
-    entry: dict[str, Any] = {"objectName": args.object_name, "backend": "aws-kms",
-                             "region": args.region,
-                             "ciphertext": base64.b64encode(blob).decode()}
+    entry: dict[str, Any] = {
+        "objectName": args.object_name,
+        "backend": "aws-kms",
+        "region": args.region,
+        "ciphertext": base64.b64encode(blob).decode(),
+    }
     if context:
         entry["encryptionContext"] = context
     sys.stdout.write(yaml.safe_dump([entry], sort_keys=False, width=1 << 20))
@@ -569,13 +798,19 @@ def _encrypt_transit(args: argparse.Namespace, plaintext: bytes) -> int:
         options["context"] = base64.b64encode(args.transit_context.encode()).decode()
     try:
         reply = client.secrets.transit.encrypt_data(
-            name=args.vault_transit, plaintext=base64.b64encode(plaintext).decode(),
-            mount_point=args.transit_mount, **options)
+            name=args.vault_transit,
+            plaintext=base64.b64encode(plaintext).decode(),
+            mount_point=args.transit_mount,
+            **options,
+        )
     except (hvac.exceptions.VaultError, requests.RequestException) as exc:
         return _fail(f"Vault transit encrypt with key {args.vault_transit!r} failed: {exc}", 1)
-    entry: dict[str, Any] = {"objectName": args.object_name, "backend": "vault-transit",
-                             "key": args.vault_transit,
-                             "ciphertext": reply["data"]["ciphertext"]}
+    entry: dict[str, Any] = {
+        "objectName": args.object_name,
+        "backend": "vault-transit",
+        "key": args.vault_transit,
+        "ciphertext": reply["data"]["ciphertext"],
+    }
     if args.transit_mount != "transit":
         entry["mount"] = args.transit_mount
     if args.transit_context:
@@ -588,25 +823,29 @@ def _refresh(args: argparse.Namespace) -> int:
     from csiprovider.admin import request_refresh
 
     if not args.admin_socket.exists():
-        return _fail(f"no admin socket at {args.admin_socket}: run this where the daemon "
-                     "runs (kubectl exec into the provider pod on the node), or pass "
-                     "--admin-socket")
+        return _fail(
+            f"no admin socket at {args.admin_socket}: run this where the daemon "
+            "runs (kubectl exec into the provider pod on the node), or pass "
+            "--admin-socket"
+        )
     try:
-        answers = asyncio.run(request_refresh(args.admin_socket, args.namespace, args.spc,
-                                              args.pod, args.timeout))
+        answers = asyncio.run(
+            request_refresh(args.admin_socket, args.namespace, args.spc, args.pod, args.timeout)
+        )
     except (OSError, TimeoutError, ValueError) as exc:
         return _fail(f"the daemon did not answer on {args.admin_socket}: {exc}", 1)
     done = answers[-1] if answers and answers[-1].get("done") else {}
     volumes = [a for a in answers if "target" in a]
     if done.get("mode") not in (None, "provider"):
-        print("driver-writes mode: the driver rewrites volumes (its rotation); nothing is "
-              "tracked here")
+        print(
+            "driver-writes mode: the driver rewrites volumes (its rotation); nothing is "
+            "tracked here"
+        )
         return 0
     if not volumes:
         print("no tracked volume matches")
         return 0
     for a in volumes:
         detail = f" ({a['error']})" if a.get("error") else ""
-        print(f"{a['result']:<9} {a['namespace']}/{a['pod']} spc={a['spc']} "
-              f"{a['target']}{detail}")
+        print(f"{a['result']:<9} {a['namespace']}/{a['pod']} spc={a['spc']} {a['target']}{detail}")
     return 1 if any(a["result"] == "failed" for a in volumes) else 0

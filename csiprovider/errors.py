@@ -16,7 +16,7 @@ def cap(message: str) -> str:
     if len(message) <= MAX_MESSAGE_CHARS:
         return message
     suffix = " … (truncated)"
-    return message[:MAX_MESSAGE_CHARS - len(suffix)] + suffix
+    return message[: MAX_MESSAGE_CHARS - len(suffix)] + suffix
 
 
 class MountError(Exception):

@@ -63,8 +63,10 @@ def decode(data: bytes, obj: MountObject) -> bytes:
         return bytes.fromhex(data.decode("ascii").strip())
     except (binascii.Error, ValueError):
         if obj.extraction.wording is Wording.AWS:
-            raise InvalidArgument(f"{obj.label}: value is not valid base64; remove "
-                                  "encoding: base64 or store the value base64-encoded") from None
+            raise InvalidArgument(
+                f"{obj.label}: value is not valid base64; remove "
+                "encoding: base64 or store the value base64-encoded"
+            ) from None
         raise InvalidArgument(
             f"{obj.label}: content is not valid {encoding.value}; fix the stored value or set "
             'encoding to the one it is stored in ("utf-8", "base64" or "hex")'
@@ -96,14 +98,16 @@ def _one(obj: MountObject, value: bytes | Document) -> bytes | dict[str, bytes]:
         document = _search(obj, document)
     if spec.expand:
         if not isinstance(document, Mapping):
-            raise InvalidArgument(f"{obj.label}: expand: keys needs a JSON object, got "
-                                  f"{_kind(document)}")
+            raise InvalidArgument(
+                f"{obj.label}: expand: keys needs a JSON object, got {_kind(document)}"
+            )
         return {str(k): _bytes(obj, v) for k, v in document.items()}
     return _bytes(obj, document)
 
 
 def _json(obj: MountObject, content: bytes) -> Any:
     from csiprovider.compat.go import encoding_json as go_json
+
     try:
         return go_json.loads(content)
     except (ValueError, RecursionError):
@@ -111,10 +115,12 @@ def _json(obj: MountObject, content: bytes) -> Any:
         if spec.wording is Wording.AWS:
             raise InvalidArgument(
                 f"Invalid JSON used with jmesPath in secret: {spec.subject}. ({obj.label} "
-                f"selects {spec.jmes_path!r} from a value that is not JSON)") from None
+                f"selects {spec.jmes_path!r} from a value that is not JSON)"
+            ) from None
         raise InvalidArgument(
             f"{obj.label}: the value is not JSON, so jmesPath/expand cannot apply; remove "
-            "them or store JSON") from None
+            "them or store JSON"
+        ) from None
 
 
 def _search(obj: MountObject, document: Any) -> Any:
@@ -131,8 +137,10 @@ def _search(obj: MountObject, document: Any) -> Any:
         raise InvalidArgument(f"{obj.label}: invalid jmesPath {path!r}: {exc}") from None
     if found is None:
         if spec.wording is Wording.AWS:
-            raise NotFound(f"JMES Path - {path} for object alias - {obj.file_name} does not "
-                           "point to a valid object.")
+            raise NotFound(
+                f"JMES Path - {path} for object alias - {obj.file_name} does not "
+                "point to a valid object."
+            )
         where = f" in {spec.subject}" if spec.wording is Wording.VAULT else ""
         raise NotFound(f"{obj.label}: jmesPath {path!r} matches nothing{where}")
     return found
@@ -141,6 +149,7 @@ def _search(obj: MountObject, document: Any) -> Any:
 def _numbers(value: Any) -> Any:
     """Numbers as JMESPath compares and computes them (a Number is text until here)."""
     from csiprovider.compat.go import encoding_json as go_json
+
     if isinstance(value, go_json.Number):
         text = str.__str__(value)
         return int(text) if text.lstrip("-").isdigit() else float(text)
@@ -153,22 +162,26 @@ def _numbers(value: Any) -> Any:
 
 def _is_string(value: Any) -> bool:
     from csiprovider.compat.go import encoding_json as go_json
+
     return isinstance(value, str) and not isinstance(value, go_json.Number)
 
 
 def _bytes(obj: MountObject, value: Any) -> bytes:
     from csiprovider.compat.go import encoding_json as go_json
+
     if isinstance(value, str) and not isinstance(value, go_json.Number):
         return value.encode()
     try:
         return go_json.dumps(value)
     except ValueError:  # a computed number out of float64's range
-        raise InvalidArgument(f"{obj.label}: the selected value cannot be written as JSON "
-                              "(a number out of range)") from None
+        raise InvalidArgument(
+            f"{obj.label}: the selected value cannot be written as JSON (a number out of range)"
+        ) from None
 
 
 def _kind(value: Any) -> str:
     from csiprovider.compat.go import encoding_json as go_json
+
     if isinstance(value, go_json.Number):
         return "number"
     return "nothing" if value is None else type(value).__name__

@@ -39,7 +39,10 @@ class FetchCache:
         self._inflight: dict[Key, _Read] = {}
 
     def fetch(
-        self, key: Key, fresh_after: float, keep: bool,
+        self,
+        key: Key,
+        fresh_after: float,
+        keep: bool,
         start: Callable[[], asyncio.Future[Any]],
     ) -> asyncio.Future[Any]:
         """A future for the key's value read no earlier than `fresh_after`: cached,

@@ -36,7 +36,8 @@ def socket_check(path: Path) -> Check:
         try:
             async with grpc.aio.insecure_channel(f"unix://{path}") as channel:
                 await pb_grpc.CSIDriverProviderStub(channel).Version(
-                    pb.VersionRequest(version=API_VERSION), timeout=2)
+                    pb.VersionRequest(version=API_VERSION), timeout=2
+                )
         except grpc.aio.AioRpcError as exc:
             return f"socket {path}: {exc.code().name}"
         return None
@@ -66,10 +67,17 @@ class Reachability:
         while not stop.is_set():
             problem = await loop.run_in_executor(None, self.probe)
             if problem != self.problem and (problem or self.checked):
-                log.log(logging.WARNING if problem else logging.INFO,
-                        "backend unreachable" if problem else "backend reachable",
-                        extra={"fields": {"backend": self.backend, "target": self.target,
-                                          "reason": problem or ""}})
+                log.log(
+                    logging.WARNING if problem else logging.INFO,
+                    "backend unreachable" if problem else "backend reachable",
+                    extra={
+                        "fields": {
+                            "backend": self.backend,
+                            "target": self.target,
+                            "reason": problem or "",
+                        }
+                    },
+                )
             self.problem, self.checked = problem, time.monotonic()
             metrics.BACKEND_REACHABLE.labels(self.backend).set(0 if problem else 1)
             with contextlib.suppress(TimeoutError):
@@ -82,8 +90,7 @@ class Reachability:
 
 
 class Endpoints:
-    def __init__(self, checks: Sequence[Check],
-                 reachability: Sequence[Reachability] = ()) -> None:
+    def __init__(self, checks: Sequence[Check], reachability: Sequence[Reachability] = ()) -> None:
         self._checks = list(checks)
         self._reachability = list(reachability)
 
@@ -117,9 +124,16 @@ class Endpoints:
                 content_type = CONTENT_TYPE_LATEST.encode()
             else:
                 status, body = b"404 Not Found", b"not found\n"
-            writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: " + content_type
-                         + b"\r\nContent-Length: " + str(len(body)).encode()
-                         + b"\r\nConnection: close\r\n\r\n" + body)
+            writer.write(
+                b"HTTP/1.1 "
+                + status
+                + b"\r\nContent-Type: "
+                + content_type
+                + b"\r\nContent-Length: "
+                + str(len(body)).encode()
+                + b"\r\nConnection: close\r\n\r\n"
+                + body
+            )
             await writer.drain()
         except (TimeoutError, ConnectionError):
             pass

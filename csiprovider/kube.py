@@ -88,26 +88,39 @@ class KubeClient:
 
     @classmethod
     def from_environment(
-        cls, url: str = "", token_file: str = "", ca_file: str = "",
-        qps: float = DEFAULT_QPS, burst: int = DEFAULT_BURST,
+        cls,
+        url: str = "",
+        token_file: str = "",
+        ca_file: str = "",
+        qps: float = DEFAULT_QPS,
+        burst: int = DEFAULT_BURST,
     ) -> KubeClient | None:
         """Flags first, then the in-cluster service account; None outside a cluster."""
-        host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get(
-            "KUBERNETES_SERVICE_PORT", "443")
+        host, port = (
+            os.environ.get("KUBERNETES_SERVICE_HOST"),
+            os.environ.get("KUBERNETES_SERVICE_PORT", "443"),
+        )
         if not url and host:
             url = f"https://{host}:{port}" if ":" not in host else f"https://[{host}]:{port}"
         if not url:
             return None
         token = Path(token_file) if token_file else SA_DIR / "token"
-        ca: str | bool = ca_file or (str(SA_DIR / "ca.crt") if (SA_DIR / "ca.crt").exists()
-                                     else True)
-        client = cls(url=url.rstrip("/"), token_file=token if token.exists() else None,
-                     ca_file=ca, qps=qps, burst=burst)
+        ca: str | bool = ca_file or (
+            str(SA_DIR / "ca.crt") if (SA_DIR / "ca.crt").exists() else True
+        )
+        client = cls(
+            url=url.rstrip("/"),
+            token_file=token if token.exists() else None,
+            ca_file=ca,
+            qps=qps,
+            burst=burst,
+        )
         client.session.trust_env = False
         return client
 
-    def _request(self, method: str, path: str, body: Any = None,
-                 deadline: float | None = None) -> requests.Response:
+    def _request(
+        self, method: str, path: str, body: Any = None, deadline: float | None = None
+    ) -> requests.Response:
         """One call: a rate-limit slot per attempt; 429, 5xx and connection failures are
         retried until the deadline, then the last reply is the caller's to report (or
         Unavailable when there was none). Other replies are returned at once."""
@@ -123,7 +136,8 @@ class KubeClient:
                     raise Unavailable(
                         f"the Kubernetes API client is rate limited (--kube-qps "
                         f"{self.qps:g}, --kube-burst {self.burst}): no request slot for "
-                        f"{method} {path} before the deadline")
+                        f"{method} {path} before the deadline"
+                    )
                 break
             if wait:
                 time.sleep(wait)
@@ -144,10 +158,19 @@ class KubeClient:
                 delay = max(delay, _retry_after(response))
             if attempt == MAX_ATTEMPTS or time.monotonic() + delay >= deadline:
                 break
-            log.debug("retrying a Kubernetes API call", extra={"fields": {
-                "method": method, "path": path, "attempt": attempt, "delay": round(delay, 3),
-                "status": response.status_code if response is not None else None,
-                "error": type(failure).__name__ if failure is not None else None}})
+            log.debug(
+                "retrying a Kubernetes API call",
+                extra={
+                    "fields": {
+                        "method": method,
+                        "path": path,
+                        "attempt": attempt,
+                        "delay": round(delay, 3),
+                        "status": response.status_code if response is not None else None,
+                        "error": type(failure).__name__ if failure is not None else None,
+                    }
+                },
+            )
             time.sleep(delay)
         if response is not None:
             return response
@@ -160,16 +183,27 @@ class KubeClient:
             # Re-read each time: kubelet rotates the projected token file.
             headers["Authorization"] = f"Bearer {self.token_file.read_text().strip()}"
         timeout = max(0.1, min(REQUEST_TIMEOUT, deadline - time.monotonic()))
-        return self.session.request(method, self.url + path, json=body, headers=headers,
-                                    verify=self.ca_file, timeout=timeout)
+        return self.session.request(
+            method,
+            self.url + path,
+            json=body,
+            headers=headers,
+            verify=self.ca_file,
+            timeout=timeout,
+        )
 
     def _unreachable(self, exc: requests.RequestException) -> Unavailable:
-        return Unavailable(
-            f"cannot reach the Kubernetes API at {self.url} ({type(exc).__name__})")
+        return Unavailable(f"cannot reach the Kubernetes API at {self.url} ({type(exc).__name__})")
 
     def token_request(
-        self, namespace: str, service_account: str, pod_name: str, pod_uid: str, audience: str,
-        *, deadline: float | None = None,
+        self,
+        namespace: str,
+        service_account: str,
+        pod_name: str,
+        pod_uid: str,
+        audience: str,
+        *,
+        deadline: float | None = None,
     ) -> str:
         """A 15-minute token for the pod's service account, bound to the pod."""
         body: dict[str, Any] = {
@@ -177,8 +211,12 @@ class KubeClient:
             "kind": "TokenRequest",
             "spec": {
                 "expirationSeconds": TOKEN_TTL_SECONDS,
-                "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": pod_name,
-                                   "uid": pod_uid},
+                "boundObjectRef": {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "name": pod_name,
+                    "uid": pod_uid,
+                },
             },
         }
         if audience:
@@ -193,17 +231,21 @@ class KubeClient:
             )
         token = response.json().get("status", {}).get("token")
         if not isinstance(token, str) or not token:
-            raise PermissionDenied(f"the TokenRequest for {namespace}/{service_account} "
-                                   "returned no token")
+            raise PermissionDenied(
+                f"the TokenRequest for {namespace}/{service_account} returned no token"
+            )
         return token
 
-    def service_account(self, namespace: str, name: str, *,
-                        deadline: float | None = None) -> dict[str, Any]:
-        response = self._request("GET", f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}",
-                                 deadline=deadline)
+    def service_account(
+        self, namespace: str, name: str, *, deadline: float | None = None
+    ) -> dict[str, Any]:
+        response = self._request(
+            "GET", f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}", deadline=deadline
+        )
         if not response.ok:
-            raise PermissionDenied(f"failed to get service account {namespace}/{name}: "
-                                   f"{_status_message(response)}")
+            raise PermissionDenied(
+                f"failed to get service account {namespace}/{name}: {_status_message(response)}"
+            )
         body: dict[str, Any] = response.json()
         return body
 
@@ -211,21 +253,27 @@ class KubeClient:
         """The `topology.kubernetes.io/region` label of the pod's node."""
         if deadline is None:
             deadline = time.monotonic() + DEFAULT_TIMEOUT  # one budget for both reads
-        response = self._request("GET", f"/api/v1/namespaces/{namespace}/pods/{pod}",
-                                 deadline=deadline)
+        response = self._request(
+            "GET", f"/api/v1/namespaces/{namespace}/pods/{pod}", deadline=deadline
+        )
         if not response.ok:
-            raise Unavailable(f"failed to retrieve region from node. error "
-                              f"{_status_message(response)}")
+            raise Unavailable(
+                f"failed to retrieve region from node. error {_status_message(response)}"
+            )
         node = (response.json().get("spec") or {}).get("nodeName", "")
         return self.region_of_node(str(node), deadline=deadline)
 
     def pod_fs_group(self, namespace: str, pod: str) -> int | None:
         """The pod's `securityContext.fsGroup` (None: not set)."""
-        response = self._request("GET", f"/api/v1/namespaces/{namespace}/pods/{pod}",
-                                 deadline=time.monotonic() + DEFAULT_TIMEOUT)
+        response = self._request(
+            "GET",
+            f"/api/v1/namespaces/{namespace}/pods/{pod}",
+            deadline=time.monotonic() + DEFAULT_TIMEOUT,
+        )
         if not response.ok:
-            raise PermissionDenied(f"cannot read pod {namespace}/{pod} for its fsGroup: "
-                                   f"{_status_message(response)}")
+            raise PermissionDenied(
+                f"cannot read pod {namespace}/{pod} for its fsGroup: {_status_message(response)}"
+            )
         context = (response.json().get("spec") or {}).get("securityContext") or {}
         group = context.get("fsGroup")
         return group if isinstance(group, int) and not isinstance(group, bool) else None
@@ -236,8 +284,9 @@ class KubeClient:
             deadline = time.monotonic() + DEFAULT_TIMEOUT
         response = self._request("GET", f"/api/v1/nodes/{node}", deadline=deadline)
         if not response.ok:
-            raise Unavailable(f"failed to retrieve region from node. error "
-                              f"{_status_message(response)}")
+            raise Unavailable(
+                f"failed to retrieve region from node. error {_status_message(response)}"
+            )
         labels = (response.json().get("metadata") or {}).get("labels") or {}
         region = labels.get("topology.kubernetes.io/region", "")
         if not region:
@@ -252,23 +301,33 @@ class KubeClient:
         response = self._request("GET", f"{path}/{name}", deadline=deadline)
         if response.status_code == 404:
             key = base64.b64encode(secrets.token_bytes(32)).decode()
-            created = self._request("POST", path, {
-                "apiVersion": "v1", "kind": "Secret", "immutable": True,
-                "metadata": {"name": name, "namespace": namespace},
-                "data": {"key": key},
-            }, deadline)
+            created = self._request(
+                "POST",
+                path,
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "immutable": True,
+                    "metadata": {"name": name, "namespace": namespace},
+                    "data": {"key": key},
+                },
+                deadline,
+            )
             if created.status_code == 409:
                 response = self._request("GET", f"{path}/{name}", deadline=deadline)
             elif created.ok:
-                log.info("created HMAC key secret",
-                         extra={"fields": {"secret": f"{namespace}/{name}"}})
+                log.info(
+                    "created HMAC key secret", extra={"fields": {"secret": f"{namespace}/{name}"}}
+                )
                 response = created
             else:
-                raise PermissionDenied(f"cannot create secret {namespace}/{name}: "
-                                       f"{_status_message(created)}")
+                raise PermissionDenied(
+                    f"cannot create secret {namespace}/{name}: {_status_message(created)}"
+                )
         if not response.ok:
-            raise PermissionDenied(f"cannot read secret {namespace}/{name}: "
-                                   f"{_status_message(response)}")
+            raise PermissionDenied(
+                f"cannot read secret {namespace}/{name}: {_status_message(response)}"
+            )
         data = response.json().get("data") or {}
         try:
             key_bytes = base64.b64decode(data.get("key") or "")

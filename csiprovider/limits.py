@@ -49,7 +49,7 @@ def quote(value: object) -> str:
     text = repr(value)
     if len(text) <= MAX_QUOTED_CHARS:
         return text
-    return f"{text[:MAX_QUOTED_CHARS - 12]}…({len(text)} chars)"
+    return f"{text[: MAX_QUOTED_CHARS - 12]}…({len(text)} chars)"
 
 
 def check_size(text: str, what: str, limit: int, fix: str) -> None:
@@ -113,16 +113,16 @@ def yaml_events(text: str) -> Iterator[yaml.Event]:
         raise refusal
 
 
-def check_yaml(text: str, what: str, *, unique_keys: bool = False,
-               expansion: bool = True) -> None:
+def check_yaml(text: str, what: str, *, unique_keys: bool = False, expansion: bool = True) -> None:
     """Refuse YAML too big, too deep or expanding too much, before any loader sees it.
     With `unique_keys`, a key repeated in one mapping is refused too (last-wins would
     silently drop the first value). `expansion=False` leaves alias expansion to a decoder
     that bounds it itself (yamlv3 applies yaml.v3's own rule, with its words)."""
     import yaml  # with the first SPC: an idle daemon does not need it
 
-    check_size(text, what, MAX_OBJECTS_BYTES, "split the objects across several "
-               "SecretProviderClasses")
+    check_size(
+        text, what, MAX_OBJECTS_BYTES, "split the objects across several SecretProviderClasses"
+    )
     nodes = size = depth = items = 0
     anchors: dict[str, tuple[int, int]] = {}
     open_anchors: list[tuple[str | None, int, int]] = []
@@ -139,8 +139,7 @@ def check_yaml(text: str, what: str, *, unique_keys: bool = False,
         seen, is_key = keys[-1]
         if is_key[0] and key is not None and unique_keys:
             if key in seen:
-                raise fail(f"mapping key {quote(key)} is repeated; each key may appear once",
-                           event)
+                raise fail(f"mapping key {quote(key)} is repeated; each key may appear once", event)
             seen.add(key)
         is_key[0] = not is_key[0]
 
@@ -150,10 +149,16 @@ def check_yaml(text: str, what: str, *, unique_keys: bool = False,
             if isinstance(event, yaml.ScalarEvent):
                 value_slot(event, event.value)
                 nodes, size = nodes + 1, size + len(event.value)
-                if (not event.style and len(event.value) > MAX_NUMBER_CHARS
-                        and _NUMBER.match(event.value)):
-                    raise fail(f"a number literal of {len(event.value)} characters, more "
-                               f"than {MAX_NUMBER_CHARS}; quote it if it is text", event)
+                if (
+                    not event.style
+                    and len(event.value) > MAX_NUMBER_CHARS
+                    and _NUMBER.match(event.value)
+                ):
+                    raise fail(
+                        f"a number literal of {len(event.value)} characters, more "
+                        f"than {MAX_NUMBER_CHARS}; quote it if it is text",
+                        event,
+                    )
                 if event.anchor:
                     anchors[event.anchor] = (1, len(event.value))
             elif isinstance(event, yaml.AliasEvent):
@@ -166,8 +171,7 @@ def check_yaml(text: str, what: str, *, unique_keys: bool = False,
                 if depth > MAX_YAML_DEPTH:
                     raise fail(f"nested deeper than {MAX_YAML_DEPTH} levels", event)
                 open_anchors.append((event.anchor, nodes - 1, size))
-                keys.append((set(), [True]) if isinstance(event, yaml.MappingStartEvent)
-                            else None)
+                keys.append((set(), [True]) if isinstance(event, yaml.MappingStartEvent) else None)
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
                 keys.pop()
@@ -179,15 +183,19 @@ def check_yaml(text: str, what: str, *, unique_keys: bool = False,
             if top_level and not isinstance(event, yaml.CollectionEndEvent):
                 items += 1
                 if items > MAX_OBJECTS:
-                    raise fail(f"more than {MAX_OBJECTS} objects; split them across several "
-                               "SecretProviderClasses", event)
+                    raise fail(
+                        f"more than {MAX_OBJECTS} objects; split them across several "
+                        "SecretProviderClasses",
+                        event,
+                    )
             if not expansion:
                 continue
             if nodes > MAX_YAML_NODES:
-                raise fail(f"more than {MAX_YAML_NODES} nodes once aliases are expanded",
-                           event)
+                raise fail(f"more than {MAX_YAML_NODES} nodes once aliases are expanded", event)
             if size > MAX_YAML_EXPANDED_BYTES:
-                raise fail(f"more than {MAX_YAML_EXPANDED_BYTES} bytes of text once aliases "
-                           "are expanded", event)
+                raise fail(
+                    f"more than {MAX_YAML_EXPANDED_BYTES} bytes of text once aliases are expanded",
+                    event,
+                )
     except yaml.YAMLError:
         return  # not YAML: the dialect's own loader words the syntax error

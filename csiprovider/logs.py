@@ -45,8 +45,10 @@ def frames(exc: BaseException) -> list[str]:
     """Where a bug struck, as file:line:function (innermost last): enough to debug, and
     safe to log, unlike the exception's message or the frames' variables, which may hold
     secret values."""
-    return [f"{os.path.basename(f.filename)}:{f.lineno}:{f.name}"
-            for f in traceback.extract_tb(exc.__traceback__)][-20:]
+    return [
+        f"{os.path.basename(f.filename)}:{f.lineno}:{f.name}"
+        for f in traceback.extract_tb(exc.__traceback__)
+    ][-20:]
 
 
 def _text(value: Any) -> str:

@@ -17,7 +17,6 @@ class PayloadError(ValueError):
     """A payload the driver would refuse. The message names the path, never the contents."""
 
 
-
 def validate_path(path: str) -> None:
     """Raise PayloadError unless `path` is a file path the driver accepts inside a volume.
 

@@ -77,24 +77,36 @@ class MountParams:
 
 def parse_mount_request(request: pb.MountRequest) -> MountParams:
     """Validate a MountRequest; raise InvalidArgument naming the field and the fix."""
-    limits.check_size(request.attributes, "MountRequest.attributes",
-                      limits.MAX_ATTRIBUTES_BYTES, "shorten the SecretProviderClass parameters")
-    limits.check_size(request.secrets, "MountRequest.secrets", limits.MAX_SECRETS_BYTES,
-                      "shorten the nodePublishSecretRef Secret")
+    limits.check_size(
+        request.attributes,
+        "MountRequest.attributes",
+        limits.MAX_ATTRIBUTES_BYTES,
+        "shorten the SecretProviderClass parameters",
+    )
+    limits.check_size(
+        request.secrets,
+        "MountRequest.secrets",
+        limits.MAX_SECRETS_BYTES,
+        "shorten the nodePublishSecretRef Secret",
+    )
     attributes = _string_map(request.attributes, "attributes", required=True)
     secrets = _string_map(request.secrets, "secrets", required=False)
     for key, (rule, what) in _NAME_RULES.items():
         value = attributes.get(key, "")
         if value and not rule.fullmatch(value):
-            raise InvalidArgument(f"invalid {key} {limits.quote(value)}: it must be {what}, "
-                                  "as Kubernetes names it")
+            raise InvalidArgument(
+                f"invalid {key} {limits.quote(value)}: it must be {what}, as Kubernetes names it"
+            )
     target_path = request.target_path
     if not target_path:
         raise InvalidArgument(
             "missing target path: MountRequest.target_path must name the pod volume directory"
         )
-    if not os.path.isabs(target_path) or os.path.normpath(target_path) != target_path \
-            or "\x00" in target_path:
+    if (
+        not os.path.isabs(target_path)
+        or os.path.normpath(target_path) != target_path
+        or "\x00" in target_path
+    ):
         raise InvalidArgument(
             f"invalid target path {limits.quote(target_path)}: it must be a clean absolute "
             "directory path (no '..', '.', '//' or trailing '/')"
@@ -138,14 +150,14 @@ def parse_permission(raw: str) -> int:
 def _json_object(raw: str, name: str, expected: str) -> dict[str, Any]:
     """Decode a JSON object; json's messages give line/column only, never the text."""
     if limits.json_nested_deeper(raw):
-        raise InvalidArgument(f"failed to parse {name} as JSON: nested deeper than "
-                              f"{limits.MAX_JSON_DEPTH} levels; {expected}")
+        raise InvalidArgument(
+            f"failed to parse {name} as JSON: nested deeper than "
+            f"{limits.MAX_JSON_DEPTH} levels; {expected}"
+        )
     try:
         value: Any = json.loads(raw)
     except ValueError as exc:
-        raise InvalidArgument(
-            f"failed to parse {name} as JSON ({exc}): {expected}"
-        ) from None
+        raise InvalidArgument(f"failed to parse {name} as JSON ({exc}): {expected}") from None
     if not isinstance(value, dict):
         raise InvalidArgument(f"invalid {name}: {expected}, got {type(value).__name__}")
     if not _SURROGATE_ESCAPE.search(raw):
@@ -155,8 +167,10 @@ def _json_object(raw: str, name: str, expected: str) -> dict[str, Any]:
             try:
                 text.encode("utf-8")
             except UnicodeEncodeError:
-                raise InvalidArgument(f"invalid {name}: {limits.quote(key)} holds text that "
-                                      "is not valid UTF-8 (a lone surrogate escape)") from None
+                raise InvalidArgument(
+                    f"invalid {name}: {limits.quote(key)} holds text that "
+                    "is not valid UTF-8 (a lone surrogate escape)"
+                ) from None
     return value
 
 
@@ -180,7 +194,8 @@ def _tokens(raw: str) -> dict[str, ServiceAccountToken]:
     if not raw:
         return {}
     value = _json_object(
-        raw, SERVICE_ACCOUNT_TOKENS,
+        raw,
+        SERVICE_ACCOUNT_TOKENS,
         'it must be a JSON object mapping audience to {"token", "expirationTimestamp"}',
     )
     tokens: dict[str, ServiceAccountToken] = {}
@@ -193,8 +208,10 @@ def _tokens(raw: str) -> dict[str, ServiceAccountToken]:
         try:
             entry["token"].encode("ascii")
         except UnicodeEncodeError:
-            raise InvalidArgument(f"invalid {SERVICE_ACCOUNT_TOKENS}: the token for audience "
-                                  f"{limits.quote(audience)} is not ASCII, as a JWT is") from None
+            raise InvalidArgument(
+                f"invalid {SERVICE_ACCOUNT_TOKENS}: the token for audience "
+                f"{limits.quote(audience)} is not ASCII, as a JWT is"
+            ) from None
         expiration = entry.get("expirationTimestamp", "")
         tokens[audience] = ServiceAccountToken(
             token=entry["token"], expiration=expiration if isinstance(expiration, str) else ""

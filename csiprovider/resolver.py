@@ -56,14 +56,23 @@ def _failure(obj: MountObject, exc: BaseException | None) -> MountError:
         return DeadlineExceeded(f"Mount did not finish in time; still waiting for {obj.label}")
     if isinstance(exc, MountError):
         return exc
-    log.error("backend crashed", extra={"fields": {  # a bug: say where, not what
-        "object": obj.label, "error_type": type(exc).__name__, "frames": logs.frames(exc)}})
+    log.error(
+        "backend crashed",
+        extra={
+            "fields": {  # a bug: say where, not what
+                "object": obj.label,
+                "error_type": type(exc).__name__,
+                "frames": logs.frames(exc),
+            }
+        },
+    )
     return MountError(f"{obj.label}: backend failed ({type(exc).__name__})")
 
 
 def _reason(outcome: Any) -> str:
-    return getattr(outcome, "message", None) or ("timeout" if outcome is None else
-                                                   type(outcome).__name__)
+    return getattr(outcome, "message", None) or (
+        "timeout" if outcome is None else type(outcome).__name__
+    )
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:
@@ -99,12 +108,12 @@ class Resolver:
         self._work = work if work is not None else executor  # template rendering
         self.cache = cache if cache is not None else FetchCache(ttl=0)
         # One limit per backend *instance*: the AWS backend serves four names.
-        self._limits = {id(b): asyncio.Semaphore(backend_concurrency)
-                        for b in backends.values()}
+        self._limits = {id(b): asyncio.Semaphore(backend_concurrency) for b in backends.values()}
         self._last_good: LRU[tuple[str, Hashable], Any] = LRU(LAST_GOOD_ENTRIES)
 
-    async def resolve(self, entries: Sequence[SpcObject], timeout: float,
-                      fresh_after: float | None = None) -> MountResult:
+    async def resolve(
+        self, entries: Sequence[SpcObject], timeout: float, fresh_after: float | None = None
+    ) -> MountResult:
         """Fetch every distinct source once, all in parallel, within `timeout` seconds;
         extract, decode and version each object; then render the templates from them.
 
@@ -121,16 +130,20 @@ class Resolver:
             key = (obj.backend, obj.source)
             if key not in fetches:
                 task = asyncio.ensure_future(
-                    self._read(obj, self._backend(obj), deadline, fresh, grants))
+                    self._read(obj, self._backend(obj), deadline, fresh, grants)
+                )
                 task.add_done_callback(_retrieve)  # it may outlive a failed Mount
                 fetches[key] = task
         outcomes = await self._gather(objects, fetches, deadline)
-        slow = [o.label for o in objects
-                if outcomes.get((o.backend, o.source)) is None and not o.optional]
+        slow = [
+            o.label
+            for o in objects
+            if outcomes.get((o.backend, o.source)) is None and not o.optional
+        ]
         if slow:
             raise DeadlineExceeded(
-                f"Mount did not finish within {timeout:.1f}s; still waiting for "
-                f"{', '.join(slow)}")
+                f"Mount did not finish within {timeout:.1f}s; still waiting for {', '.join(slow)}"
+            )
         files: list[OutputFile] = []
         versions: list[tuple[str, str]] = []
         inputs: dict[str, bytes] = {}
@@ -139,8 +152,10 @@ class Resolver:
             outcome = outcomes.get(key)
             if not isinstance(outcome, _Value):
                 if obj.optional:
-                    log.info("optional object skipped", extra={"fields": {
-                        "object": obj.label, "reason": _reason(outcome)}})
+                    log.info(
+                        "optional object skipped",
+                        extra={"fields": {"object": obj.label, "reason": _reason(outcome)}},
+                    )
                     continue
                 raise _failure(obj, outcome)
             backend = self._backends[obj.backend]
@@ -148,8 +163,10 @@ class Resolver:
                 extracted = extract(obj, backend.render(obj, outcome.value))
             except MountError as exc:
                 if obj.optional:
-                    log.info("optional object skipped", extra={"fields": {
-                        "object": obj.label, "reason": exc.message}})
+                    log.info(
+                        "optional object skipped",
+                        extra={"fields": {"object": obj.label, "reason": exc.message}},
+                    )
                     continue
                 raise
             if not obj.write:  # a template input only
@@ -168,15 +185,24 @@ class Resolver:
                 await self._template(template, inputs, files, versions)
         clash = _collisions([f.path for f in files])
         if clash:
-            raise InvalidArgument(f"file name collision: {', '.join(clash)} written by more "
-                                  "than one object (expand: keys?); rename with objectAlias")
+            raise InvalidArgument(
+                f"file name collision: {', '.join(clash)} written by more "
+                "than one object (expand: keys?); rename with objectAlias"
+            )
         if not versions:
-            raise Unavailable("none of the objects could be read and all of them are optional; "
-                              "the driver needs at least one")
+            raise Unavailable(
+                "none of the objects could be read and all of them are optional; "
+                "the driver needs at least one"
+            )
         return MountResult(files=tuple(files), versions=tuple(versions))
 
-    async def _template(self, obj: TemplateObject, inputs: dict[str, bytes],
-                        files: list[OutputFile], versions: list[tuple[str, str]]) -> None:
+    async def _template(
+        self,
+        obj: TemplateObject,
+        inputs: dict[str, bytes],
+        files: list[OutputFile],
+        versions: list[tuple[str, str]],
+    ) -> None:
         """Render off the event loop; the version covers the template and exactly the
         inputs it read, so it changes when (and only when) one of those changes."""
         from csiprovider.native import templates  # jinja2 loads with the first template
@@ -184,20 +210,24 @@ class Resolver:
         used = templates.Inputs(inputs)
         try:
             content = await asyncio.get_running_loop().run_in_executor(
-                self._work, templates.render, obj.template, used, obj.label)
+                self._work, templates.render, obj.template, used, obj.label
+            )
         except MountError:
             if obj.optional:
                 return
             raise
         files.append(OutputFile(path=obj.file_name, mode=obj.mode, contents=content))
-        covered = b"".join(len(n).to_bytes(4, "big") + n.encode()
-                           + len(inputs[n]).to_bytes(8, "big") + inputs[n]
-                           for n in sorted(used.used))
+        covered = b"".join(
+            len(n).to_bytes(4, "big") + n.encode() + len(inputs[n]).to_bytes(8, "big") + inputs[n]
+            for n in sorted(used.used)
+        )
         versions.append((obj.object_name, self._versioner.version(obj.spec_json, covered)))
 
     async def _gather(
-        self, objects: Sequence[MountObject],
-        fetches: dict[tuple[str, Hashable], asyncio.Future[Any]], deadline: float,
+        self,
+        objects: Sequence[MountObject],
+        fetches: dict[tuple[str, Hashable], asyncio.Future[Any]],
+        deadline: float,
     ) -> dict[tuple[str, Hashable], _Value | BaseException | None]:
         """Wait for the fetches; a failure is replaced by the last good value when it is
         transient (outage, timeout), and fails the Mount at once when nothing can stand in
@@ -211,8 +241,11 @@ class Resolver:
         while waiting:
             has_stale = any(k in self._last_good for k in waiting.values())
             until = stale_at if has_stale and time.monotonic() < stale_at else deadline
-            done, _ = await asyncio.wait(set(waiting), timeout=max(0, until - time.monotonic()),
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                set(waiting),
+                timeout=max(0, until - time.monotonic()),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
             if not done and until < deadline:
                 for future, key in list(waiting.items()):
                     if key in self._last_good:  # waited long enough: serve it
@@ -237,7 +270,11 @@ class Resolver:
         return outcomes
 
     async def _read(
-        self, obj: MountObject, backend: Backend, deadline: float, fresh_after: float,
+        self,
+        obj: MountObject,
+        backend: Backend,
+        deadline: float,
+        fresh_after: float,
         grants: dict[tuple[str, Hashable], asyncio.Future[Grant]],
     ) -> Any:
         """The pod proves itself first; then the read is shared only under its grant's
@@ -248,7 +285,8 @@ class Resolver:
             pending = grants.get(who)
             if pending is None:  # one login per pod and Mount, however many objects
                 pending = asyncio.ensure_future(
-                    self._limited(obj, backend, deadline, backend.authorize))
+                    self._limited(obj, backend, deadline, backend.authorize)
+                )
                 grants[who] = pending
             grant = await pending
         key = (obj.backend, grant.scope, what_is_read(obj.source))
@@ -261,13 +299,19 @@ class Resolver:
                 except Exception as exc:  # delivered as a thread's failure would be
                     done.set_exception(exc)
                 return done
-            return asyncio.ensure_future(self._limited(
-                obj, backend, deadline, lambda o, d: backend.fetch(o, grant, d)))
+            return asyncio.ensure_future(
+                self._limited(obj, backend, deadline, lambda o, d: backend.fetch(o, grant, d))
+            )
 
         return await self.cache.fetch(key, fresh_after, backend.shares_reads, start)
 
-    async def _limited(self, obj: MountObject, backend: Backend, deadline: float,
-                       call: Callable[[MountObject, float], Any]) -> Any:
+    async def _limited(
+        self,
+        obj: MountObject,
+        backend: Backend,
+        deadline: float,
+        call: Callable[[MountObject, float], Any],
+    ) -> Any:
         """At most `backend_concurrency` calls in flight per backend: a burst of Mounts
         (a node drain) queues here, holding no thread, instead of tripping the store's
         rate limits."""
@@ -275,11 +319,13 @@ class Resolver:
         try:
             await asyncio.wait_for(limit.acquire(), max(0.0, deadline - time.monotonic()))
         except TimeoutError:
-            raise DeadlineExceeded(f"{obj.label}: waited for a free {obj.backend} connection "
-                                   "until the Mount deadline") from None
+            raise DeadlineExceeded(
+                f"{obj.label}: waited for a free {obj.backend} connection until the Mount deadline"
+            ) from None
         try:
             return await asyncio.get_running_loop().run_in_executor(
-                self._executor, call, obj, deadline)
+                self._executor, call, obj, deadline
+            )
         finally:
             limit.release()
 
@@ -292,8 +338,10 @@ class Resolver:
         if not transient or key not in self._last_good:
             return None
         metrics.STALE.labels(key[0]).inc()
-        log.warning("backend failed, serving the last good content", extra={"fields": {
-            "backend": key[0], "reason": getattr(exc, "message", "timeout")}})
+        log.warning(
+            "backend failed, serving the last good content",
+            extra={"fields": {"backend": key[0], "reason": getattr(exc, "message", "timeout")}},
+        )
         return _Value(self._last_good.get(key))
 
     def _files(

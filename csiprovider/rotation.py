@@ -33,6 +33,7 @@ Rewrite = Callable[[pb.MountRequest, float], Awaitable[bool]]
 """Re-resolve a volume accepting shared values up to the given age (seconds) and
 rewrite it; True when something was written."""
 
+
 @dataclass
 class Volume:
     target: str
@@ -62,21 +63,31 @@ class Tracker:
             try:
                 return parse_interval(raw)
             except ValueError:
-                log.warning("ignoring rotationPollInterval", extra={"fields": {
-                    "spc": params.spc_name, "value": raw[:32]}})
+                log.warning(
+                    "ignoring rotationPollInterval",
+                    extra={"fields": {"spc": params.spc_name, "value": raw[:32]}},
+                )
         return self.default_interval
 
-    def track(self, params: MountParams, request: pb.MountRequest, rewrite: Rewrite,
-              uses_files: bool) -> None:
+    def track(
+        self, params: MountParams, request: pb.MountRequest, rewrite: Rewrite, uses_files: bool
+    ) -> None:
         """Called after every successful provider-mode Mount (a republish refreshes it)."""
         interval = self.interval(params)
         kept = pb.MountRequest()
         kept.CopyFrom(request)
         self.volumes[params.target_path] = Volume(
-            target=params.target_path, request=kept, rewrite=rewrite, interval=interval,
-            due=time.monotonic() + interval, uses_files=uses_files,
-            token_expiry=_expiry(params), namespace=params.pod.namespace,
-            pod=params.pod.name, spc=params.spc_name)
+            target=params.target_path,
+            request=kept,
+            rewrite=rewrite,
+            interval=interval,
+            due=time.monotonic() + interval,
+            uses_files=uses_files,
+            token_expiry=_expiry(params),
+            namespace=params.pod.namespace,
+            pod=params.pod.name,
+            spc=params.spc_name,
+        )
         metrics.TRACKED_VOLUMES.set(len(self.volumes))
 
     def files_changed(self) -> None:
@@ -91,8 +102,9 @@ class Tracker:
         while not stop.is_set():
             self._wake.clear()
             waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
-            await asyncio.wait(waiters, timeout=self.check_every,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                waiters, timeout=self.check_every, return_when=asyncio.FIRST_COMPLETED
+            )
             for waiter in waiters:
                 waiter.cancel()
             if stop.is_set():
@@ -108,17 +120,27 @@ class Tracker:
         due = [v for v in self.volumes.values() if v.due <= now]
         await asyncio.gather(*(self._rotate(v) for v in due))
 
-    async def refresh(self, namespace: str = "", spc: str = "",
-                      pod: str = "") -> list[dict[str, str]]:
+    async def refresh(
+        self, namespace: str = "", spc: str = "", pod: str = ""
+    ) -> list[dict[str, str]]:
         """Re-resolve the matching volumes now, from reads that start now (on-demand
         rotation, `csiprovider refresh`); one result per volume."""
-        chosen = [v for v in self.volumes.values()
-                  if (not namespace or v.namespace == namespace) and (not spc or v.spc == spc)
-                  and (not pod or v.pod == pod) and os.path.isdir(v.target)]
+        chosen = [
+            v
+            for v in self.volumes.values()
+            if (not namespace or v.namespace == namespace)
+            and (not spc or v.spc == spc)
+            and (not pod or v.pod == pod)
+            and os.path.isdir(v.target)
+        ]
 
         async def one(volume: Volume) -> dict[str, str]:
-            found = {"target": volume.target, "namespace": volume.namespace,
-                     "pod": volume.pod, "spc": volume.spc}
+            found = {
+                "target": volume.target,
+                "namespace": volume.namespace,
+                "pod": volume.pod,
+                "spc": volume.spc,
+            }
             try:
                 changed = await volume.rewrite(volume.request, 0.0)
             except MountError as exc:
@@ -141,12 +163,16 @@ class Tracker:
                 log.info("volume rotated", extra={"fields": {"target": volume.target}})
         except MountError as exc:
             metrics.ROTATION_ERRORS.inc()
-            log.warning("rotation failed, files left in place", extra={"fields": {
-                "target": volume.target, "error": exc.message}})
+            log.warning(
+                "rotation failed, files left in place",
+                extra={"fields": {"target": volume.target, "error": exc.message}},
+            )
         except Exception as exc:  # a full disk must not stop rotation of every volume
             metrics.ROTATION_ERRORS.inc()
-            log.error("rotation crashed, files left in place", extra={"fields": {
-                "target": volume.target, "error_type": type(exc).__name__}})
+            log.error(
+                "rotation crashed, files left in place",
+                extra={"fields": {"target": volume.target, "error_type": type(exc).__name__}},
+            )
 
 
 def _expiry(params: MountParams) -> float:
@@ -154,8 +180,11 @@ def _expiry(params: MountParams) -> float:
     times = []
     for token in params.tokens.values():
         try:
-            times.append(datetime.fromisoformat(token.expiration.replace("Z", "+00:00"))
-                         .astimezone(UTC).timestamp())
+            times.append(
+                datetime.fromisoformat(token.expiration.replace("Z", "+00:00"))
+                .astimezone(UTC)
+                .timestamp()
+            )
         except ValueError:
             continue
     return min(times) if times else 0.0

@@ -104,8 +104,11 @@ class SocketInUse(ServeError):
 
 
 def build_resolver(
-    config: ServeConfig, executor: ThreadPoolExecutor, kube: KubeClient | None,
-    work: ThreadPoolExecutor | None = None, versioner: Versioner | None = None,
+    config: ServeConfig,
+    executor: ThreadPoolExecutor,
+    kube: KubeClient | None,
+    work: ThreadPoolExecutor | None = None,
+    versioner: Versioner | None = None,
 ) -> Resolver:
     """Wire the backends and the versioner."""
     backends: dict[str, Backend] = {}
@@ -116,8 +119,9 @@ def build_resolver(
         from csiprovider.stores.aws.backend import AwsBackend
         from csiprovider.stores.aws.credentials import AwsCredentials
 
-        return AwsBackend(AwsCredentials(kube, config.aws_pod_identity_endpoint,
-                                         config.pod_identity_timeout))
+        return AwsBackend(
+            AwsCredentials(kube, config.aws_pod_identity_endpoint, config.pod_identity_timeout)
+        )
 
     def vault_backend() -> Backend:
         from csiprovider.stores.vault.auth import Authenticator
@@ -126,13 +130,20 @@ def build_resolver(
 
         token_source = None
         if kube is not None:
+
             def token_source(identity: VaultIdentity) -> str:
-                return kube.token_request(identity.pod_namespace, identity.service_account,
-                                          identity.pod_name, identity.pod_uid,
-                                          identity.audience)
-        return VaultBackend(Authenticator(token_source, config.cache_size,
-                                          config.renew_fraction),
-                            LeaseCache(config.renew_fraction))
+                return kube.token_request(
+                    identity.pod_namespace,
+                    identity.service_account,
+                    identity.pod_name,
+                    identity.pod_uid,
+                    identity.audience,
+                )
+
+        return VaultBackend(
+            Authenticator(token_source, config.cache_size, config.renew_fraction),
+            LeaseCache(config.renew_fraction),
+        )
 
     aws = LazyBackend(aws_backend, shares_reads=True)
     for name in ("aws", "aws-kms", "aws-secretsmanager", "aws-ssm"):
@@ -147,8 +158,14 @@ def build_resolver(
     backends["sops"] = LazyBackend(sops_backend, shares_reads=False)
     if versioner is None:
         versioner = _versioner(config, kube)
-    return Resolver(backends, versioner, executor, FetchCache(config.cache_ttl),
-                    config.backend_concurrency, work)
+    return Resolver(
+        backends,
+        versioner,
+        executor,
+        FetchCache(config.cache_ttl),
+        config.backend_concurrency,
+        work,
+    )
 
 
 class _LazyNative:
@@ -168,8 +185,9 @@ class _LazyNative:
         return self._dialect(params)
 
 
-def _dialect(name: str, config: ServeConfig, region: RegionLookup | None,
-             native_dialect: Dialect) -> tuple[str, Dialect]:
+def _dialect(
+    name: str, config: ServeConfig, region: RegionLookup | None, native_dialect: Dialect
+) -> tuple[str, Dialect]:
     """The provider name decides the dialect; a compatibility dialect loads only when
     its name is served."""
     if name == "vault":
@@ -191,8 +209,11 @@ def _kube_client(config: ServeConfig) -> KubeClient | None:
     from csiprovider.kube import KubeClient
 
     return KubeClient.from_environment(
-        config.kube_api_url, config.kube_token_file, config.kube_ca_file,
-        qps=config.kube_qps, burst=config.kube_burst,
+        config.kube_api_url,
+        config.kube_token_file,
+        config.kube_ca_file,
+        qps=config.kube_qps,
+        burst=config.kube_burst,
     )
 
 
@@ -220,16 +241,21 @@ def _versioner(config: ServeConfig, kube: KubeClient | None) -> Versioner:
         # its manifests (no -hmac-secret-name) keep versions across restarts.
         from csiprovider.kube import own_namespace
 
-        name = DEFAULT_HMAC_SECRET_VAULT if "vault" in config.names or any(
-            p.stem == "vault" for p in config.endpoints) else DEFAULT_HMAC_SECRET
+        name = (
+            DEFAULT_HMAC_SECRET_VAULT
+            if "vault" in config.names or any(p.stem == "vault" for p in config.endpoints)
+            else DEFAULT_HMAC_SECRET
+        )
         namespace = config.hmac_secret_namespace or own_namespace()
         if namespace:
             try:
                 versioner = Versioner(kube.hmac_key(namespace, name))
             except MountError as exc:
-                log.warning("cannot use the default HMAC key secret; using a random key, "
-                            "object versions will change on restart", extra={"fields": {
-                                "secret": f"{namespace}/{name}", "reason": exc.message}})
+                log.warning(
+                    "cannot use the default HMAC key secret; using a random key, "
+                    "object versions will change on restart",
+                    extra={"fields": {"secret": f"{namespace}/{name}", "reason": exc.message}},
+                )
                 return Versioner.random()
             versioner.secret_name = name  # kept fresh like an explicit one
             return versioner
@@ -298,13 +324,13 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
         if config.file_root is not None:
             background.append(asyncio.create_task(watch_files(config.file_root, tracker, stop)))
     if config.hmac_secret_name and config.hmac_key_file is None and kube is not None:
-        background.append(asyncio.create_task(
-            refresh_hmac_key(config, kube, versioner, stop)))
+        background.append(asyncio.create_task(refresh_hmac_key(config, kube, versioner, stop)))
     reachability = _reachability(config)
     background += [asyncio.create_task(r.run(stop)) for r in reachability]
     endpoints = health.Endpoints(
         [health.socket_check(path) for _, path in config.sockets()] + _local_checks(config),
-        reachability)
+        reachability,
+    )
     http_servers: list[asyncio.Server] = []
     admin: asyncio.Server | None = None
     health_service = grpc_health.HealthServicer()
@@ -319,9 +345,17 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
             prepare_socket(path)
             server = grpc.aio.server()
             dialect_name, dialect = _dialect(name, config, region, native_dialect)
-            service = ProviderService(name, dialect_name, dialect, resolver, work,
-                                      config.write_mode, config.mount_timeout, tracker,
-                                      group_of)
+            service = ProviderService(
+                name,
+                dialect_name,
+                dialect,
+                resolver,
+                work,
+                config.write_mode,
+                config.mount_timeout,
+                tracker,
+                group_of,
+            )
             pb_grpc.add_CSIDriverProviderServicer_to_server(service, server)
             health_pb2_grpc.add_HealthServicer_to_server(health_service, server)
             old_umask = os.umask(0o177)  # the socket is born 0600: only root (kubelet) talks
@@ -338,16 +372,26 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
             os.chmod(path, 0o600)
             servers.append((server, path))
             owned[path] = _identity(path)
-            log.info("serving", extra={"fields": {"provider": name, "socket": str(path),
-                                                  "write_mode": config.write_mode}})
+            log.info(
+                "serving",
+                extra={
+                    "fields": {
+                        "provider": name,
+                        "socket": str(path),
+                        "write_mode": config.write_mode,
+                    }
+                },
+            )
         if config.admin_socket is not None:
             admin = await _admin(config.admin_socket, tracker, config.write_mode)
         _startup_line(config, region_source)
         await health_service.set("", health_pb2.HealthCheckResponse.SERVING)
         await stop.wait()
         await health_service.enter_graceful_shutdown()
-        log.info("stopping: draining in-flight mounts",
-                 extra={"fields": {"grace_seconds": config.shutdown_grace}})
+        log.info(
+            "stopping: draining in-flight mounts",
+            extra={"fields": {"grace_seconds": config.shutdown_grace}},
+        )
     finally:
         for http in http_servers:
             http.close()
@@ -359,8 +403,11 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
         # gRPC unlinks its socket path when it stops: a socket another provider put
         # there since (vault-csi-provider and ASCP replace whatever is at their path when
         # they start) is moved aside meanwhile, then put back.
-        aside = {path: path.with_name(f".{path.name}.{os.getpid()}.aside")
-                 for _, path in servers if _identity(path) not in (owned.get(path), None)}
+        aside = {
+            path: path.with_name(f".{path.name}.{os.getpid()}.aside")
+            for _, path in servers
+            if _identity(path) not in (owned.get(path), None)
+        }
         for path, spare in aside.items():
             with contextlib.suppress(OSError):
                 path.rename(spare)
@@ -374,7 +421,6 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
         executor.shutdown(wait=False, cancel_futures=True)
         work.shutdown(wait=False, cancel_futures=True)
         log.info("stopped")
-
 
 
 def _local_checks(config: ServeConfig) -> list[health.Check]:
@@ -395,6 +441,7 @@ def _reachability(config: ServeConfig) -> list[health.Reachability]:
     address = config.vault_flag_address
     if not address:
         return []
+
     @functools.cache
     def client() -> Client:  # one session: its TLS warning is logged once
         from csiprovider.stores.vault.auth import Client
@@ -437,8 +484,10 @@ def _region(config: ServeConfig, kube: KubeClient | None) -> tuple[RegionLookup 
         try:
             region_of_this_node("", "")
         except MountError as exc:
-            log.warning("cannot read the node's region yet; Mounts that need it retry",
-                        extra={"fields": {"node": node, "reason": exc.message}})
+            log.warning(
+                "cannot read the node's region yet; Mounts that need it retry",
+                extra={"fields": {"node": node, "reason": exc.message}},
+            )
             return region_of_this_node, f"node {node} (not read yet)"
         return region_of_this_node, f"node {node}: {known[0]}"
     return kube.node_region, "the pod's node, per Mount"
@@ -462,8 +511,10 @@ def _group_lookup(kube: KubeClient | None) -> GroupLookup:
         raw = params.parameters.get("fileGroup", "")
         if raw:
             if not raw.isdigit() or int(raw) > MAX_GID:
-                raise InvalidArgument(f"parameter fileGroup {raw[:32]!r} is not a group id; "
-                                      "write a number, e.g. \"1000\"")
+                raise InvalidArgument(
+                    f"parameter fileGroup {raw[:32]!r} is not a group id; "
+                    'write a number, e.g. "1000"'
+                )
             return int(raw)
         if kube is None:
             return None
@@ -473,9 +524,15 @@ def _group_lookup(kube: KubeClient | None) -> GroupLookup:
         try:
             group = kube.pod_fs_group(params.pod.namespace, params.pod.name)
         except MountError as exc:
-            log.warning("cannot read the pod's fsGroup; files stay root-owned",
-                        extra={"fields": {"pod": f"{params.pod.namespace}/{params.pod.name}",
-                                          "reason": exc.message}})
+            log.warning(
+                "cannot read the pod's fsGroup; files stay root-owned",
+                extra={
+                    "fields": {
+                        "pod": f"{params.pod.namespace}/{params.pod.name}",
+                        "reason": exc.message,
+                    }
+                },
+            )
             group = None
         known.put(key, group)
         return group
@@ -492,32 +549,41 @@ async def _admin(path: Path, tracker: Tracker, write_mode: str) -> asyncio.Serve
         prepare_socket(path)
         return await serve_admin(path, tracker, write_mode)
     except (SocketInUse, OSError) as exc:
-        log.warning("no admin socket", extra={"fields": {"path": str(path),
-                                                         "reason": str(exc)}})
+        log.warning("no admin socket", extra={"fields": {"path": str(path), "reason": str(exc)}})
         return None
 
 
 def _startup_line(config: ServeConfig, region_source: str) -> None:
     """One line with everything in effect, for whoever reads the pod's log first."""
-    dialects = {name: ("vault" if name == "vault" else "aws" if name == "aws" else "native")
-                for name, _ in config.sockets()}
+    dialects = {
+        name: ("vault" if name == "vault" else "aws" if name == "aws" else "native")
+        for name, _ in config.sockets()
+    }
     backends = ["vault", "aws"] + (["file"] if config.file_root is not None else [])
     fields: dict[str, object] = {
-        "providers": dialects, "providers_dir": str(config.providers_dir),
-        "write_mode": config.write_mode, "backends": backends,
+        "providers": dialects,
+        "providers_dir": str(config.providers_dir),
+        "write_mode": config.write_mode,
+        "backends": backends,
         "file_root": str(config.file_root) if config.file_root else "",
-        "vault_address": config.vault.connection.address, "aws_region": region_source,
-        "hmac_key": ("file" if config.hmac_key_file else
-                     f"secret {config.hmac_secret_name}" if config.hmac_secret_name
-                     else "random"),
+        "vault_address": config.vault.connection.address,
+        "aws_region": region_source,
+        "hmac_key": (
+            "file"
+            if config.hmac_key_file
+            else f"secret {config.hmac_secret_name}"
+            if config.hmac_secret_name
+            else "random"
+        ),
     }
     if config.eks_addon_version:
         fields["eks_addon_version"] = config.eks_addon_version
     log.info("csiprovider started", extra={"fields": fields})
 
 
-async def refresh_hmac_key(config: ServeConfig, kube: KubeClient, versioner: Versioner,
-                           stop: asyncio.Event) -> None:
+async def refresh_hmac_key(
+    config: ServeConfig, kube: KubeClient, versioner: Versioner, stop: asyncio.Event
+) -> None:
     """Re-read the HMAC key Secret every --hmac-refresh-interval, re-creating it when it
     was deleted, so object versions follow the key as they do with vault-csi-provider
     (which reads it on every Mount; here no Mount waits for the API server)."""
@@ -532,16 +598,18 @@ async def refresh_hmac_key(config: ServeConfig, kube: KubeClient, versioner: Ver
         if stop.is_set():
             return
         try:
-            key = await loop.run_in_executor(
-                None, lambda: kube.hmac_key(namespace, name))
+            key = await loop.run_in_executor(None, lambda: kube.hmac_key(namespace, name))
         except MountError as exc:
-            log.warning("cannot re-read the HMAC key secret; keeping the current key",
-                        extra={"fields": {"secret": config.hmac_secret_name,
-                                          "reason": exc.message}})
+            log.warning(
+                "cannot re-read the HMAC key secret; keeping the current key",
+                extra={"fields": {"secret": config.hmac_secret_name, "reason": exc.message}},
+            )
             continue
         if versioner.rekey(key):
-            log.info("HMAC key changed: object versions change with it",
-                     extra={"fields": {"secret": f"{namespace}/{config.hmac_secret_name}"}})
+            log.info(
+                "HMAC key changed: object versions change with it",
+                extra={"fields": {"secret": f"{namespace}/{config.hmac_secret_name}"}},
+            )
 
 
 async def watch_files(root: Path, tracker: Tracker, stop: asyncio.Event) -> None:

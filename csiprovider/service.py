@@ -86,21 +86,21 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
         fields: dict[str, Any] = {"provider": self.name, "dialect": self.dialect_name}
         try:
             params = parse_mount_request(request)
-            fields.update(
-                pod=f"{params.pod.namespace}/{params.pod.name}", spc=params.spc_name
-            )
+            fields.update(pod=f"{params.pod.namespace}/{params.pod.name}", spc=params.spc_name)
             objects = await self._objects(request, params, self._timeout(context))
             fields["objects"] = [o.object_name for o in objects]
             volume = (params.target_path, params.pod.uid)
             resolved_at = time.monotonic()
-            result = await self._resolver.resolve(objects, self._timeout(context),
-                                                  self._fresh_after(volume, params, started))
+            result = await self._resolver.resolve(
+                objects, self._timeout(context), self._fresh_after(volume, params, started)
+            )
             response = await self._respond(params, result, resolved_at)
             self._mounted.put(volume, None)
             fields.update(files=len(result.files), bytes=result.size)
             if self._tracker is not None:
-                self._tracker.track(params, request, self.rewrite,
-                                   any(_reads_files(o) for o in objects))
+                self._tracker.track(
+                    params, request, self.rewrite, any(_reads_files(o) for o in objects)
+                )
         except MountError as exc:
             self._log(fields, started, exc.code.name, exc.message)
             await context.abort(exc.code, exc.message)
@@ -109,8 +109,17 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
             if isinstance(exc, asyncio.CancelledError):
                 raise
             message = f"internal error while mounting ({type(exc).__name__}); see provider logs"
-            log.error("mount crashed", exc_info=False, extra={"fields": {
-                **fields, "error_type": type(exc).__name__, "frames": logs.frames(exc)}})
+            log.error(
+                "mount crashed",
+                exc_info=False,
+                extra={
+                    "fields": {
+                        **fields,
+                        "error_type": type(exc).__name__,
+                        "frames": logs.frames(exc),
+                    }
+                },
+            )
             self._log(fields, started, "INTERNAL", message)
             await context.abort(grpc.StatusCode.INTERNAL, message)
             raise AssertionError("unreachable") from None
@@ -125,23 +134,29 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
         # secrets too: a dialect may read them (sops keys), never share them between pods.
         # The key holds a digest of them; a sops object's source keeps the pod's age
         # identities, like the request the driver resends, for as long as the entry lives
-        key = (request.attributes, request.permission,
-               hashlib.sha256(request.secrets.encode("utf-8", "surrogatepass")).hexdigest())
+        key = (
+            request.attributes,
+            request.permission,
+            hashlib.sha256(request.secrets.encode("utf-8", "surrogatepass")).hexdigest(),
+        )
         found = self._parsed.get(key)
         if found is not None:
             return found
         loop = asyncio.get_running_loop()
         try:  # bounded by csiprovider.limits; the deadline is the backstop
-            objects = tuple(await asyncio.wait_for(
-                loop.run_in_executor(self._executor, self._dialect, params), timeout))
+            objects = tuple(
+                await asyncio.wait_for(
+                    loop.run_in_executor(self._executor, self._dialect, params), timeout
+                )
+            )
         except TimeoutError:
-            raise DeadlineExceeded("parsing the SecretProviderClass did not finish within "
-                                   f"{timeout:.1f}s") from None
+            raise DeadlineExceeded(
+                f"parsing the SecretProviderClass did not finish within {timeout:.1f}s"
+            ) from None
         self._parsed.put(key, objects)
         return objects
 
-    def _fresh_after(self, volume: tuple[str, str], params: MountParams,
-                     arrived: float) -> float:
+    def _fresh_after(self, volume: tuple[str, str], params: MountParams, arrived: float) -> float:
         """How old a shared value this Mount accepts (time.monotonic() a read must have
         started after). A volume's first Mount: reads that started after it arrived. A
         republish: the cache TTL, and in provider mode no more than the volume's rotation
@@ -158,8 +173,9 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
         params = parse_mount_request(request)
         objects = await self._objects(request, params, self._mount_timeout)
         resolved_at = time.monotonic()
-        result = await self._resolver.resolve(objects, self._mount_timeout,
-                                              time.monotonic() - max_age)
+        result = await self._resolver.resolve(
+            objects, self._mount_timeout, time.monotonic() - max_age
+        )
         return await self._write(params, result, resolved_at)
 
     async def _write(self, params: MountParams, result: MountResult, resolved_at: float) -> bool:
@@ -175,7 +191,8 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
             if not turn.newer(resolved_at):
                 return False
             changed = await loop.run_in_executor(
-                self._executor, _write_volume, target_path, result, group)
+                self._executor, _write_volume, target_path, result, group
+            )
             turn.written(resolved_at)
             return changed
 
@@ -185,8 +202,9 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
             return self._mount_timeout
         return max(0.01, min(self._mount_timeout, remaining - DEADLINE_MARGIN))
 
-    async def _respond(self, params: MountParams, result: MountResult,
-                       resolved_at: float) -> pb.MountResponse:
+    async def _respond(
+        self, params: MountParams, result: MountResult, resolved_at: float
+    ) -> pb.MountResponse:
         versions = [pb.ObjectVersion(id=i, version=v) for i, v in result.versions]
         if result.size > SYNC_LIMIT_BYTES:
             log.warning(
@@ -209,9 +227,7 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
             )
         return response
 
-    def _log(
-        self, fields: dict[str, Any], started: float, result: str, error: str | None
-    ) -> None:
+    def _log(self, fields: dict[str, Any], started: float, result: str, error: str | None) -> None:
         elapsed = time.monotonic() - started
         metrics.MOUNTS.labels(self.name, self.dialect_name, result).inc()
         metrics.MOUNT_SECONDS.labels(self.name, self.dialect_name).observe(elapsed)
@@ -290,5 +306,6 @@ def _reads_files(obj: SpcObject) -> bool:
     a change there makes the volume due for rotation at once."""
     if not isinstance(obj, MountObject):
         return False
-    return obj.backend == "file" or (obj.backend == "sops"
-                                     and getattr(obj.source, "file", None) is not None)
+    return obj.backend == "file" or (
+        obj.backend == "sops" and getattr(obj.source, "file", None) is not None
+    )

@@ -16,8 +16,13 @@ import pytest
 from testkit.daemon import listening
 
 ROOT = Path(__file__).resolve().parents[1]
-SECRET_VALUES = ("e2e-user-Zq81", "e2e-pass-Wk27", "other-ns-Tj55", "c2VjcmV0LWJhc2U2NA==",
-                 "secret-base64")
+SECRET_VALUES = (
+    "e2e-user-Zq81",
+    "e2e-pass-Wk27",
+    "other-ns-Tj55",
+    "c2VjcmV0LWJhc2U2NA==",
+    "secret-base64",
+)
 
 
 def cli(*args: str) -> list[str]:
@@ -61,15 +66,31 @@ def start_daemon(tmp_path: Path, file_root: Path) -> Iterator[Callable[..., Daem
     key = tmp_path / "hmac.key"
     key.write_text("e2e-hmac-key-0123456789abcdef\n")
 
-    def start(*extra: str, names: tuple[str, ...] = ("csiprovider",),
-              providers_dir: Path | None = None, wait: bool = True,
-              env: dict[str, str] | None = None,
-              extra_env: dict[str, str] | None = None) -> Daemon:
+    def start(
+        *extra: str,
+        names: tuple[str, ...] = ("csiprovider",),
+        providers_dir: Path | None = None,
+        wait: bool = True,
+        env: dict[str, str] | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> Daemon:
         pdir = providers_dir or tmp_path / "providers"
         log_path = tmp_path / f"daemon-{len(started)}.log"
-        args = ["serve", "--providers-dir", str(pdir), "--file-root", str(file_root),
-                "--hmac-key-file", str(key), "--log-level", "debug", "--shutdown-grace", "10",
-                "--health-addr", ""]
+        args = [
+            "serve",
+            "--providers-dir",
+            str(pdir),
+            "--file-root",
+            str(file_root),
+            "--hmac-key-file",
+            str(key),
+            "--log-level",
+            "debug",
+            "--shutdown-grace",
+            "10",
+            "--health-addr",
+            "",
+        ]
         if env is None:  # names from the environment are tested with env=
             for name in names:
                 args += ["--name", name]
@@ -77,8 +98,9 @@ def start_daemon(tmp_path: Path, file_root: Path) -> Iterator[Callable[..., Daem
         environ.update(env or {})
         environ.update(extra_env or {})
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen(cli(*args, *extra), stdout=log, stderr=subprocess.STDOUT,
-                                    cwd=ROOT, env=environ)
+            proc = subprocess.Popen(
+                cli(*args, *extra), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=environ
+            )
         daemon = Daemon(proc, pdir, log_path, names)
         started.append(daemon)
         if wait:

@@ -22,15 +22,17 @@ from e2e.conftest import Daemon
 
 
 def attrs(objects: str, namespace: str = "default") -> str:
-    return json.dumps({
-        "csi.storage.k8s.io/pod.name": "web-0",
-        "csi.storage.k8s.io/pod.namespace": namespace,
-        "csi.storage.k8s.io/pod.uid": "uid-1",
-        "csi.storage.k8s.io/serviceAccount.name": "web",
-        "csi.storage.k8s.io/ephemeral": "true",
-        "secretProviderClass": "web-spc",
-        "objects": objects,
-    })
+    return json.dumps(
+        {
+            "csi.storage.k8s.io/pod.name": "web-0",
+            "csi.storage.k8s.io/pod.namespace": namespace,
+            "csi.storage.k8s.io/pod.uid": "uid-1",
+            "csi.storage.k8s.io/serviceAccount.name": "web",
+            "csi.storage.k8s.io/ephemeral": "true",
+            "secretProviderClass": "web-spc",
+            "objects": objects,
+        }
+    )
 
 
 @pytest.fixture
@@ -41,8 +43,9 @@ def client(start_daemon: Callable[..., Daemon]) -> Iterator[tuple[Any, Daemon]]:
 
 
 def call_mount(stub: Any, target: Path, objects: str = "", **fields: str) -> Any:
-    request = pb.MountRequest(attributes=attrs(objects), secrets="{}",
-                              target_path=str(target), permission="420")
+    request = pb.MountRequest(
+        attributes=attrs(objects), secrets="{}", target_path=str(target), permission="420"
+    )
     for name, value in fields.items():
         setattr(request, name, value)
     return stub.Mount(request, timeout=10)
@@ -56,38 +59,70 @@ def test_version_over_socket(client: tuple[Any, Daemon]) -> None:
 
 
 BAD = [
-    ("malformed attributes", {"attributes": "{\"objects\": "}, grpc.StatusCode.INVALID_ARGUMENT,
-     "failed to parse attributes as JSON (Expecting value: line 1 column 13 (char 12)): "
-     "MountRequest.attributes must be a JSON object of strings"),
-    ("bad permission", {"permission": "\"rw\""}, grpc.StatusCode.INVALID_ARGUMENT,
-     "invalid permission '\"rw\"': expected a JSON decimal file mode between 0 and 511, "
-     "e.g. \"420\" for 0644"),
-    ("missing target path", {"target_path": ""}, grpc.StatusCode.INVALID_ARGUMENT,
-     "missing target path: MountRequest.target_path must name the pod volume directory"),
-    ("traversal in objectName", {"objects": "- {objectName: ../../etc/x, backend: file, path: db/username}"},
-     grpc.StatusCode.INVALID_ARGUMENT,
-     "objects[0] (objectName '../../etc/x'): objectName '../../etc/x' is not a valid file name "
-     "(must not contain '..': ../../etc/x); use a relative name without '..', e.g. 'db-password'"),
-    ("traversal in alias", {"objects": "- {objectName: a, backend: file, path: db/username, objectAlias: /etc/x}"},
-     grpc.StatusCode.INVALID_ARGUMENT,
-     "objects[0] (objectName 'a'): objectAlias '/etc/x' is not a valid file name "
-     "(must be relative path: /etc/x); use a relative name without '..', e.g. 'db-password'"),
-    ("traversal in path", {"objects": "- {objectName: a, backend: file, path: ../other/theirs}"},
-     grpc.StatusCode.INVALID_ARGUMENT,
-     "objects[0] (objectName 'a'): invalid path '../other/theirs' (must not contain '..': "
-     "../other/theirs); path must be relative to the namespace directory of the file backend, "
-     "without '..'"),
-    ("duplicate names", {"objects": "- {objectName: a, backend: file, path: db/username}\n"
-                                    "- {objectName: a, backend: file, path: db/password}"},
-     grpc.StatusCode.INVALID_ARGUMENT,
-     "objects[1] (objectName 'a'): duplicate objectName 'a', also used by objects[0] "
-     "(objectName 'a'); give each object its own objectName"),
+    (
+        "malformed attributes",
+        {"attributes": '{"objects": '},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "failed to parse attributes as JSON (Expecting value: line 1 column 13 (char 12)): "
+        "MountRequest.attributes must be a JSON object of strings",
+    ),
+    (
+        "bad permission",
+        {"permission": '"rw"'},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "invalid permission '\"rw\"': expected a JSON decimal file mode between 0 and 511, "
+        'e.g. "420" for 0644',
+    ),
+    (
+        "missing target path",
+        {"target_path": ""},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "missing target path: MountRequest.target_path must name the pod volume directory",
+    ),
+    (
+        "traversal in objectName",
+        {"objects": "- {objectName: ../../etc/x, backend: file, path: db/username}"},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "objects[0] (objectName '../../etc/x'): objectName '../../etc/x' is not a valid file name "
+        "(must not contain '..': ../../etc/x); use a relative name without '..', e.g. 'db-password'",
+    ),
+    (
+        "traversal in alias",
+        {"objects": "- {objectName: a, backend: file, path: db/username, objectAlias: /etc/x}"},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "objects[0] (objectName 'a'): objectAlias '/etc/x' is not a valid file name "
+        "(must be relative path: /etc/x); use a relative name without '..', e.g. 'db-password'",
+    ),
+    (
+        "traversal in path",
+        {"objects": "- {objectName: a, backend: file, path: ../other/theirs}"},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "objects[0] (objectName 'a'): invalid path '../other/theirs' (must not contain '..': "
+        "../other/theirs); path must be relative to the namespace directory of the file backend, "
+        "without '..'",
+    ),
+    (
+        "duplicate names",
+        {
+            "objects": "- {objectName: a, backend: file, path: db/username}\n"
+            "- {objectName: a, backend: file, path: db/password}"
+        },
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "objects[1] (objectName 'a'): duplicate objectName 'a', also used by objects[0] "
+        "(objectName 'a'); give each object its own objectName",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("case", "fields", "code", "message"), BAD, ids=[b[0] for b in BAD])
-def test_bad_inputs(client: tuple[Any, Daemon], tmp_path: Path, case: str,
-                    fields: dict[str, str], code: grpc.StatusCode, message: str) -> None:
+def test_bad_inputs(
+    client: tuple[Any, Daemon],
+    tmp_path: Path,
+    case: str,
+    fields: dict[str, str],
+    code: grpc.StatusCode,
+    message: str,
+) -> None:
     stub, _ = client
     objects = fields.pop("objects", "- {objectName: a, backend: file, path: db/username}")
     target = tmp_path / "mnt"
@@ -104,8 +139,11 @@ def test_oversized_payload(client: tuple[Any, Daemon], tmp_path: Path, file_root
     for name in ("big1", "big2"):
         (file_root / "default" / name).write_bytes(os.urandom(2 * 1024 * 1024 + 512))
     with pytest.raises(grpc.RpcError) as info:
-        call_mount(stub, tmp_path, "- {objectName: big1, backend: file}\n"
-                                   "- {objectName: big2, backend: file}")
+        call_mount(
+            stub,
+            tmp_path,
+            "- {objectName: big1, backend: file}\n- {objectName: big2, backend: file}",
+        )
     assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
     details = info.value.details() or ""
     assert details.startswith("Mount response is 4195")
@@ -164,8 +202,9 @@ def test_sigterm_drains_in_flight_mount_and_removes_sockets(
     assert not daemon.socket().exists() and not daemon.socket("second").exists()
 
 
-def test_unusable_socket_path_is_a_clear_error(start_daemon: Callable[..., Daemon],
-                                               tmp_path: Path) -> None:
+def test_unusable_socket_path_is_a_clear_error(
+    start_daemon: Callable[..., Daemon], tmp_path: Path
+) -> None:
     too_long = tmp_path / ("d" * 120)
     daemon = start_daemon(providers_dir=too_long, wait=False)
     assert daemon.proc.wait(20) == 1

@@ -31,12 +31,22 @@ def test_demo_script_mounts_and_stops_cleanly(tmp_path: Path, relative_demo_dir:
     launcher.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m csiprovider "$@"\n')
     launcher.chmod(0o755)
     demo_dir = ROOT / relative_demo_dir
-    env = {**os.environ, "CSIPROVIDER_BIN": str(launcher), "DEMO_DIR": relative_demo_dir,
-           "DEMO_WATCH_SECONDS": "0.5"}
+    env = {
+        **os.environ,
+        "CSIPROVIDER_BIN": str(launcher),
+        "DEMO_DIR": relative_demo_dir,
+        "DEMO_WATCH_SECONDS": "0.5",
+    }
     out = tmp_path / "demo.out"
     with open(out, "w") as handle:
-        proc = subprocess.Popen(["bash", str(ROOT / "examples" / "demo.sh")], cwd=ROOT, env=env,
-                                stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            ["bash", str(ROOT / "examples" / "demo.sh")],
+            cwd=ROOT,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 60
         while "re-mounting every" not in out.read_text():
@@ -55,4 +65,3 @@ def test_demo_script_mounts_and_stops_cleanly(tmp_path: Path, relative_demo_dir:
         proc.wait(20)
     assert "demo stopped" in out.read_text()
     assert not (demo_dir / "providers" / "csiprovider.sock").exists()
-

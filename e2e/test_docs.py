@@ -16,15 +16,31 @@ DOC = ROOT / "docs" / "native-dialect.md"
 BLOCKS = dict(re.findall(r"```yaml\n# doc-example: (\S+)\n(.*?)```", DOC.read_text(), re.S))
 
 EXPECTED: dict[str, dict[str, bytes]] = {
-    "files": {"db-password": b"e2e-pass-Wk27", "token": b"secret-base64",
-              "db/password": b"e2e-pass-Wk27", "db/username": b"e2e-user-Zq81"},
-    "vault": {"password": b"ex-pw", "app.json": b'{"mode":"prod","password":"ex-pw"}',
-              "settings/password": b"ex-pw", "settings/mode": b"prod",
-              "as-other-role": b"prod", "team/one": b"1", "team/two": b"2"},
-    "aws": {"db-port": b"5432", "api-url": b"https://api.example.com",
-            "app-params/api-url": b"https://api.example.com", "app-params/feature-flags": b"a,b"},
-    "templates": {".pgpass": b"db.internal:5432:*:e2e-user-Zq81:ex-pw",
-                  "jdbc-url": b"jdbc:postgresql://db.internal:5432/app?user=e2e-user-Zq81"},
+    "files": {
+        "db-password": b"e2e-pass-Wk27",
+        "token": b"secret-base64",
+        "db/password": b"e2e-pass-Wk27",
+        "db/username": b"e2e-user-Zq81",
+    },
+    "vault": {
+        "password": b"ex-pw",
+        "app.json": b'{"mode":"prod","password":"ex-pw"}',
+        "settings/password": b"ex-pw",
+        "settings/mode": b"prod",
+        "as-other-role": b"prod",
+        "team/one": b"1",
+        "team/two": b"2",
+    },
+    "aws": {
+        "db-port": b"5432",
+        "api-url": b"https://api.example.com",
+        "app-params/api-url": b"https://api.example.com",
+        "app-params/feature-flags": b"a,b",
+    },
+    "templates": {
+        ".pgpass": b"db.internal:5432:*:e2e-user-Zq81:ex-pw",
+        "jdbc-url": b"jdbc:postgresql://db.internal:5432/app?user=e2e-user-Zq81",
+    },
 }
 
 

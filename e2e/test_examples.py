@@ -50,43 +50,68 @@ def transit_keys(bao: OpenBao) -> None:
 
 
 @pytest.fixture
-def world(start_daemon: Callable[..., Daemon], openbao_db: OpenBao, postgres: Postgres,
-          moto: str, kube_api: KubeAPI, signer: Signer, tmp_path: Path,
-          file_root: Path) -> dict[str, Any]:
+def world(
+    start_daemon: Callable[..., Daemon],
+    openbao_db: OpenBao,
+    postgres: Postgres,
+    moto: str,
+    kube_api: KubeAPI,
+    signer: Signer,
+    tmp_path: Path,
+    file_root: Path,
+) -> dict[str, Any]:
     openbao_db.api("POST", "secret/data/app", {"data": {"password": "ex-pw", "mode": "prod"}})
     transit_keys(openbao_db)
-    admin = {"endpoint_url": moto, "region_name": "us-east-1",
-             "aws_access_key_id": "admin", "aws_secret_access_key": "admin"}
+    admin = {
+        "endpoint_url": moto,
+        "region_name": "us-east-1",
+        "aws_access_key_id": "admin",
+        "aws_secret_access_key": "admin",
+    }
     sm = boto3.client("secretsmanager", **admin)  # type: ignore[call-overload]
     if not sm.list_secrets(Filters=[{"Key": "name", "Values": ["prod/app/db"]}])["SecretList"]:
-        sm.create_secret(Name="prod/app/db", SecretString=json.dumps(
-            {"username": "ex-user", "port": 5432}))
+        sm.create_secret(
+            Name="prod/app/db", SecretString=json.dumps({"username": "ex-user", "port": 5432})
+        )
     ssm = boto3.client("ssm", **admin)  # type: ignore[call-overload]
     ssm.put_parameter(Name="/prod/app/feature-flags", Value="a,b", Type="String", Overwrite=True)
-    ssm.put_parameter(Name="/prod/app/api-url", Value="https://api.example.com",
-                      Type="String", Overwrite=True)
+    ssm.put_parameter(
+        Name="/prod/app/api-url", Value="https://api.example.com", Type="String", Overwrite=True
+    )
     kube_api.service_accounts[("default", "app")] = {
-        "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/app"}
-    daemon = start_daemon("--kube-api-url", kube_api.url,
-                          names=("csiprovider", "vault", "aws"),
-                          extra_env={"AWS_ENDPOINT_URL": moto})
+        "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/app"
+    }
+    daemon = start_daemon(
+        "--kube-api-url",
+        kube_api.url,
+        names=("csiprovider", "vault", "aws"),
+        extra_env={"AWS_ENDPOINT_URL": moto},
+    )
     tokens = {}
     for audience in ("vault", "sts.amazonaws.com"):
         path = tmp_path / f"token-{audience}"
         path.write_text(signer.token("default", "app", [audience]))
         tokens[audience] = path
-    return {"daemon": daemon, "tokens": tokens, "vault": openbao_db, "moto": moto,
-            "admin": admin}
+    return {"daemon": daemon, "tokens": tokens, "vault": openbao_db, "moto": moto, "admin": admin}
 
 
-def run_mount(world: dict[str, Any], spc: Path, target: Path,
-              *extra: str) -> subprocess.CompletedProcess[str]:
-    args = ["mount", "--spc", str(spc), "--target", str(target), "--providers-dir",
-            str(world["daemon"].providers_dir), "--service-account", "app"]
+def run_mount(
+    world: dict[str, Any], spc: Path, target: Path, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    args = [
+        "mount",
+        "--spc",
+        str(spc),
+        "--target",
+        str(target),
+        "--providers-dir",
+        str(world["daemon"].providers_dir),
+        "--service-account",
+        "app",
+    ]
     for audience, path in world["tokens"].items():
         args += ["--token", f"{audience}={path}"]
-    return subprocess.run(cli(*args, *extra), capture_output=True, text=True, cwd=ROOT,
-                          timeout=60)
+    return subprocess.run(cli(*args, *extra), capture_output=True, text=True, cwd=ROOT, timeout=60)
 
 
 def mount(world: dict[str, Any], spc: Path, target: Path, *extra: str) -> str:
@@ -101,25 +126,44 @@ def read(target: Path) -> dict[str, bytes]:
 
 
 def test_file_example(world: dict[str, Any], tmp_path: Path) -> None:
-    mount(world, EXAMPLES / "file.yaml", tmp_path / "mnt", "--sync-secret-out",
-          str(tmp_path / "s.yaml"))
-    assert read(tmp_path / "mnt") == {"db-username": b"e2e-user-Zq81",
-                                      "db-password": b"e2e-pass-Wk27"}
+    mount(
+        world,
+        EXAMPLES / "file.yaml",
+        tmp_path / "mnt",
+        "--sync-secret-out",
+        str(tmp_path / "s.yaml"),
+    )
+    assert read(tmp_path / "mnt") == {
+        "db-username": b"e2e-user-Zq81",
+        "db-password": b"e2e-pass-Wk27",
+    }
     (secret,) = yaml.safe_load_all((tmp_path / "s.yaml").read_text())
     assert base64.b64decode(secret["data"]["password"]) == b"e2e-pass-Wk27"
 
 
 def test_vault_kv_example(world: dict[str, Any], tmp_path: Path) -> None:
-    mount(world, EXAMPLES / "vault-kv.yaml", tmp_path / "mnt", "--set",
-          f"vaultAddress={world['vault'].addr}")
+    mount(
+        world,
+        EXAMPLES / "vault-kv.yaml",
+        tmp_path / "mnt",
+        "--set",
+        f"vaultAddress={world['vault'].addr}",
+    )
     got = read(tmp_path / "mnt")
     assert got["db-password"] == b"ex-pw"
     assert json.loads(got["app-config.json"]) == {"password": "ex-pw", "mode": "prod"}
 
 
 def test_vault_pki_example_syncs_a_tls_secret(world: dict[str, Any], tmp_path: Path) -> None:
-    mount(world, EXAMPLES / "vault-pki.yaml", tmp_path / "mnt", "--set",
-          f"vaultAddress={world['vault'].addr}", "--sync-secret-out", str(tmp_path / "s.yaml"))
+    mount(
+        world,
+        EXAMPLES / "vault-pki.yaml",
+        tmp_path / "mnt",
+        "--set",
+        f"vaultAddress={world['vault'].addr}",
+        "--sync-secret-out",
+        str(tmp_path / "s.yaml"),
+    )
     pem = read(tmp_path / "mnt")["tls.pem"]
     assert b"PRIVATE KEY-----" in pem and pem.count(b"BEGIN CERTIFICATE") == 2
     (secret,) = yaml.safe_load_all((tmp_path / "s.yaml").read_text())
@@ -128,10 +172,14 @@ def test_vault_pki_example_syncs_a_tls_secret(world: dict[str, Any], tmp_path: P
     assert b"PRIVATE KEY" in base64.b64decode(secret["data"]["tls.key"])
 
 
-def test_vault_database_example(world: dict[str, Any], postgres: Postgres,
-                                tmp_path: Path) -> None:
-    mount(world, EXAMPLES / "vault-database.yaml", tmp_path / "mnt", "--set",
-          f"vaultAddress={world['vault'].addr}")
+def test_vault_database_example(world: dict[str, Any], postgres: Postgres, tmp_path: Path) -> None:
+    mount(
+        world,
+        EXAMPLES / "vault-database.yaml",
+        tmp_path / "mnt",
+        "--set",
+        f"vaultAddress={world['vault'].addr}",
+    )
     got = read(tmp_path / "mnt")
     user = got["db-username"].decode()
     assert postgres.can_login(user, got["db-password"].decode()) == user
@@ -142,30 +190,46 @@ def test_aws_examples(world: dict[str, Any], tmp_path: Path) -> None:
     got = read(tmp_path / "sm")
     assert (got["db-username"], got["db-port"]) == (b"ex-user", b"5432")
     mount(world, EXAMPLES / "aws-ssm.yaml", tmp_path / "ssm")
-    assert read(tmp_path / "ssm") == {"_prod_app_feature-flags": b"a,b",
-                                      "api-url": b"https://api.example.com"}
+    assert read(tmp_path / "ssm") == {
+        "_prod_app_feature-flags": b"a,b",
+        "api-url": b"https://api.example.com",
+    }
 
 
 def test_kms_example_with_encrypt_output(world: dict[str, Any], tmp_path: Path) -> None:
     key = boto3.client("kms", **world["admin"]).create_key()["KeyMetadata"]["KeyId"]
     out = subprocess.run(
         cli("encrypt", "--key-id", key, "--region", "us-east-1", "--context", "app=web"),
-        input="kms-example-token", capture_output=True, text=True, timeout=60,
-        env={**os.environ, "AWS_ENDPOINT_URL": world["moto"], "AWS_ACCESS_KEY_ID": "admin",
-             "AWS_SECRET_ACCESS_KEY": "admin"})
+        input="kms-example-token",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            **os.environ,
+            "AWS_ENDPOINT_URL": world["moto"],
+            "AWS_ACCESS_KEY_ID": "admin",
+            "AWS_SECRET_ACCESS_KEY": "admin",
+        },
+    )
     assert out.returncode == 0, out.stderr
     ciphertext = yaml.safe_load(out.stdout)[0]["ciphertext"]
     spc = tmp_path / "aws-kms.yaml"
-    spc.write_text((EXAMPLES / "aws-kms.yaml").read_text().replace(
-        "cmVwbGFjZSB3aXRoIHRoZSBvdXRwdXQgb2YgY3NpcHJvdmlkZXIgZW5jcnlwdA==", ciphertext))
+    spc.write_text(
+        (EXAMPLES / "aws-kms.yaml")
+        .read_text()
+        .replace("cmVwbGFjZSB3aXRoIHRoZSBvdXRwdXQgb2YgY3NpcHJvdmlkZXIgZW5jcnlwdA==", ciphertext)
+    )
     mount(world, spc, tmp_path / "mnt")
     assert read(tmp_path / "mnt") == {"api-token": b"kms-example-token"}
 
 
 def test_mixed_native_example(world: dict[str, Any], tmp_path: Path) -> None:
     mount(world, EXAMPLES / "mixed-native.yaml", tmp_path / "mnt")
-    assert read(tmp_path / "mnt") == {"db-username": b"e2e-user-Zq81", "db-port": b"5432",
-                                      "api-url": b"https://api.example.com"}
+    assert read(tmp_path / "mnt") == {
+        "db-username": b"e2e-user-Zq81",
+        "db-port": b"5432",
+        "api-url": b"https://api.example.com",
+    }
 
 
 def objects(spc: Path) -> list[dict[str, Any]]:
@@ -195,7 +259,8 @@ def with_sops_document(example: Path, document: str, dest: Path) -> Path:
     assert [o.pop("document") for o in after] == [document] * len(after)
     assert after == [{k: v for k, v in o.items() if k != "document"} for o in before]
     assert {k: v for k, v in load_spc(dest).parameters.items() if k != "objects"} == {
-        k: v for k, v in load_spc(example).parameters.items() if k != "objects"}
+        k: v for k, v in load_spc(example).parameters.items() if k != "objects"
+    }
     return dest
 
 
@@ -242,52 +307,70 @@ def test_sops_kms_example_with_sops_output(world: dict[str, Any], tmp_path: Path
     admin = {**world["admin"], "region_name": region}
     arn = boto3.client("kms", **admin).create_key()["KeyMetadata"]["Arn"]
     context = ",".join(f"{k}:{v}" for k, v in entry["context"].items())
-    env = {"AWS_ENDPOINT_URL": world["moto"], "AWS_ACCESS_KEY_ID": "admin",
-           "AWS_SECRET_ACCESS_KEY": "admin", "AWS_REGION": region}
-    document = sops.encrypt_with(SOPS_PLAIN, "yaml",
-                                 ["--kms", arn, "--encryption-context", context], env)
+    env = {
+        "AWS_ENDPOINT_URL": world["moto"],
+        "AWS_ACCESS_KEY_ID": "admin",
+        "AWS_SECRET_ACCESS_KEY": "admin",
+        "AWS_REGION": region,
+    }
+    document = sops.encrypt_with(
+        SOPS_PLAIN, "yaml", ["--kms", arn, "--encryption-context", context], env
+    )
     assert yaml.safe_load(document)["sops"]["kms"][0]["context"] == entry["context"]
     spc = with_sops_document(example, document, tmp_path / "sops-kms.yaml")
     mount(world, spc, tmp_path / "mnt")
-    assert_sops_mount(read(tmp_path / "mnt"), sops.decrypt(document, "yaml", env=env),
-                      world["daemon"].log())
+    assert_sops_mount(
+        read(tmp_path / "mnt"), sops.decrypt(document, "yaml", env=env), world["daemon"].log()
+    )
 
 
 @pytest.mark.sops
-def test_sops_vault_transit_example_with_sops_output(world: dict[str, Any],
-                                                     tmp_path: Path) -> None:
+def test_sops_vault_transit_example_with_sops_output(world: dict[str, Any], tmp_path: Path) -> None:
     example = EXAMPLES / "sops-vault-transit.yaml"
     (entry,) = yaml.safe_load(sops_placeholder(example))["sops"]["hc_vault"]
     engine, key = entry["engine_path"], entry["key_name"]
     assert TRANSIT_KEYS[engine] == key
     bao = world["vault"]
     env = {"VAULT_ADDR": bao.addr, "VAULT_TOKEN": bao.token}
-    document = sops.encrypt_with(SOPS_PLAIN, "yaml", [
-        "--hc-vault-transit", f"{bao.addr}/v1/{engine}/keys/{key}"], env)
+    document = sops.encrypt_with(
+        SOPS_PLAIN, "yaml", ["--hc-vault-transit", f"{bao.addr}/v1/{engine}/keys/{key}"], env
+    )
     spc = with_sops_document(example, document, tmp_path / "sops-vault-transit.yaml")
     decrypts = bao.requests_to(f"{engine}/decrypt/{key}")
     mount(world, spc, tmp_path / "mnt", "--set", f"vaultAddress={bao.addr}")
     assert bao.requests_to(f"{engine}/decrypt/{key}") > decrypts  # by the pod's login
-    assert_sops_mount(read(tmp_path / "mnt"), sops.decrypt(document, "yaml", env=env),
-                      world["daemon"].log())
+    assert_sops_mount(
+        read(tmp_path / "mnt"), sops.decrypt(document, "yaml", env=env), world["daemon"].log()
+    )
 
 
-def test_vault_transit_example_with_encrypt_output(world: dict[str, Any],
-                                                   tmp_path: Path) -> None:
+def test_vault_transit_example_with_encrypt_output(world: dict[str, Any], tmp_path: Path) -> None:
     example = EXAMPLES / "vault-transit.yaml"
     (committed,) = objects(example)
     assert TRANSIT_KEYS[committed["mount"]] == committed["key"]
     bao = world["vault"]
     out = subprocess.run(
-        cli("encrypt", "--vault-transit", committed["key"], "--transit-mount",
-            committed["mount"], "--object-name", committed["objectName"]),
-        input="transit-example-pw-K2", capture_output=True, text=True, timeout=60,
-        env={**os.environ, "VAULT_ADDR": bao.addr, "VAULT_TOKEN": bao.token})
+        cli(
+            "encrypt",
+            "--vault-transit",
+            committed["key"],
+            "--transit-mount",
+            committed["mount"],
+            "--object-name",
+            committed["objectName"],
+        ),
+        input="transit-example-pw-K2",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "VAULT_ADDR": bao.addr, "VAULT_TOKEN": bao.token},
+    )
     assert out.returncode == 0, out.stderr
     (printed,) = yaml.safe_load(out.stdout)
     # the example is what encrypt prints, but for the ciphertext
     assert {k: v for k, v in printed.items() if k != "ciphertext"} == {
-        k: v for k, v in committed.items() if k != "ciphertext"}
+        k: v for k, v in committed.items() if k != "ciphertext"
+    }
     assert printed["ciphertext"].startswith("vault:v1:")
     text = example.read_text()
     assert text.count(committed["ciphertext"]) == 1 and "PLACEHOLDER" in committed["ciphertext"]
@@ -303,8 +386,16 @@ def test_vault_transit_example_with_encrypt_output(world: dict[str, Any],
 
 def test_every_example_is_covered() -> None:
     assert {p.name for p in EXAMPLES.glob("*.yaml")} == {
-        "file.yaml", "vault-kv.yaml", "vault-pki.yaml", "vault-database.yaml",
-        "aws-secretsmanager.yaml", "aws-ssm.yaml", "aws-kms.yaml", "mixed-native.yaml",
-        "sops-age.yaml", "sops-kms.yaml", "sops-vault-transit.yaml", "vault-transit.yaml"}
-
-
+        "file.yaml",
+        "vault-kv.yaml",
+        "vault-pki.yaml",
+        "vault-database.yaml",
+        "aws-secretsmanager.yaml",
+        "aws-ssm.yaml",
+        "aws-kms.yaml",
+        "mixed-native.yaml",
+        "sops-age.yaml",
+        "sops-kms.yaml",
+        "sops-vault-transit.yaml",
+        "vault-transit.yaml",
+    }

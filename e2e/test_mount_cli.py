@@ -43,32 +43,53 @@ SYNC = """  secretObjects:
 
 def mount(daemon: Daemon, spc: Path, target: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        cli("mount", "--spc", str(spc), "--target", str(target),
-            "--providers-dir", str(daemon.providers_dir), *extra),
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
+        cli(
+            "mount",
+            "--spc",
+            str(spc),
+            "--target",
+            str(target),
+            "--providers-dir",
+            str(daemon.providers_dir),
+            *extra,
+        ),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
     )
 
 
 def visible(target: Path) -> dict[str, bytes]:
-    return {p: (target / p).read_bytes() for p in sorted(os.listdir(target))
-            if not p.startswith("..")}
+    return {
+        p: (target / p).read_bytes() for p in sorted(os.listdir(target)) if not p.startswith("..")
+    }
 
 
 def check_volume(target: Path) -> None:
-    assert visible(target) == {"db-username": b"e2e-user-Zq81", "password": b"e2e-pass-Wk27",
-                               "token": b"secret-base64"}
+    assert visible(target) == {
+        "db-username": b"e2e-user-Zq81",
+        "password": b"e2e-pass-Wk27",
+        "token": b"secret-base64",
+    }
     assert stat.S_IMODE((target / "password").stat().st_mode) == 0o600
     assert stat.S_IMODE((target / "db-username").stat().st_mode) == 0o644
     assert (target / "password").is_symlink()
     assert os.readlink(target / "..data").startswith("..")
 
 
-def test_driver_mode(start_daemon: Callable[..., Daemon], write_spc: Callable[..., Path],
-                     tmp_path: Path) -> None:
+def test_driver_mode(
+    start_daemon: Callable[..., Daemon], write_spc: Callable[..., Path], tmp_path: Path
+) -> None:
     daemon = start_daemon()
     target = tmp_path / "mnt"
-    out = mount(daemon, write_spc(OBJECTS, secret_objects=SYNC), target,
-                "--sync-secret-out", str(tmp_path / "secrets.yaml"))
+    out = mount(
+        daemon,
+        write_spc(OBJECTS, secret_objects=SYNC),
+        target,
+        "--sync-secret-out",
+        str(tmp_path / "secrets.yaml"),
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     check_volume(target)
     assert "mounted 3 object(s)" in out.stdout
@@ -77,14 +98,17 @@ def test_driver_mode(start_daemon: Callable[..., Daemon], write_spc: Callable[..
     for value in SECRET_VALUES:
         assert value not in out.stdout + out.stderr
     (secret,) = yaml.safe_load_all((tmp_path / "secrets.yaml").read_text())
-    assert secret["metadata"]["labels"] == {"app": "e2e",
-                                            "secrets-store.csi.k8s.io/managed": "true"}
+    assert secret["metadata"]["labels"] == {
+        "app": "e2e",
+        "secrets-store.csi.k8s.io/managed": "true",
+    }
     assert base64.b64decode(secret["data"]["password"]) == b"e2e-pass-Wk27"
     assert '"result": "OK"' in daemon.log()
 
 
-def test_provider_write_mode(start_daemon: Callable[..., Daemon], write_spc: Callable[..., Path],
-                             tmp_path: Path) -> None:
+def test_provider_write_mode(
+    start_daemon: Callable[..., Daemon], write_spc: Callable[..., Path], tmp_path: Path
+) -> None:
     daemon = start_daemon("--write-mode", "provider")
     target = tmp_path / "mnt"
     out = mount(daemon, write_spc(OBJECTS), target)
@@ -100,24 +124,40 @@ def test_mount_error_is_shown_like_a_pod_event(
     spc = write_spc("- objectName: x\n  backend: file\n  path: missing\n")
     out = mount(daemon, spc, tmp_path / "mnt")
     assert out.returncode == 1
-    assert ("error: failed to mount secrets store objects for pod default/local-pod, err: rpc "
-            "error: code = NotFound desc = objects[0] (objectName 'x'): file 'missing' not found"
-            ) in out.stderr  # on stderr, as every command's errors
+    assert (
+        "error: failed to mount secrets store objects for pod default/local-pod, err: rpc "
+        "error: code = NotFound desc = objects[0] (objectName 'x'): file 'missing' not found"
+    ) in out.stderr  # on stderr, as every command's errors
     assert "csiprovider: error" not in out.stdout
     assert visible(tmp_path / "mnt") == {}
 
 
-def test_watch_picks_up_rotation(start_daemon: Callable[..., Daemon],
-                                 write_spc: Callable[..., Path], tmp_path: Path,
-                                 file_root: Path) -> None:
+def test_watch_picks_up_rotation(
+    start_daemon: Callable[..., Daemon],
+    write_spc: Callable[..., Path],
+    tmp_path: Path,
+    file_root: Path,
+) -> None:
     daemon = start_daemon()
     target = tmp_path / "mnt"
     log = tmp_path / "watch.out"
     with open(log, "w") as handle:
         proc = subprocess.Popen(
-            cli("mount", "--spc", str(write_spc(OBJECTS)), "--target", str(target),
-                "--providers-dir", str(daemon.providers_dir), "--watch", "0.3"),
-            stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
+            cli(
+                "mount",
+                "--spc",
+                str(write_spc(OBJECTS)),
+                "--target",
+                str(target),
+                "--providers-dir",
+                str(daemon.providers_dir),
+                "--watch",
+                "0.3",
+            ),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
     try:
         _wait_for(lambda: "mounted 3 object(s)" in log.read_text(), "first mount")
         (file_root / "default" / "db" / "password").write_text("e2e-pass-rotated")
@@ -137,11 +177,17 @@ def _wait_for(check: Callable[[], bool], what: str, timeout: float = 20) -> None
         time.sleep(0.05)
 
 
-def test_settings_from_environment(start_daemon: Callable[..., Daemon],
-                                   write_spc: Callable[..., Path], tmp_path: Path) -> None:
-    daemon = start_daemon(names=("alpha", "beta"), env={
-        "CSIPROVIDER_NAMES": "alpha,beta", "CSIPROVIDER_WRITE_MODE": "provider",
-        "CSIPROVIDER_LOG_FORMAT": "text"})
+def test_settings_from_environment(
+    start_daemon: Callable[..., Daemon], write_spc: Callable[..., Path], tmp_path: Path
+) -> None:
+    daemon = start_daemon(
+        names=("alpha", "beta"),
+        env={
+            "CSIPROVIDER_NAMES": "alpha,beta",
+            "CSIPROVIDER_WRITE_MODE": "provider",
+            "CSIPROVIDER_LOG_FORMAT": "text",
+        },
+    )
     out = mount(daemon, write_spc(OBJECTS, provider="beta"), tmp_path / "mnt")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "(written by the provider)" in out.stdout

@@ -32,7 +32,10 @@ spec:
 
 
 def test_vault_spc_through_mount_command(
-    start_daemon: Callable[..., Daemon], openbao: OpenBao, signer: Signer, tmp_path: Path,
+    start_daemon: Callable[..., Daemon],
+    openbao: OpenBao,
+    signer: Signer,
+    tmp_path: Path,
     kube_api: object,
 ) -> None:
     openbao.api("POST", "secret/data/e2e-kv1", {"data": {"bar1": "hello1"}})
@@ -44,10 +47,28 @@ def test_vault_spc_through_mount_command(
     token.write_text(signer.token("default", "app", ["vault"], pod="web-0", pod_uid="uid-7"))
     target = tmp_path / "mnt"
     out = subprocess.run(
-        cli("mount", "--spc", str(spc), "--target", str(target), "--providers-dir",
-            str(daemon.providers_dir), "--pod-name", "web-0", "--pod-uid", "uid-7",
-            "--service-account", "app", "--token", f"vault={token}"),
-        capture_output=True, text=True, cwd=ROOT, timeout=60)
+        cli(
+            "mount",
+            "--spc",
+            str(spc),
+            "--target",
+            str(target),
+            "--providers-dir",
+            str(daemon.providers_dir),
+            "--pod-name",
+            "web-0",
+            "--pod-uid",
+            "uid-7",
+            "--service-account",
+            "app",
+            "--token",
+            f"vault={token}",
+        ),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert (target / "secret-1").read_text() == "hello1"
     assert (target / "secret-2").read_text() == "hello2"
@@ -57,15 +78,23 @@ def test_vault_spc_through_mount_command(
 
 
 def test_vault_csi_provider_style_flags(
-    start_daemon: Callable[..., Daemon], openbao: OpenBao, signer: Signer, tmp_path: Path,
+    start_daemon: Callable[..., Daemon],
+    openbao: OpenBao,
+    signer: Signer,
+    tmp_path: Path,
     kube_api: object,
 ) -> None:
     """The raw manifest's `-endpoint=/provider/vault.sock -log-level=info` works as is."""
     openbao.api("POST", "secret/data/e2e-kv1", {"data": {"bar1": "hello1"}})
     openbao.api("POST", "secret/data/e2e-kv2", {"data": {"bar2": "hello2"}})
     endpoint = tmp_path / "provider" / "vault.sock"
-    daemon = start_daemon(f"-endpoint={endpoint}", "-log-level=warn",
-                          f"--vault-addr={openbao.addr}", names=(), wait=False)
+    daemon = start_daemon(
+        f"-endpoint={endpoint}",
+        "-log-level=warn",
+        f"--vault-addr={openbao.addr}",
+        names=(),
+        wait=False,
+    )
     spc = tmp_path / "spc.yaml"
     spc.write_text(SPC.format(addr='""'))  # no vaultAddress: the daemon's --vault-addr
     token = tmp_path / "token"
@@ -76,8 +105,23 @@ def test_vault_csi_provider_style_flags(
         assert time.monotonic() - start < deadline, daemon.log()
         time.sleep(0.05)
     out = subprocess.run(
-        cli("mount", "--spc", str(spc), "--target", str(tmp_path / "mnt"), "--socket",
-            str(endpoint), "--service-account", "app", "--token", f"vault={token}"),
-        capture_output=True, text=True, cwd=ROOT, timeout=60)
+        cli(
+            "mount",
+            "--spc",
+            str(spc),
+            "--target",
+            str(tmp_path / "mnt"),
+            "--socket",
+            str(endpoint),
+            "--service-account",
+            "app",
+            "--token",
+            f"vault={token}",
+        ),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stdout + out.stderr + daemon.log()
     assert (tmp_path / "mnt" / "secret-2").read_text() == "hello2"

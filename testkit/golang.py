@@ -48,36 +48,45 @@ def go_binary() -> Path:
     if missing and os.geteuid() == 0 and shutil.which("apt-get"):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-q"], check=False, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
-                       check=True, capture_output=True, env=env)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
+            check=True,
+            capture_output=True,
+            env=env,
+        )
         missing = _missing()
     if missing:
-        raise RuntimeError("the Go toolchain or libraries are not installed and could not be "
-                           f"installed (apt-get install {' '.join(missing)})")
+        raise RuntimeError(
+            "the Go toolchain or libraries are not installed and could not be "
+            f"installed (apt-get install {' '.join(missing)})"
+        )
     return PACKAGES["golang-go"]
 
 
 def go_env(cache: Path) -> dict[str, str]:
     """GOPATH mode, offline: only Debian's packaged sources, no module proxy."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GO")}
-    env.update({
-        "GO111MODULE": "off",
-        "GOPATH": str(GOPATH),
-        "GOFLAGS": "",
-        "GOCACHE": str(cache),
-        "GOPROXY": "off",
-        "GOTOOLCHAIN": "local",
-        "CGO_ENABLED": "0",
-        "TZ": "UTC",
-    })
+    env.update(
+        {
+            "GO111MODULE": "off",
+            "GOPATH": str(GOPATH),
+            "GOFLAGS": "",
+            "GOCACHE": str(cache),
+            "GOPROXY": "off",
+            "GOTOOLCHAIN": "local",
+            "CGO_ENABLED": "0",
+            "TZ": "UTC",
+        }
+    )
     return env
 
 
 @functools.cache
 def go_version() -> str:
     """`go version` of the toolchain, e.g. "go1.19.8"."""
-    out = subprocess.run([str(go_binary()), "version"], check=True, capture_output=True,
-                         text=True).stdout.split()
+    out = subprocess.run(
+        [str(go_binary()), "version"], check=True, capture_output=True, text=True
+    ).stdout.split()
     return out[2]
 
 
@@ -90,31 +99,44 @@ class Oracle:
 
     def run(self, cases: Iterable[Mapping[str, Any]], timeout: float = 120.0) -> list[Any]:
         lines = [json.dumps(case, separators=(",", ":")) for case in cases]
-        proc = subprocess.run([str(self.binary)], input="\n".join(lines) + "\n",
-                              capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, "TZ": "UTC"})
+        proc = subprocess.run(
+            [str(self.binary)],
+            input="\n".join(lines) + "\n",
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "TZ": "UTC"},
+        )
         if proc.returncode != 0:
-            raise RuntimeError(f"oracle {self.name} failed ({proc.returncode}): "
-                               f"{proc.stderr[-2000:]}")
+            raise RuntimeError(
+                f"oracle {self.name} failed ({proc.returncode}): {proc.stderr[-2000:]}"
+            )
         results = [json.loads(line) for line in proc.stdout.splitlines()]
         if len(results) != len(lines):
-            raise RuntimeError(f"oracle {self.name} answered {len(results)} of "
-                               f"{len(lines)} cases")
+            raise RuntimeError(f"oracle {self.name} answered {len(results)} of {len(lines)} cases")
         return results
 
 
 def build_oracles(out_dir: Path, names: Iterable[str] | None = None) -> dict[str, Oracle]:
     """Build each program under tests/compat/go/oracle/<name> (its main.go) into out_dir."""
     go = go_binary()
-    wanted = sorted(names) if names is not None else sorted(
-        p.name for p in ORACLES.iterdir() if (p / "main.go").is_file())
+    wanted = (
+        sorted(names)
+        if names is not None
+        else sorted(p.name for p in ORACLES.iterdir() if (p / "main.go").is_file())
+    )
     built: dict[str, Oracle] = {}
     with tempfile.TemporaryDirectory(prefix="csiprovider-gocache-") as cache:
         env = go_env(Path(cache))
         for name in wanted:
             binary = out_dir / name
-            proc = subprocess.run([str(go), "build", "-o", str(binary), "."],
-                                  cwd=ORACLES / name, env=env, capture_output=True, text=True)
+            proc = subprocess.run(
+                [str(go), "build", "-o", str(binary), "."],
+                cwd=ORACLES / name,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             if proc.returncode != 0:
                 raise RuntimeError(f"go build of oracle {name} failed:\n{proc.stderr}")
             built[name] = Oracle(name, binary)

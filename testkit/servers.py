@@ -60,19 +60,36 @@ class Signer:
 
     def __init__(self) -> None:
         self.key = rsa.generate_private_key(65537, 2048)
-        self.public_pem = self.key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        ).decode()
+        self.public_pem = (
+            self.key.public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            .decode()
+        )
 
-    def token(self, namespace: str, service_account: str, audiences: list[str],
-              pod: str = "app-0", pod_uid: str = "pod-uid", ttl: int = 3600) -> str:
+    def token(
+        self,
+        namespace: str,
+        service_account: str,
+        audiences: list[str],
+        pod: str = "app-0",
+        pod_uid: str = "pod-uid",
+        ttl: int = 3600,
+    ) -> str:
         now = int(time.time())
         claims = {
-            "iss": self.issuer, "sub": f"system:serviceaccount:{namespace}:{service_account}",
-            "aud": audiences, "iat": now, "nbf": now, "exp": now + ttl,
-            "kubernetes.io": {"namespace": namespace,
-                              "pod": {"name": pod, "uid": pod_uid},
-                              "serviceaccount": {"name": service_account, "uid": "sa-uid"}},
+            "iss": self.issuer,
+            "sub": f"system:serviceaccount:{namespace}:{service_account}",
+            "aud": audiences,
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl,
+            "kubernetes.io": {
+                "namespace": namespace,
+                "pod": {"name": pod, "uid": pod_uid},
+                "serviceaccount": {"name": service_account, "uid": "sa-uid"},
+            },
         }
         header = {"alg": "RS256", "typ": "JWT", "kid": "test"}
         signing = f"{_b64(json.dumps(header))}.{_b64(json.dumps(claims))}"
@@ -88,16 +105,24 @@ class Signer:
 
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-kube-ca")])
         now = datetime.datetime.now(datetime.UTC)
-        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-                .public_key(self.key.public_key()).serial_number(1).not_valid_before(now)
-                .not_valid_after(now + datetime.timedelta(days=1)).sign(self.key, hashes.SHA256()))
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(self.key.public_key())
+            .serial_number(1)
+            .not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .sign(self.key, hashes.SHA256())
+        )
         return cert.public_bytes(serialization.Encoding.PEM).decode()
 
     def verify(self, token: str) -> dict[str, Any] | None:
         try:
             head, body, sig = token.split(".")
-            self.key.public_key().verify(_unb64(sig), f"{head}.{body}".encode(),
-                                         padding.PKCS1v15(), hashes.SHA256())
+            self.key.public_key().verify(
+                _unb64(sig), f"{head}.{body}".encode(), padding.PKCS1v15(), hashes.SHA256()
+            )
             claims: dict[str, Any] = json.loads(_unb64(body))
         except Exception:
             return None
@@ -167,28 +192,61 @@ def start_kube_api(signer: Signer) -> KubeAPI:
                 status: dict[str, Any] = {"authenticated": False, "error": "invalid token"}
                 if ok and claims is not None:
                     k8s = claims["kubernetes.io"]
-                    status = {"authenticated": True, "audiences": wanted or aud, "user": {
-                        "username": claims["sub"], "uid": k8s["serviceaccount"]["uid"],
-                        "groups": ["system:serviceaccounts",
-                                   f"system:serviceaccounts:{k8s['namespace']}"]}}
-                self._send(201, {"apiVersion": "authentication.k8s.io/v1",
-                                 "kind": "TokenReview", "status": status})
+                    status = {
+                        "authenticated": True,
+                        "audiences": wanted or aud,
+                        "user": {
+                            "username": claims["sub"],
+                            "uid": k8s["serviceaccount"]["uid"],
+                            "groups": [
+                                "system:serviceaccounts",
+                                f"system:serviceaccounts:{k8s['namespace']}",
+                            ],
+                        },
+                    }
+                self._send(
+                    201,
+                    {
+                        "apiVersion": "authentication.k8s.io/v1",
+                        "kind": "TokenReview",
+                        "status": status,
+                    },
+                )
             elif len(parts) == 7 and parts[4] == "serviceaccounts" and parts[6] == "token":
                 ns, sa = parts[3], parts[5]
                 spec = body.get("spec", {})
                 ref = spec.get("boundObjectRef") or {}
                 ttl = int(spec.get("expirationSeconds") or 3600)
-                token = api.signer.token(ns, sa, spec.get("audiences") or ["https://kubernetes.default.svc"],
-                                         pod=ref.get("name", ""), pod_uid=ref.get("uid", ""), ttl=ttl)
+                token = api.signer.token(
+                    ns,
+                    sa,
+                    spec.get("audiences") or ["https://kubernetes.default.svc"],
+                    pod=ref.get("name", ""),
+                    pod_uid=ref.get("uid", ""),
+                    ttl=ttl,
+                )
                 expiry = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + ttl))
-                self._send(201, {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                                 "spec": spec, "status": {"token": token,
-                                                          "expirationTimestamp": expiry}})
+                self._send(
+                    201,
+                    {
+                        "apiVersion": "authentication.k8s.io/v1",
+                        "kind": "TokenRequest",
+                        "spec": spec,
+                        "status": {"token": token, "expirationTimestamp": expiry},
+                    },
+                )
             elif len(parts) == 5 and parts[4] == "secrets":
                 ns, name = parts[3], body.get("metadata", {}).get("name", "")
                 if (ns, name) in api.secrets:
-                    self._send(409, {"kind": "Status", "reason": "AlreadyExists", "code": 409,
-                                     "message": f'secrets "{name}" already exists'})
+                    self._send(
+                        409,
+                        {
+                            "kind": "Status",
+                            "reason": "AlreadyExists",
+                            "code": 409,
+                            "message": f'secrets "{name}" already exists',
+                        },
+                    )
                     return
                 body.setdefault("metadata", {})["namespace"] = ns
                 api.secrets[(ns, name)] = body
@@ -201,22 +259,42 @@ def start_kube_api(signer: Signer) -> KubeAPI:
             parts = self.path.split("?")[0].strip("/").split("/")
             key = (parts[3], parts[5]) if len(parts) == 6 else ("", "")
             if len(parts) == 6 and parts[4] == "serviceaccounts" and key in api.service_accounts:
-                self._send(200, {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {
-                    "name": key[1], "namespace": key[0],
-                    "annotations": api.service_accounts[key]}})
+                self._send(
+                    200,
+                    {
+                        "apiVersion": "v1",
+                        "kind": "ServiceAccount",
+                        "metadata": {
+                            "name": key[1],
+                            "namespace": key[0],
+                            "annotations": api.service_accounts[key],
+                        },
+                    },
+                )
                 return
-            if len(parts) == 6 and parts[4] == "pods" and (key in api.pods
-                                                            or key in api.fs_groups):
+            if len(parts) == 6 and parts[4] == "pods" and (key in api.pods or key in api.fs_groups):
                 spec: dict[str, Any] = {"nodeName": api.pods.get(key, "node-1")}
                 if key in api.fs_groups:
                     spec["securityContext"] = {"fsGroup": api.fs_groups[key]}
-                self._send(200, {"apiVersion": "v1", "kind": "Pod",
-                                 "metadata": {"name": key[1], "namespace": key[0]},
-                                 "spec": spec})
+                self._send(
+                    200,
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Pod",
+                        "metadata": {"name": key[1], "namespace": key[0]},
+                        "spec": spec,
+                    },
+                )
                 return
             if len(parts) == 4 and parts[2] == "nodes" and parts[3] in api.nodes:
-                self._send(200, {"apiVersion": "v1", "kind": "Node", "metadata": {
-                    "name": parts[3], "labels": api.nodes[parts[3]]}})
+                self._send(
+                    200,
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Node",
+                        "metadata": {"name": parts[3], "labels": api.nodes[parts[3]]},
+                    },
+                )
                 return
             hidden = key in api.hide_once
             api.hide_once.discard(key)
@@ -224,8 +302,15 @@ def start_kube_api(signer: Signer) -> KubeAPI:
                 self._send(200, api.secrets[(parts[3], parts[5])])
             else:
                 name = parts[-1]
-                self._send(404, {"kind": "Status", "reason": "NotFound", "code": 404,
-                                 "message": f'secrets "{name}" not found'})
+                self._send(
+                    404,
+                    {
+                        "kind": "Status",
+                        "reason": "NotFound",
+                        "code": 404,
+                        "message": f'secrets "{name}" not found',
+                    },
+                )
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -247,8 +332,13 @@ class OpenBao:
 
     def api(self, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
         response = requests.request(
-            method, f"{self.addr}/v1/{path.lstrip('/')}", json=body,
-            headers={"X-Vault-Token": token or self.token}, timeout=30, verify=self.ca or True)
+            method,
+            f"{self.addr}/v1/{path.lstrip('/')}",
+            json=body,
+            headers={"X-Vault-Token": token or self.token},
+            timeout=30,
+            verify=self.ca or True,
+        )
         if not response.ok:
             raise RuntimeError(f"{method} {path}: {response.status_code} {response.text}")
         return response.json() if response.content else None
@@ -260,8 +350,10 @@ class OpenBao:
     def requests_to(self, path: str, operation: str | None = None) -> int:
         """How many requests (not responses) the audit log recorded for a path."""
         return sum(
-            1 for entry in self.audit()
-            if entry.get("type") == "request" and entry["request"].get("path") == path
+            1
+            for entry in self.audit()
+            if entry.get("type") == "request"
+            and entry["request"].get("path") == path
             and (operation is None or entry["request"].get("operation") == operation)
         )
 
@@ -293,16 +385,27 @@ def openbao_server(
     if tls:
         (workdir / "tls").mkdir()
     proc = subprocess.Popen(
-        [bao_binary(), "server", "-dev", "-dev-root-token-id=root",
-         f"-dev-listen-address=127.0.0.1:{port}", f"-config={config}", *extra],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HOME": str(workdir)},
+        [
+            bao_binary(),
+            "server",
+            "-dev",
+            "-dev-root-token-id=root",
+            f"-dev-listen-address=127.0.0.1:{port}",
+            f"-config={config}",
+            *extra,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "HOME": str(workdir)},
     )
     scheme = "https" if tls else "http"
     bao = OpenBao(f"{scheme}://127.0.0.1:{port}", "root", audit, proc)
     bao.ca = str(workdir / "tls" / "vault-ca.pem") if tls else ""
     try:
-        wait_until(lambda: requests.get(f"{bao.addr}/v1/sys/health", timeout=1,
-                                        verify=bao.ca or True).ok, "OpenBao")
+        wait_until(
+            lambda: requests.get(f"{bao.addr}/v1/sys/health", timeout=1, verify=bao.ca or True).ok,
+            "OpenBao",
+        )
         yield bao
     finally:
         proc.terminate()
@@ -315,31 +418,67 @@ def configure_openbao(bao: OpenBao, signer: Signer, kube: KubeAPI) -> None:
     bao.api("POST", "sys/mounts/kv1", {"type": "kv", "options": {"version": "1"}})
     bao.api("POST", "sys/mounts/pki", {"type": "pki", "config": {"max_lease_ttl": "87600h"}})
     bao.api("POST", "pki/root/generate/internal", {"common_name": "test-ca", "ttl": "8760h"})
-    bao.api("POST", "pki/roles/example-dot-com", {
-        "allowed_domains": "example.com", "allow_subdomains": True, "max_ttl": "72h"})
-    policy = ('path "secret/*" { capabilities = ["read", "list"] }\n'
-              'path "kv1/*" { capabilities = ["read", "list"] }\n'
-              'path "pki/issue/*" { capabilities = ["create", "update"] }\n'
-              'path "database/creds/*" { capabilities = ["read"] }\n'
-              'path "sys/leases/renew" { capabilities = ["update"] }\n')
+    bao.api(
+        "POST",
+        "pki/roles/example-dot-com",
+        {"allowed_domains": "example.com", "allow_subdomains": True, "max_ttl": "72h"},
+    )
+    policy = (
+        'path "secret/*" { capabilities = ["read", "list"] }\n'
+        'path "kv1/*" { capabilities = ["read", "list"] }\n'
+        'path "pki/issue/*" { capabilities = ["create", "update"] }\n'
+        'path "database/creds/*" { capabilities = ["read"] }\n'
+        'path "sys/leases/renew" { capabilities = ["update"] }\n'
+    )
     bao.api("PUT", "sys/policies/acl/app", {"policy": policy})
     bao.api("POST", "sys/auth/jwt", {"type": "jwt"})
     bao.api("POST", "auth/jwt/config", {"jwt_validation_pubkeys": [signer.public_pem]})
-    bao.api("POST", "auth/jwt/role/app", {
-        "role_type": "jwt", "bound_audiences": ["vault"], "user_claim": "sub",
-        "bound_subject": "system:serviceaccount:default:app", "token_policies": ["app"],
-        "token_ttl": "1h"})
+    bao.api(
+        "POST",
+        "auth/jwt/role/app",
+        {
+            "role_type": "jwt",
+            "bound_audiences": ["vault"],
+            "user_claim": "sub",
+            "bound_subject": "system:serviceaccount:default:app",
+            "token_policies": ["app"],
+            "token_ttl": "1h",
+        },
+    )
     bao.api("POST", "sys/auth/kubernetes", {"type": "kubernetes"})
-    bao.api("POST", "auth/kubernetes/config", {
-        "kubernetes_host": kube.url, "token_reviewer_jwt": "reviewer-token",
-        "kubernetes_ca_cert": signer.ca_pem(), "disable_local_ca_jwt": True,
-        "disable_iss_validation": True})
-    bao.api("POST", "auth/kubernetes/role/app", {
-        "bound_service_account_names": ["app"], "bound_service_account_namespaces": ["default"],
-        "audience": "vault", "token_policies": ["app"], "token_ttl": "1h"})
-    bao.api("POST", "auth/kubernetes/role/custom-aud", {
-        "bound_service_account_names": ["app"], "bound_service_account_namespaces": ["default"],
-        "audience": "custom-audience", "token_policies": ["app"], "token_ttl": "1h"})
+    bao.api(
+        "POST",
+        "auth/kubernetes/config",
+        {
+            "kubernetes_host": kube.url,
+            "token_reviewer_jwt": "reviewer-token",
+            "kubernetes_ca_cert": signer.ca_pem(),
+            "disable_local_ca_jwt": True,
+            "disable_iss_validation": True,
+        },
+    )
+    bao.api(
+        "POST",
+        "auth/kubernetes/role/app",
+        {
+            "bound_service_account_names": ["app"],
+            "bound_service_account_namespaces": ["default"],
+            "audience": "vault",
+            "token_policies": ["app"],
+            "token_ttl": "1h",
+        },
+    )
+    bao.api(
+        "POST",
+        "auth/kubernetes/role/custom-aud",
+        {
+            "bound_service_account_names": ["app"],
+            "bound_service_account_namespaces": ["default"],
+            "audience": "custom-audience",
+            "token_policies": ["app"],
+            "token_ttl": "1h",
+        },
+    )
 
 
 # ---------------------------------------------------------------- PostgreSQL
@@ -355,9 +494,24 @@ class Postgres:
     def can_login(self, user: str, password: str) -> str:
         """Log in as `user` and return current_user (raises when the login fails)."""
         out = subprocess.run(
-            [self.psql, "-h", "127.0.0.1", "-p", str(self.port), "-U", user, "-d", "postgres",
-             "-tAc", "select current_user"],
-            env={**os.environ, "PGPASSWORD": password}, capture_output=True, text=True, timeout=30)
+            [
+                self.psql,
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                user,
+                "-d",
+                "postgres",
+                "-tAc",
+                "select current_user",
+            ],
+            env={**os.environ, "PGPASSWORD": password},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         if out.returncode != 0:
             raise RuntimeError(f"login as {user} failed: {out.stderr.strip()}")
         return out.stdout.strip()
@@ -367,12 +521,17 @@ def postgres_bin() -> Path:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if not found and os.geteuid() == 0 and shutil.which("apt-get"):
         subprocess.run(["apt-get", "update", "-q"], check=False, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "-q", "postgresql"], check=True,
-                       capture_output=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "postgresql"],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
         found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if not found:
-        raise RuntimeError("PostgreSQL is not installed and could not be installed "
-                           "(apt-get install postgresql)")
+        raise RuntimeError(
+            "PostgreSQL is not installed and could not be installed (apt-get install postgresql)"
+        )
     return Path(found[-1]).parent
 
 
@@ -401,13 +560,34 @@ def postgres_server() -> Iterator[Postgres]:
     def as_postgres(*args: str) -> list[str]:
         return ["runuser", "-u", user, "--", *args] if os.geteuid() == 0 else list(args)
 
-    subprocess.run(as_postgres(str(bindir / "initdb"), "-D", str(data), "-U", "admin",
-                               "--auth=scram-sha-256", f"--pwfile={pwfile}"),
-                   check=True, capture_output=True)
+    subprocess.run(
+        as_postgres(
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "admin",
+            "--auth=scram-sha-256",
+            f"--pwfile={pwfile}",
+        ),
+        check=True,
+        capture_output=True,
+    )
     proc = subprocess.Popen(
-        as_postgres(str(bindir / "postgres"), "-D", str(data), "-h", "127.0.0.1",
-                    "-p", str(port), "-k", str(root)),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        as_postgres(
+            str(bindir / "postgres"),
+            "-D",
+            str(data),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-k",
+            str(root),
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     pg = Postgres(port, "admin", admin_password, str(bindir / "psql"))
     try:
         wait_until(lambda: pg.can_login("admin", admin_password) == "admin", "PostgreSQL")
@@ -420,15 +600,31 @@ def postgres_server() -> Iterator[Postgres]:
 
 def configure_database_engine(bao: OpenBao, pg: Postgres) -> None:
     bao.api("POST", "sys/mounts/database", {"type": "database"})
-    bao.api("POST", "database/config/pg", {
-        "plugin_name": "postgresql-database-plugin", "allowed_roles": "*",
-        "connection_url": f"postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{pg.port}"
-                          "/postgres?sslmode=disable",
-        "username": pg.admin_user, "password": pg.admin_password})
-    bao.api("POST", "database/roles/app", {
-        "db_name": "pg", "default_ttl": "1h", "max_ttl": "24h",
-        "creation_statements": ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' "
-                                "VALID UNTIL '{{expiration}}';"]})
+    bao.api(
+        "POST",
+        "database/config/pg",
+        {
+            "plugin_name": "postgresql-database-plugin",
+            "allowed_roles": "*",
+            "connection_url": f"postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{pg.port}"
+            "/postgres?sslmode=disable",
+            "username": pg.admin_user,
+            "password": pg.admin_password,
+        },
+    )
+    bao.api(
+        "POST",
+        "database/roles/app",
+        {
+            "db_name": "pg",
+            "default_ttl": "1h",
+            "max_ttl": "24h",
+            "creation_statements": [
+                "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' "
+                "VALID UNTIL '{{expiration}}';"
+            ],
+        },
+    )
 
 
 # ---------------------------------------------------------------- a proxy in front of OpenBao
@@ -478,11 +674,19 @@ def start_vault_proxy(target: str, unix_path: Path | None = None) -> VaultProxy:
                 elif path in proxy.canned:
                     status, data = proxy.canned[path]
                 else:
-                    headers = {k: v for k, v in self.headers.items()
-                               if k.lower() in ("x-vault-token", "x-vault-namespace",
-                                                "content-type", "x-vault-request")}
-                    reply = requests.request(self.command, proxy.target + self.path,
-                                             data=body, headers=headers, timeout=30)
+                    headers = {
+                        k: v
+                        for k, v in self.headers.items()
+                        if k.lower()
+                        in ("x-vault-token", "x-vault-namespace", "content-type", "x-vault-request")
+                    }
+                    reply = requests.request(
+                        self.command,
+                        proxy.target + self.path,
+                        data=body,
+                        headers=headers,
+                        timeout=30,
+                    )
                     status, data = reply.status_code, reply.content
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -496,6 +700,7 @@ def start_vault_proxy(target: str, unix_path: Path | None = None) -> VaultProxy:
         do_GET = do_POST = do_PUT = do_DELETE = do_LIST = _relay
 
     if unix_path is not None:
+
         class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             daemon_threads = True
 
@@ -521,7 +726,9 @@ def moto_server() -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: requests.get(f"{url}/moto-api/", timeout=1).status_code < 500, "moto")
@@ -531,8 +738,11 @@ def moto_server() -> Iterator[str]:
         proc.wait(10)
 
 
-AWS_TEST_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                "AWS_DEFAULT_REGION": "us-east-1"}
+AWS_TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 
 
 @dataclass
@@ -563,7 +773,9 @@ def start_aws_proxy(target: str) -> AwsProxy:
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
-            scope = _re.search(r"Credential=[^/]+/\d+/([^/]+)/", self.headers.get("Authorization", ""))
+            scope = _re.search(
+                r"Credential=[^/]+/\d+/([^/]+)/", self.headers.get("Authorization", "")
+            )
             region = scope.group(1) if scope else ""
             operation = (self.headers.get("X-Amz-Target") or "").rsplit(".", 1)[-1]
             proxy.calls.append((operation, region))
@@ -575,8 +787,9 @@ def start_aws_proxy(target: str) -> AwsProxy:
                 status, data = code, json.dumps({"__type": kind, "message": "injected"}).encode()
             else:
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                reply = requests.post(proxy.target + self.path, data=body, headers=headers,
-                                      timeout=30)
+                reply = requests.post(
+                    proxy.target + self.path, data=body, headers=headers, timeout=30
+                )
                 status, data = reply.status_code, reply.content
             _reply(self, status, "application/x-amz-json-1.1", data)
 
@@ -584,8 +797,7 @@ def start_aws_proxy(target: str) -> AwsProxy:
     return proxy
 
 
-def _reply(handler: BaseHTTPRequestHandler, status: int, content_type: str,
-           data: bytes) -> None:
+def _reply(handler: BaseHTTPRequestHandler, status: int, content_type: str, data: bytes) -> None:
     handler.send_response(status)
     handler.send_header("Content-Type", content_type)
     handler.send_header("Content-Length", str(len(data)))
@@ -635,16 +847,18 @@ class StsGuard:
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: Any = None
 
-    def count(self, action: str = "AssumeRoleWithWebIdentity",
-              valid: bool | None = None) -> int:
+    def count(self, action: str = "AssumeRoleWithWebIdentity", valid: bool | None = None) -> int:
         with self.lock:
-            return sum(1 for c in self.calls
-                       if c.action == action and valid in (None, c.token_valid))
+            return sum(
+                1 for c in self.calls if c.action == action and valid in (None, c.token_valid)
+            )
 
 
-STS_ERROR = ('<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error>'
-             "<Type>Sender</Type><Code>InvalidIdentityToken</Code><Message>{message}</Message>"
-             "</Error><RequestId>{request_id}</RequestId></ErrorResponse>")
+STS_ERROR = (
+    '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error>'
+    "<Type>Sender</Type><Code>InvalidIdentityToken</Code><Message>{message}</Message>"
+    "</Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+)
 
 
 def start_sts_guard(target: str, signer: Signer) -> StsGuard:
@@ -671,12 +885,14 @@ def start_sts_guard(target: str, signer: Signer) -> StsGuard:
                 status, content_type = 400, "text/xml"
                 data = STS_ERROR.format(
                     message="Couldn't verify the token: not signed by the cluster's OIDC "
-                            "issuer, malformed or expired",
-                    request_id=str(uuid.uuid4())).encode()
+                    "issuer, malformed or expired",
+                    request_id=str(uuid.uuid4()),
+                ).encode()
             else:
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                reply = requests.post(guard.target + self.path, data=body, headers=headers,
-                                      timeout=30)
+                reply = requests.post(
+                    guard.target + self.path, data=body, headers=headers, timeout=30
+                )
                 status, data = reply.status_code, reply.content
                 content_type = reply.headers.get("Content-Type", "text/xml")
             _reply(self, status, content_type, data)
@@ -747,8 +963,9 @@ def start_kube_faults(target: str) -> KubeFaults:
                 return
             if fault is not None:
                 status, retry_after = fault
-                data = json.dumps({"kind": "Status", "code": status,
-                                   "message": "injected fault"}).encode()
+                data = json.dumps(
+                    {"kind": "Status", "code": status, "message": "injected fault"}
+                ).encode()
                 self.send_response(status)
                 if retry_after is not None:
                     self.send_header("Retry-After", retry_after)
@@ -757,10 +974,14 @@ def start_kube_faults(target: str) -> KubeFaults:
                 self.end_headers()
                 self.wfile.write(data)
                 return
-            headers = {k: v for k, v in self.headers.items()
-                       if k.lower() in ("authorization", "content-type", "accept")}
-            reply = requests.request(self.command, proxy.target + self.path, data=body,
-                                     headers=headers, timeout=30)
+            headers = {
+                k: v
+                for k, v in self.headers.items()
+                if k.lower() in ("authorization", "content-type", "accept")
+            }
+            reply = requests.request(
+                self.command, proxy.target + self.path, data=body, headers=headers, timeout=30
+            )
             _reply(self, reply.status_code, "application/json", reply.content)
 
         do_GET = do_POST = _relay

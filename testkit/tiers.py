@@ -51,7 +51,8 @@ def started(marker: str) -> None:
     if os.environ.get(TIER_ENV) == CHECK:
         raise RuntimeError(
             f"this test needs {PROGRAMS[marker]} but ran in the no-server tier "
-            f"(make check): mark it @pytest.mark.{marker}")
+            f"(make check): mark it @pytest.mark.{marker}"
+        )
     _started.append(marker)
 
 

@@ -148,7 +148,11 @@ def test_plain_file_and_directory_left_by_provider_are_replaced(tmp_path: Path) 
     assert write_atomic(tmp_path, files({"a": "atomic", "d/new": "atomic"})) is True
     assert os.readlink(tmp_path / "a") == "..data/a"
     assert os.readlink(tmp_path / "d") == "..data/d"
-    assert visible(tmp_path) == {"a": "atomic", "d/new": "atomic", "unrelated": "not in the payload"}
+    assert visible(tmp_path) == {
+        "a": "atomic",
+        "d/new": "atomic",
+        "unrelated": "not in the payload",
+    }
 
 
 def test_plain_file_is_replaced_even_when_data_already_matches(tmp_path: Path) -> None:
@@ -169,8 +173,25 @@ def test_empty_payload_removes_every_visible_name(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["/abs", "..", "../x", "a/../b", "..hidden", "...", "a//b", "./a", "a/.", "a/./b", "a/",
-     "", ".", "x" * 256, "d/" + "x" * 256, "/".join(["d"] * 2049), "nul\0byte"],
+    [
+        "/abs",
+        "..",
+        "../x",
+        "a/../b",
+        "..hidden",
+        "...",
+        "a//b",
+        "./a",
+        "a/.",
+        "a/./b",
+        "a/",
+        "",
+        ".",
+        "x" * 256,
+        "d/" + "x" * 256,
+        "/".join(["d"] * 2049),
+        "nul\0byte",
+    ],
 )
 def test_invalid_paths_raise_and_write_nothing(tmp_path: Path, bad: str) -> None:
     with pytest.raises(PayloadError):
@@ -302,10 +323,19 @@ while True:
 
 
 def start_writer(target: Path, n: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(target), str(n)], cwd=ROOT,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
+        ),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(target), str(n)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert proc.stdout is not None
     assert proc.stdout.readline() == b"ready\n", proc.stderr.read() if proc.stderr else b""
     return proc
@@ -357,7 +387,9 @@ def test_sigkill_at_random_points_leaves_one_complete_version(tmp_path: Path) ->
         assert now >= n
         advanced += now > n
         n = now
-        extra = [h for h in hidden(tmp_path) if h not in ("..data", os.readlink(tmp_path / "..data"))]
+        extra = [
+            h for h in hidden(tmp_path) if h not in ("..data", os.readlink(tmp_path / "..data"))
+        ]
         debris += bool(extra)
 
     # The kills really landed mid-write (leftovers) and the writers made progress; loose
@@ -370,7 +402,8 @@ def test_sigkill_at_random_points_leaves_one_complete_version(tmp_path: Path) ->
     tag, names, _ = version(n + 1)
     assert visible(tmp_path) == {name: f"{tag}-{n + 1}" for name in names}
     assert sorted(os.listdir(tmp_path)) == sorted(
-        ["..data", os.readlink(tmp_path / "..data"), *names])
+        ["..data", os.readlink(tmp_path / "..data"), *names]
+    )
 
 
 def test_concurrent_reader_never_sees_a_mixed_set(tmp_path: Path) -> None:

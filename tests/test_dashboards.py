@@ -44,8 +44,9 @@ TARGET_LABELS = frozenset({"job", "instance", "node"})
 SYNTHETIC_METRICS = frozenset({"up"})
 # Grafana's interval variables, which stand where PromQL wants a duration.
 GRAFANA_DURATIONS = ("$__rate_interval", "$__interval", "$__range")
-RUNBOOK_ANCHORS = frozenset({"pod-stuck-in-containercreating", "stale-content",
-                             "rotation-not-happening", "grpc-codes"})
+RUNBOOK_ANCHORS = frozenset(
+    {"pod-stuck-in-containercreating", "stale-content", "rotation-not-happening", "grpc-codes"}
+)
 SEVERITIES = frozenset({"critical", "warning", "info"})
 
 OBJECTS = [{"objectName": "db-password-object", "backend": "file", "path": "db/password"}]
@@ -54,13 +55,15 @@ MISSING = [{"objectName": "missing-object", "backend": "file", "path": "db/missi
 
 # -- what an expression uses --------------------------------------------------------------
 
+
 @dataclass
 class Uses:
     """What one PromQL expression needs from the scrape."""
 
     # (metric name, label names of its matchers, (label, op, value) of its matchers)
     selectors: list[tuple[str, frozenset[str], list[tuple[str, str, str]]]] = field(
-        default_factory=list)
+        default_factory=list
+    )
     # (label names of a by/without/on/ignoring/group_x clause, metrics below that node)
     groupings: list[tuple[frozenset[str], frozenset[str]]] = field(default_factory=list)
 
@@ -103,22 +106,28 @@ def _visit(node: Any, uses: Uses) -> frozenset[str]:
         return names
     if isinstance(node, promql_parser.Call):
         assert node.func.name not in ("label_replace", "label_join", "count_values"), (
-            f"{node.func.name} makes labels: teach this checker about it")
+            f"{node.func.name} makes labels: teach this checker about it"
+        )
         names = frozenset[str]()
         for arg in node.args:
             if isinstance(arg, promql_parser.Expr):
                 names |= _visit(arg, uses)
         return names
-    if isinstance(node, promql_parser.ParenExpr | promql_parser.UnaryExpr
-                  | promql_parser.SubqueryExpr):
+    if isinstance(
+        node, promql_parser.ParenExpr | promql_parser.UnaryExpr | promql_parser.SubqueryExpr
+    ):
         return _visit(node.expr, uses)
     if isinstance(node, promql_parser.NumberLiteral | promql_parser.StringLiteral):
         return frozenset()
     raise AssertionError(f"unknown PromQL node {type(node).__name__}: {node}")
 
 
-MATCH_OPS = {"Equal": promql_parser.MatchOp.Equal, "NotEqual": promql_parser.MatchOp.NotEqual,
-             "Re": promql_parser.MatchOp.Re, "NotRe": promql_parser.MatchOp.NotRe}
+MATCH_OPS = {
+    "Equal": promql_parser.MatchOp.Equal,
+    "NotEqual": promql_parser.MatchOp.NotEqual,
+    "Re": promql_parser.MatchOp.Re,
+    "NotRe": promql_parser.MatchOp.NotRe,
+}
 
 
 def _op(op: promql_parser.MatchOp) -> str:
@@ -141,6 +150,7 @@ def _selector(node: promql_parser.VectorSelector, uses: Uses) -> frozenset[str]:
 
 
 # -- the scrape -----------------------------------------------------------------------------
+
 
 @dataclass
 class Scrape:
@@ -199,8 +209,11 @@ def problems(expressions: dict[str, str], scrape: Scrape) -> list[str]:
             for label, op, value in matchers:
                 if label in TARGET_LABELS or "$" in value or label not in exported:
                     continue
-                named = [value] if op in ("Equal", "NotEqual") else (
-                    value.split("|") if re.fullmatch(r"[\w|]+", value) else [])
+                named = (
+                    [value]
+                    if op in ("Equal", "NotEqual")
+                    else (value.split("|") if re.fullmatch(r"[\w|]+", value) else [])
+                )
                 for one in set(named) - known_values(scrape, name, label):
                     found.append(f"{where}: {name} never has {label}={one!r}")
         for labels, names in uses.groupings:
@@ -213,6 +226,7 @@ def problems(expressions: dict[str, str], scrape: Scrape) -> list[str]:
 
 
 # -- the two files --------------------------------------------------------------------------
+
 
 def load_dashboard() -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads(DASHBOARD.read_text())
@@ -268,6 +282,7 @@ def alert_expressions(alerts: dict[str, Any]) -> dict[str, str]:
 
 # -- static checks ------------------------------------------------------------------------
 
+
 def test_dashboard_loads_and_every_panel_queries_the_datasource_variable() -> None:
     dashboard = load_dashboard()
     assert dashboard["schemaVersion"] >= 36
@@ -297,18 +312,24 @@ def test_alerts_have_severity_annotations_and_runbooks() -> None:
     rules = list(alert_rules(load_alerts()))
     names = [r["alert"] for r in rules]
     assert len(names) == len(set(names))
-    assert {"CSIProviderMountErrorsHigh", "CSIProviderServingStaleContent",
-            "CSIProviderRotationErrors", "CSIProviderDown", "CSIProviderAbsent"} <= set(names)
+    assert {
+        "CSIProviderMountErrorsHigh",
+        "CSIProviderServingStaleContent",
+        "CSIProviderRotationErrors",
+        "CSIProviderDown",
+        "CSIProviderAbsent",
+    } <= set(names)
     for rule in rules:
         assert set(rule) <= {"alert", "expr", "for", "labels", "annotations"}, rule["alert"]
         promql_parser.parse_duration(rule["for"])
         assert rule["labels"]["severity"] in SEVERITIES, rule["alert"]
         annotations = rule["annotations"]
         assert annotations["summary"].strip() and annotations["description"].strip()
-        runbook = re.fullmatch(r"docs/troubleshooting\.md#([a-z0-9-]+)",
-                               annotations["runbook_url"])
-        assert runbook and runbook[1] in RUNBOOK_ANCHORS, (rule["alert"],
-                                                           annotations["runbook_url"])
+        runbook = re.fullmatch(r"docs/troubleshooting\.md#([a-z0-9-]+)", annotations["runbook_url"])
+        assert runbook and runbook[1] in RUNBOOK_ANCHORS, (
+            rule["alert"],
+            annotations["runbook_url"],
+        )
 
 
 def test_metrics_doc_explains_every_alert() -> None:
@@ -321,16 +342,17 @@ def test_the_extractor_sees_every_name() -> None:
     uses = uses_of(
         'histogram_quantile(0.9, sum by (le, a) (rate(m_bucket{b="x",c=~"$v"}[$__rate_interval])))'
         ' / ignoring (d) group_left (e) sum without (f) ({__name__="n"}) and on (g) up'
-        ' or absent(o) + max_over_time(p[5m:1m]) * -q')
+        " or absent(o) + max_over_time(p[5m:1m]) * -q"
+    )
     assert sorted(s[0] for s in uses.selectors) == ["m_bucket", "n", "o", "p", "q", "up"]
     assert uses.selectors[0][1] == {"b", "c"}
-    assert sorted(sorted(g[0]) for g in uses.groupings) == [
-        ["a", "le"], ["d", "e"], ["f"], ["g"]]
+    assert sorted(sorted(g[0]) for g in uses.groupings) == [["a", "le"], ["d", "e"], ["f"], ["g"]]
     with pytest.raises(ValueError):
         uses_of('rate(m{a="$x"}[$x])')
 
 
 # -- against a live daemon --------------------------------------------------------------
+
 
 async def _scrape_after_mounts(config: ServeConfig, file_root: Path, base: str) -> str:
     """Mounts that succeed, fail (NOT_FOUND) and are answered with stale content (two
@@ -351,8 +373,9 @@ async def _scrape_after_mounts(config: ServeConfig, file_root: Path, base: str) 
         secret.unlink()
         os.mkfifo(secret)  # opening it blocks: the backend hangs
         try:
-            await asyncio.gather(stub.Mount(mount_request(OBJECTS)),
-                                 stub.Mount(mount_request(OBJECTS)))
+            await asyncio.gather(
+                stub.Mount(mount_request(OBJECTS)), stub.Mount(mount_request(OBJECTS))
+            )
         finally:
             await _unblock(secret)
         for _ in range(200):  # the background probe's first answer
@@ -383,15 +406,17 @@ async def test_dashboard_and_alerts_use_only_exported_metrics_and_labels(
 ) -> None:
     monkeypatch.setattr(resolver, "STALE_WAIT_SECONDS", 0.3)
     port, dead = free_port(), free_port()
-    config = serve_config(metrics_addr=f"127.0.0.1:{port}",
-                          vault_flag_address=f"http://127.0.0.1:{dead}")
+    config = serve_config(
+        metrics_addr=f"127.0.0.1:{port}", vault_flag_address=f"http://127.0.0.1:{dead}"
+    )
     text = await _scrape_after_mounts(config, file_root, f"http://127.0.0.1:{port}")
     scrape = Scrape.parse(text)
-    for series in ('csiprovider_mounts_total{dialect="native",provider="csiprovider",'
-                   'result="NOT_FOUND"}',
-                   'csiprovider_stale_served_total{backend="file"}',
-                   'csiprovider_cache_total{outcome="coalesced"}',
-                   'csiprovider_backend_reachable{backend="vault"} 0.0'):
+    for series in (
+        'csiprovider_mounts_total{dialect="native",provider="csiprovider",result="NOT_FOUND"}',
+        'csiprovider_stale_served_total{backend="file"}',
+        'csiprovider_cache_total{outcome="coalesced"}',
+        'csiprovider_backend_reachable{backend="vault"} 0.0',
+    ):
         assert series in text, f"the scenario did not produce {series}"
 
     dashboard, alerts = load_dashboard(), load_alerts()
@@ -399,14 +424,18 @@ async def test_dashboard_and_alerts_use_only_exported_metrics_and_labels(
     assert problems(expressions, scrape) == []
 
     used = {name for expr in expressions.values() for name, _, _ in uses_of(expr).selectors}
-    ours = {name for name in scrape.families
-            if name.startswith("csiprovider_") and not name.endswith("_created")}
+    ours = {
+        name
+        for name in scrape.families
+        if name.startswith("csiprovider_") and not name.endswith("_created")
+    }
     doc = METRICS_DOC.read_text()
     for family in sorted(ours):
         exposed = {s for s in scrape.labels if s == family or s.startswith(family + "_")}
         assert exposed & used, f"{family} is on no panel and in no alert"
         assert any(name in doc for name in exposed | {family}), (
-            f"{family} is not documented in docs/metrics.md")
+            f"{family} is not documented in docs/metrics.md"
+        )
 
     # The checker itself: a renamed metric, label or value is caught.
     renamed = {

@@ -21,8 +21,15 @@ from csiprovider.local.spc import load_spc
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "daemonset"
 KUBERNETES_VERSIONS = ["1.29.0", "1.31.0", "1.33.0", "1.35.0"]
-OVERLAYS = ["", "overlays/driver-writes", "overlays/provider-writes", "overlays/serve-as-vault",
-            "overlays/serve-as-aws", "overlays/file-root", "overlays/file-root-demo"]
+OVERLAYS = [
+    "",
+    "overlays/driver-writes",
+    "overlays/provider-writes",
+    "overlays/serve-as-vault",
+    "overlays/serve-as-aws",
+    "overlays/file-root",
+    "overlays/file-root-demo",
+]
 EXAMPLES = sorted((DEPLOY / "examples").glob("*.yaml"))
 
 # The SecretProviderClass CRD (secrets-store.csi.x-k8s.io/v1) as the API server checks it.
@@ -34,22 +41,41 @@ SPC_SCHEMA: dict[str, Any] = {
         "kind": {"const": "SecretProviderClass"},
         "metadata": {"type": "object", "required": ["name"]},
         "spec": {
-            "type": "object", "additionalProperties": False,
+            "type": "object",
+            "additionalProperties": False,
             "properties": {
                 "provider": {"type": "string"},
                 "parameters": {"type": "object", "additionalProperties": {"type": "string"}},
-                "secretObjects": {"type": "array", "items": {
-                    "type": "object", "additionalProperties": False,
-                    "properties": {
-                        "secretName": {"type": "string"}, "type": {"type": "string"},
-                        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
-                        "annotations": {"type": "object",
-                                        "additionalProperties": {"type": "string"}},
-                        "data": {"type": "array", "items": {
-                            "type": "object", "additionalProperties": False,
-                            "properties": {"objectName": {"type": "string"},
-                                           "key": {"type": "string"}}}},
-                    }}},
+                "secretObjects": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "secretName": {"type": "string"},
+                            "type": {"type": "string"},
+                            "labels": {
+                                "type": "object",
+                                "additionalProperties": {"type": "string"},
+                            },
+                            "annotations": {
+                                "type": "object",
+                                "additionalProperties": {"type": "string"},
+                            },
+                            "data": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "objectName": {"type": "string"},
+                                        "key": {"type": "string"},
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
             },
         },
     },
@@ -59,8 +85,13 @@ SPC_SCHEMA: dict[str, Any] = {
 def kustomize(path: str) -> list[dict[str, Any]]:
     kubectl = shutil.which("kubectl")
     assert kubectl, "kubectl is needed to render daemonset/ (kustomize); install it"
-    out = subprocess.run([kubectl, "kustomize", str(DEPLOY / path)], capture_output=True,
-                         text=True, check=True, timeout=60).stdout
+    out = subprocess.run(
+        [kubectl, "kustomize", str(DEPLOY / path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
     return [d for d in yaml.safe_load_all(out) if d]
 
 
@@ -73,8 +104,15 @@ def validate(doc: dict[str, Any]) -> None:
 def test_overlays_render_and_validate(overlay: str) -> None:
     docs = kustomize(overlay)
     kinds = sorted(d["kind"] for d in docs if d["kind"] != "ConfigMap")
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "DaemonSet", "Namespace", "Role",
-                     "RoleBinding", "ServiceAccount"]
+    assert kinds == [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "DaemonSet",
+        "Namespace",
+        "Role",
+        "RoleBinding",
+        "ServiceAccount",
+    ]
     for doc in docs:
         validate(doc)
     (daemonset,) = [d for d in docs if d["kind"] == "DaemonSet"]
@@ -122,7 +160,10 @@ def test_rbac_is_least_privilege() -> None:
     rules = docs["ClusterRole"]["rules"]
     assert all(set(r["verbs"]) <= {"get", "create"} for r in rules)
     assert {tuple(r["resources"]) for r in rules} == {
-        ("serviceaccounts/token",), ("serviceaccounts",), ("nodes",)}
+        ("serviceaccounts/token",),
+        ("serviceaccounts",),
+        ("nodes",),
+    }
     secret_rules = docs["Role"]["rules"]
     assert secret_rules[0]["resourceNames"] == ["csiprovider-hmac-key"]
 

@@ -30,37 +30,59 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 TROUBLESHOOTING = DOCS / "troubleshooting.md"
 LINKED_DOCS = sorted([ROOT / "README.md", *DOCS.glob("*.md")])
-COMMAND_DOCS = [TROUBLESHOOTING, DOCS / "migrate-from-vault-csi-provider.md",
-                DOCS / "migrate-from-ascp.md"]
+COMMAND_DOCS = [
+    TROUBLESHOOTING,
+    DOCS / "migrate-from-vault-csi-provider.md",
+    DOCS / "migrate-from-ascp.md",
+]
 # Alert runbook URLs point at these headings of docs/troubleshooting.md: renaming one
 # breaks the links stored in alert history and dashboards.
-RUNBOOK_HEADINGS = ("Pod stuck in ContainerCreating", "Finding the provider pod on the node",
-                    "The one Mount log line", "gRPC codes", "Stale content",
-                    "Rotation not happening", "Validate offline")
+RUNBOOK_HEADINGS = (
+    "Pod stuck in ContainerCreating",
+    "Finding the provider pod on the node",
+    "The one Mount log line",
+    "gRPC codes",
+    "Stale content",
+    "Rotation not happening",
+    "Validate offline",
+)
 # Flags the docs name in inline code that belong to other programs (the Secrets Store CSI
 # Driver, kubectl, helm) and that csiprovider does not have.
-FOREIGN_FLAGS = frozenset({"--enable-secret-rotation", "--max-call-recv-msg-size",
-                           "--additional-provider-volume-paths", "--reuse-values"})
+FOREIGN_FLAGS = frozenset(
+    {
+        "--enable-secret-rotation",
+        "--max-call-recv-msg-size",
+        "--additional-provider-volume-paths",
+        "--reuse-values",
+    }
+)
 SHELL_LANGUAGES = frozenset({"", "sh", "shell", "bash", "console", "zsh"})
 YAML_LANGUAGES = frozenset({"yaml", "yml"})
 
-FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>[^\n`]*)\n"
-                   r"(?P<body>.*?)^(?P=indent)?[ \t]*(?P=fence)[ \t]*$", re.M | re.S)
+FENCE = re.compile(
+    r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>[^\n`]*)\n"
+    r"(?P<body>.*?)^(?P=indent)?[ \t]*(?P=fence)[ \t]*$",
+    re.M | re.S,
+)
 CODE_SPAN = re.compile(r"(?<!`)(?P<ticks>`+)(?!`)(?P<code>.+?)(?<!`)(?P=ticks)(?!`)", re.S)
-INLINE_LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\[\]]*\])*\]\(\s*<?(?P<target>[^)\s>]+)>?"
-                         r"(?:\s+(?:\"[^\"]*\"|'[^']*'))?\s*\)")
+INLINE_LINK = re.compile(
+    r"!?\[(?:[^\[\]]|\[[^\[\]]*\])*\]\(\s*<?(?P<target>[^)\s>]+)>?"
+    r"(?:\s+(?:\"[^\"]*\"|'[^']*'))?\s*\)"
+)
 REFERENCE_LINK = re.compile(r"^[ ]{0,3}\[[^\]]+\]:\s*<?(?P<target>\S+?)>?(?:\s|$)", re.M)
 HEADING = re.compile(r"^[ ]{0,3}(?P<level>#{1,6})[ \t]+(?P<text>.*?)[ \t]*#*[ \t]*$", re.M)
 HTML_ANCHOR = re.compile(r"<a\s+(?:name|id)=\"(?P<name>[^\"]+)\"", re.I)
 RUNBOOK_URL = re.compile(r"docs/troubleshooting\.md#(?P<anchor>[\w-]+)")
 PLACEHOLDER = re.compile(r"<[A-Za-z][\w./:*-]*>")
 YAML_ARG = re.compile(r"^\s*(?:-|value:)\s+[\"']?(?P<flag>-{1,2}[A-Za-z][\w-]*)", re.M)
-SEPARATORS = frozenset({"|", "||", "&", "&&", ";", ";;", "(", ")", "<", ">", ">>", ">&",
-                        "<<", "|&"})
+SEPARATORS = frozenset(
+    {"|", "||", "&", "&&", ";", ";;", "(", ")", "<", ">", ">>", ">&", "<<", "|&"}
+)
 COMMAND_PREFIXES = frozenset({"--", "sudo", "exec", "time", "then", "do", "!"})
 
 
 # -- Markdown -----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Block:
@@ -72,8 +94,9 @@ class Block:
 
 def split_markdown(text: str) -> tuple[list[Block], list[str], str]:
     """(fenced blocks, inline code spans, the prose with both removed)."""
-    blocks = [Block((m["info"].split() or [""])[0].lower(), m["body"])
-              for m in FENCE.finditer(text)]
+    blocks = [
+        Block((m["info"].split() or [""])[0].lower(), m["body"]) for m in FENCE.finditer(text)
+    ]
     prose = FENCE.sub("\n", text)
     spans = [m["code"] for m in CODE_SPAN.finditer(prose)]
     return blocks, spans, CODE_SPAN.sub(" ", prose)
@@ -86,8 +109,7 @@ def slug(heading: str) -> str:
     text = re.sub(r"<[^>]+>", "", text)  # inline HTML
     text = text.replace("`", "")
     text = re.sub(r"(\*\*|__|\*|~~)", "", text)
-    kept = "".join(c for c in text.lower()
-                   if c in " -_" or unicodedata.category(c)[0] in "LN")
+    kept = "".join(c for c in text.lower() if c in " -_" or unicodedata.category(c)[0] in "LN")
     return kept.replace(" ", "-")
 
 
@@ -109,8 +131,9 @@ def anchors(text: str) -> set[str]:
 def links(text: str) -> list[str]:
     """Link targets outside code: inline links, images and reference definitions."""
     _, _, prose = split_markdown(text)
-    return [m["target"] for pattern in (INLINE_LINK, REFERENCE_LINK)
-            for m in pattern.finditer(prose)]
+    return [
+        m["target"] for pattern in (INLINE_LINK, REFERENCE_LINK) for m in pattern.finditer(prose)
+    ]
 
 
 def is_external(target: str) -> bool:
@@ -139,12 +162,14 @@ def link_problems(doc: Path, text: str | None = None) -> list[str]:
         if anchor and resolved.suffix == ".md":
             target_text = text if resolved == doc else resolved.read_text()
             if anchor not in anchors(target_text):
-                problems.append(f"{where}: no heading with anchor #{anchor} in "
-                                f"{resolved.relative_to(ROOT)}")
+                problems.append(
+                    f"{where}: no heading with anchor #{anchor} in {resolved.relative_to(ROOT)}"
+                )
     return problems
 
 
 # -- the CLI ------------------------------------------------------------------------------
+
 
 @cache
 def cli_options() -> Mapping[str, frozenset[str]]:
@@ -202,7 +227,7 @@ def csiprovider_commands(code: str) -> Iterator[tuple[str, list[str]]]:
             invoked = word == "csiprovider" or word.endswith("bin/csiprovider")
             if starts and invoked and i + 1 < len(words):
                 args: list[str] = []
-                for arg in words[i + 1:]:
+                for arg in words[i + 1 :]:
                     if arg in SEPARATORS:
                         break
                     args.append(arg)
@@ -219,8 +244,11 @@ def command_problems(subcommand: str, args: list[str]) -> list[str]:
     if subcommand not in options:
         names = ", ".join(sorted(n for n in options if n))
         return [f"`{shown}`: no such command (commands: {names})"]
-    return [f"`{shown} {flag_name(arg)}`: no such flag"
-            for arg in args if is_flag(arg) and flag_name(arg) not in options[subcommand]]
+    return [
+        f"`{shown} {flag_name(arg)}`: no such flag"
+        for arg in args
+        if is_flag(arg) and flag_name(arg) not in options[subcommand]
+    ]
 
 
 def flag_problems(text: str) -> list[str]:
@@ -235,18 +263,25 @@ def flag_problems(text: str) -> list[str]:
     for span in spans:
         words = shell_words(span)
         if words and is_flag(words[0]):
-            problems += [f"`{flag_name(w)}` (in `{span}`): no csiprovider command has "
-                         "this flag (another program's? add it to FOREIGN_FLAGS)"
-                         for w in words if is_flag(w) and flag_name(w) not in known]
+            problems += [
+                f"`{flag_name(w)}` (in `{span}`): no csiprovider command has "
+                "this flag (another program's? add it to FOREIGN_FLAGS)"
+                for w in words
+                if is_flag(w) and flag_name(w) not in known
+            ]
     serve = cli_options()["serve"]
     for block in blocks:
         if block.language in YAML_LANGUAGES:
-            problems += [f"`{m['flag']}` (YAML argument): not a `csiprovider serve` flag"
-                         for m in YAML_ARG.finditer(block.body) if m["flag"] not in serve]
+            problems += [
+                f"`{m['flag']}` (YAML argument): not a `csiprovider serve` flag"
+                for m in YAML_ARG.finditer(block.body)
+                if m["flag"] not in serve
+            ]
     return problems
 
 
 # -- the tests ----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("doc", LINKED_DOCS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_relative_links_resolve(doc: Path) -> None:
@@ -262,11 +297,16 @@ def test_runbook_headings_exist() -> None:
 def test_runbook_urls_name_troubleshooting_headings() -> None:
     """Alerts, dashboards and docs link `docs/troubleshooting.md#<anchor>` as text."""
     headings = anchors(TROUBLESHOOTING.read_text())
-    sources = [p for p in [*(ROOT / "charts").rglob("*"), *LINKED_DOCS]
-               if p.is_file() and p.suffix in {".yaml", ".yml", ".json", ".md", ".tpl",
-                                               ".txt"}]
-    used = {(str(p.relative_to(ROOT)), m["anchor"])
-            for p in sources for m in RUNBOOK_URL.finditer(p.read_text(errors="replace"))}
+    sources = [
+        p
+        for p in [*(ROOT / "charts").rglob("*"), *LINKED_DOCS]
+        if p.is_file() and p.suffix in {".yaml", ".yml", ".json", ".md", ".tpl", ".txt"}
+    ]
+    used = {
+        (str(p.relative_to(ROOT)), m["anchor"])
+        for p in sources
+        for m in RUNBOOK_URL.finditer(p.read_text(errors="replace"))
+    }
     assert used, "no runbook URL found: the pattern or the paths are stale"
     assert sorted(u for u in used if u[1] not in headings) == []
 
@@ -280,12 +320,12 @@ def test_every_command_doc_names_commands() -> None:
     """The extraction finds what these docs show, so the test above checks something."""
     for doc in COMMAND_DOCS:
         blocks, spans, _ = split_markdown(doc.read_text())
-        found = [c for code in [b.body for b in blocks] + spans
-                 for c in csiprovider_commands(code)]
+        found = [c for code in [b.body for b in blocks] + spans for c in csiprovider_commands(code)]
         assert any(sub == "validate" for sub, _ in found), doc.name
 
 
 # -- the checkers themselves --------------------------------------------------------------
+
 
 def test_a_flag_that_does_not_exist_fails() -> None:
     doc = """
@@ -339,22 +379,25 @@ def test_slugs_follow_github() -> None:
     assert slug("Pod stuck in ContainerCreating") == "pod-stuck-in-containercreating"
     assert slug("gRPC codes") == "grpc-codes"
     assert slug("`csiprovider validate`") == "csiprovider-validate"
-    assert slug("Running vault-helm's chart with the csiprovider image") == \
-        "running-vault-helms-chart-with-the-csiprovider-image"
+    assert (
+        slug("Running vault-helm's chart with the csiprovider image")
+        == "running-vault-helms-chart-with-the-csiprovider-image"
+    )
     assert slug("INVALID_ARGUMENT") == "invalid_argument"
     assert slug("A [link](x.md) and **bold**, v1.2") == "a-link-and-bold-v12"
-    text = "# A\n\n```sh\n# not a heading\n```\n\n## A\n\n<a id=\"c\"></a>\n"
+    text = '# A\n\n```sh\n# not a heading\n```\n\n## A\n\n<a id="c"></a>\n'
     assert anchors(text) == {"a", "a-1", "c"}
 
 
 def test_broken_links_are_reported() -> None:
-    text = ("# Here\n\n[ok](metrics.md#the-alerts) [gone](no-such-file.md) "
-            "[bad](#no-such-heading) [self](#here) [wrong](metrics.md#nope) "
-            "[web](https://example.com/x.md) `[code](nowhere.md)`\n")
+    text = (
+        "# Here\n\n[ok](metrics.md#the-alerts) [gone](no-such-file.md) "
+        "[bad](#no-such-heading) [self](#here) [wrong](metrics.md#nope) "
+        "[web](https://example.com/x.md) `[code](nowhere.md)`\n"
+    )
     assert link_problems(DOCS / "example.md", text) == [
         "docs/example.md: link 'no-such-file.md': no-such-file.md does not exist",
         "docs/example.md: link '#no-such-heading': no heading with anchor "
         "#no-such-heading in docs/example.md",
-        "docs/example.md: link 'metrics.md#nope': no heading with anchor #nope in "
-        "docs/metrics.md",
+        "docs/example.md: link 'metrics.md#nope': no heading with anchor #nope in docs/metrics.md",
     ]

@@ -19,8 +19,14 @@ from testkit.requests import mount_request
 from testkit.servers import KubeAPI
 
 GROUP, READER, STRANGER = 4242, 5000, 5001
-OBJECTS = [{"objectName": "db-password", "backend": "file", "path": "db/password",
-            "filePermission": "0440"}]
+OBJECTS = [
+    {
+        "objectName": "db-password",
+        "backend": "file",
+        "path": "db/password",
+        "filePermission": "0440",
+    }
+]
 
 
 @pytest.fixture
@@ -37,9 +43,18 @@ def volume() -> Iterator[Path]:
 
 
 def read_as(uid: int, groups: list[int], path: Path) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}",
-                           f"--groups={','.join(map(str, groups))}", "cat", str(path)],
-                          capture_output=True, timeout=30)
+    return subprocess.run(
+        [
+            "setpriv",
+            f"--reuid={uid}",
+            f"--regid={uid}",
+            f"--groups={','.join(map(str, groups))}",
+            "cat",
+            str(path),
+        ],
+        capture_output=True,
+        timeout=30,
+    )
 
 
 def check_readers(volume: Path) -> None:
@@ -62,8 +77,7 @@ async def test_the_pods_fs_group_owns_the_files(
     try:
         async with running(config) as stubs:
             for _ in range(3):  # a republish reads no pod again
-                await stubs["csiprovider"].Mount(mount_request(OBJECTS,
-                                                               target_path=str(volume)))
+                await stubs["csiprovider"].Mount(mount_request(OBJECTS, target_path=str(volume)))
     finally:
         del kube_api.fs_groups[("default", "app-0")]
     assert kube_api.count("GET", "/namespaces/default/pods/app-0") - reads == 1
@@ -75,8 +89,9 @@ async def test_the_spcs_file_group_wins(
 ) -> None:
     config = serve_config(write_mode="provider")
     async with running(config) as stubs:
-        await stubs["csiprovider"].Mount(mount_request(
-            OBJECTS, target_path=str(volume), extra={"fileGroup": str(GROUP)}))
+        await stubs["csiprovider"].Mount(
+            mount_request(OBJECTS, target_path=str(volume), extra={"fileGroup": str(GROUP)})
+        )
     check_readers(volume)
 
 

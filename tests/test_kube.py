@@ -51,8 +51,7 @@ def test_hmac_key_created_once_then_reused(client: KubeClient, kube_api: KubeAPI
     assert kube_api.count("POST", "/namespaces/csi/secrets") == creates
 
 
-def test_hmac_key_lost_create_race_reads_the_winner(client: KubeClient,
-                                                    kube_api: KubeAPI) -> None:
+def test_hmac_key_lost_create_race_reads_the_winner(client: KubeClient, kube_api: KubeAPI) -> None:
     winner = base64.b64encode(b"w" * 32).decode()
     kube_api.hide_once.add(("csi", "key-race"))  # our GET misses it, our POST conflicts
     kube_api.secrets[("csi", "key-race")] = {"data": {"key": winner}}
@@ -68,8 +67,12 @@ def test_hmac_secret_without_key_is_refused(client: KubeClient, kube_api: KubeAP
 async def test_daemon_versions_stable_across_restarts_with_secret_key(
     serve_config: Callable[..., ServeConfig], kube_api: KubeAPI, target: Path
 ) -> None:
-    config = serve_config(hmac_key_file=None, hmac_secret_name="csiprovider-hmac",
-                          hmac_secret_namespace="csi", kube_api_url=kube_api.url)
+    config = serve_config(
+        hmac_key_file=None,
+        hmac_secret_name="csiprovider-hmac",
+        hmac_secret_namespace="csi",
+        kube_api_url=kube_api.url,
+    )
     objects = [{"objectName": "p", "backend": "file", "path": "db/password"}]
     versions: list[Any] = []
     for _ in range(2):
@@ -81,14 +84,10 @@ async def test_daemon_versions_stable_across_restarts_with_secret_key(
     assert kube_api.count("GET", "/namespaces/csi/secrets/csiprovider-hmac") == 2  # per start
 
 
-async def test_hmac_secret_needs_kubernetes_api(
-    serve_config: Callable[..., ServeConfig]
-) -> None:
+async def test_hmac_secret_needs_kubernetes_api(serve_config: Callable[..., ServeConfig]) -> None:
     with pytest.raises(ServeError, match="needs the Kubernetes API"):
         async with running(serve_config(hmac_key_file=None, hmac_secret_name="x")):
             pass
-
-
 
 
 # ---------------------------------------------------------------- retries
@@ -120,8 +119,7 @@ def test_429_and_503_are_retried_then_succeed(flaky: KubeClient, faults: KubeFau
     assert faults.count("GET", SA_PATH) == 4
 
 
-def test_post_is_retried_too(flaky: KubeClient, faults: KubeFaults,
-                             kube_api: KubeAPI) -> None:
+def test_post_is_retried_too(flaky: KubeClient, faults: KubeFaults, kube_api: KubeAPI) -> None:
     faults.faults.append((502, None))
     token = flaky.token_request("shop", "web", "web-0", "uid-1", "aud")
     assert kube_api.signer.verify(token) is not None
@@ -142,12 +140,14 @@ def test_retry_after_is_honoured(flaky: KubeClient, faults: KubeFaults) -> None:
     assert len(faults.calls) == 2
 
 
-def test_retry_after_past_the_deadline_gives_up_at_once(flaky: KubeClient,
-                                                        faults: KubeFaults) -> None:
+def test_retry_after_past_the_deadline_gives_up_at_once(
+    flaky: KubeClient, faults: KubeFaults
+) -> None:
     faults.faults.append((429, "30"))
     started = time.monotonic()
-    with pytest.raises(PermissionDenied, match="failed to get service account shop/web: 429 "
-                       "injected fault"):
+    with pytest.raises(
+        PermissionDenied, match="failed to get service account shop/web: 429 injected fault"
+    ):
         flaky.service_account("shop", "web", deadline=started + 2)
     assert time.monotonic() - started < 1  # did not sleep towards a retry it cannot make
     assert faults.count("GET", SA_PATH) == 1
@@ -167,8 +167,11 @@ def test_persistent_5xx_ends_at_the_deadline_with_the_callers_error(
 def test_unreachable_api_is_unavailable_after_retries() -> None:
     client = KubeClient(url=f"http://127.0.0.1:{free_port()}")  # nobody listens there
     started = time.monotonic()
-    with pytest.raises(Unavailable, match=r"cannot reach the Kubernetes API at "
-                       r"http://127\.0\.0\.1:\d+ \(ConnectionError\)"):
+    with pytest.raises(
+        Unavailable,
+        match=r"cannot reach the Kubernetes API at "
+        r"http://127\.0\.0\.1:\d+ \(ConnectionError\)",
+    ):
         client.service_account("shop", "web", deadline=started + 1)
     assert 0.1 < time.monotonic() - started < 2
 
@@ -176,8 +179,9 @@ def test_unreachable_api_is_unavailable_after_retries() -> None:
 @pytest.mark.parametrize("status", [403, 404, 400, 409])
 def test_other_4xx_are_not_retried(flaky: KubeClient, faults: KubeFaults, status: int) -> None:
     faults.faults += [(status, None), (status, None)]
-    with pytest.raises(PermissionDenied, match=f"failed to get service account shop/web: "
-                       f"{status} injected fault"):
+    with pytest.raises(
+        PermissionDenied, match=f"failed to get service account shop/web: {status} injected fault"
+    ):
         flaky.service_account("shop", "web")
     assert faults.count("GET", SA_PATH) == 1
 
@@ -276,8 +280,11 @@ def test_rate_limiter_settings() -> None:
 
 def test_flag_defaults_and_ascp_aliases(monkeypatch: pytest.MonkeyPatch) -> None:
     defaults = {f.name: f.default for f in dataclasses.fields(ServeConfig)}
-    assert (defaults["kube_qps"], defaults["kube_burst"]) == (kube.DEFAULT_QPS,
-                                                              kube.DEFAULT_BURST) == (5, 10)
+    assert (
+        (defaults["kube_qps"], defaults["kube_burst"])
+        == (kube.DEFAULT_QPS, kube.DEFAULT_BURST)
+        == (5, 10)
+    )
     args = parser().parse_args(["serve"])
     assert (args.kube_qps, args.kube_burst) == (5.0, 10)
     args = parser().parse_args(["serve", "--qps", "20", "-burst=40"])
@@ -311,9 +318,13 @@ async def test_deleted_hmac_secret_is_recreated_and_versions_follow_it(
 ) -> None:
     """vault-csi-provider's e2e test 11: delete the key Secret, it comes back, and the
     versions change with it; Mounts meanwhile never wait for the API server."""
-    config = serve_config(hmac_key_file=None, hmac_secret_name="refreshed",
-                          hmac_secret_namespace="csi", kube_api_url=kube_api.url,
-                          hmac_refresh_interval=0.2)
+    config = serve_config(
+        hmac_key_file=None,
+        hmac_secret_name="refreshed",
+        hmac_secret_namespace="csi",
+        kube_api_url=kube_api.url,
+        hmac_refresh_interval=0.2,
+    )
     objects = [{"objectName": "p", "backend": "file", "path": "db/password"}]
     async with running(config) as stubs:
         before = list((await stubs["csiprovider"].Mount(mount_request(objects))).object_version)

@@ -66,8 +66,14 @@ SCRIPT = textwrap.dedent("""
 def test_a_daemon_imports_only_what_it_serves(tmp_path: Path) -> None:
     (tmp_path / "root" / "default").mkdir(parents=True)
     (tmp_path / "root" / "default" / "a").write_text("x")
-    out = subprocess.run([sys.executable, "-c", SCRIPT.format(heavy=HEAVY), str(tmp_path)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT.format(heavy=HEAVY), str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     stages = json.loads(out.stdout.strip().splitlines()[-1])
     assert stages["started"] == []
     assert stages["file mount"] == ["jsonschema"]  # native SPCs are schema-checked

@@ -20,8 +20,12 @@ from testkit.requests import attributes, mount_request
 DIALECTS = {  # provider name -> extra attributes its dialect needs to reach `objects`
     "csiprovider": {},
     "vault": {"roleName": "app", "vaultAddress": "http://127.0.0.1:9"},
-    "aws": {"region": "us-east-1", "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(
-        {"sts.amazonaws.com": {"token": "t", "expirationTimestamp": ""}})},
+    "aws": {
+        "region": "us-east-1",
+        "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(
+            {"sts.amazonaws.com": {"token": "t", "expirationTimestamp": ""}}
+        ),
+    },
 }
 GOOD = "- {objectName: u, backend: file, path: db/username}"
 
@@ -50,20 +54,27 @@ def objects_request(name: str, objects: str) -> pb.MountRequest:
 @pytest.mark.parametrize("name", list(DIALECTS))
 async def test_deep_nesting_is_refused_not_a_crash(stubs: dict[str, Any], name: str) -> None:
     # ~200 KB of '[' overflowed libyaml's recursive composer (SIGSEGV) in every dialect.
-    await refused(stubs[name], objects_request(name, "[" * 300_000),
-                  "more than the limit of 262144")
-    await refused(stubs[name], objects_request(name, "[" * 50_000),
-                  f"nested deeper than {limits.MAX_YAML_DEPTH} levels")
+    await refused(
+        stubs[name], objects_request(name, "[" * 300_000), "more than the limit of 262144"
+    )
+    await refused(
+        stubs[name],
+        objects_request(name, "[" * 50_000),
+        f"nested deeper than {limits.MAX_YAML_DEPTH} levels",
+    )
     reply = await stubs["csiprovider"].Mount(mount_request(GOOD))  # still serving
     assert [f.contents for f in reply.files] == [b"app_user"]
 
 
-@pytest.mark.parametrize("text", [
-    "[" * 50_000,  # flow: libyaml 0.2.6 looks ahead past 1,000 levels before any event
-    "a: " + "[" * 5000 + "]" * 5000,
-    "- " * 2000 + "x",  # block sequences: libyaml refuses at 1,000 levels too
-    "a:\n" + "".join(" " * i + f"k{i}:\n" for i in range(1, 60)),  # indentation
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 50_000,  # flow: libyaml 0.2.6 looks ahead past 1,000 levels before any event
+        "a: " + "[" * 5000 + "]" * 5000,
+        "- " * 2000 + "x",  # block sequences: libyaml refuses at 1,000 levels too
+        "a:\n" + "".join(" " * i + f"k{i}:\n" for i in range(1, 60)),  # indentation
+    ],
+)
 def test_nesting_is_refused_in_our_words_whatever_libyaml_refuses(text: str) -> None:
     with pytest.raises(InvalidArgument) as info:
         limits.check_yaml(text, "parameter objects")
@@ -86,8 +97,9 @@ def test_libyaml_own_nesting_limit_is_far_above_ours() -> None:
     if "exceeded maximum nesting depth" in words:  # libyaml 0.2.6
         assert "column 1001" in words, words
     else:  # libyaml 0.2.5 and PyYAML's Python parser: every level, then the end
-        assert "did not find expected node content" in words or "expected the node content" \
-            in words, words
+        assert (
+            "did not find expected node content" in words or "expected the node content" in words
+        ), words
         assert depth == 2000
 
 
@@ -103,29 +115,34 @@ def test_a_syntax_error_is_still_the_parser_s_to_word() -> None:
 
 
 @pytest.mark.parametrize("name", ["csiprovider", "aws"])
-async def test_alias_bombs_are_refused_before_they_expand(stubs: dict[str, Any],
-                                                          name: str) -> None:
+async def test_alias_bombs_are_refused_before_they_expand(stubs: dict[str, Any], name: str) -> None:
     lines = ["a0: &a0 [" + ", ".join(["xxxxxxxxxx"] * 10) + "]"]
     lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 8)]
-    bomb = ("- objectName: x\n  backend: vault\n  secretPath: p\n  secretArgs:\n"
-            + "".join(f"    {line}\n" for line in lines))
-    await refused(stubs[name], objects_request(name, bomb),
-                  "once aliases are expanded")
+    bomb = "- objectName: x\n  backend: vault\n  secretPath: p\n  secretArgs:\n" + "".join(
+        f"    {line}\n" for line in lines
+    )
+    await refused(stubs[name], objects_request(name, bomb), "once aliases are expanded")
 
 
 async def test_quadratic_expansion_of_long_scalars(stubs: dict[str, Any]) -> None:
     big = "x" * 100_000
-    text = (f"- objectName: a\n  backend: file\n  path: &p '{big}'\n"
-            + "".join(f"- {{objectName: o{i}, backend: file, path: *p}}\n" for i in range(30)))
-    await refused(stubs["csiprovider"], mount_request(text),
-                  f"more than {limits.MAX_YAML_EXPANDED_BYTES} bytes of text")
+    text = f"- objectName: a\n  backend: file\n  path: &p '{big}'\n" + "".join(
+        f"- {{objectName: o{i}, backend: file, path: *p}}\n" for i in range(30)
+    )
+    await refused(
+        stubs["csiprovider"],
+        mount_request(text),
+        f"more than {limits.MAX_YAML_EXPANDED_BYTES} bytes of text",
+    )
 
 
 async def test_too_many_objects(stubs: dict[str, Any]) -> None:
-    text = "".join(f"- {{objectName: o{i}, backend: file, path: p}}\n"
-                   for i in range(limits.MAX_OBJECTS + 1))
-    await refused(stubs["csiprovider"], mount_request(text),
-                  f"more than {limits.MAX_OBJECTS} objects")
+    text = "".join(
+        f"- {{objectName: o{i}, backend: file, path: p}}\n" for i in range(limits.MAX_OBJECTS + 1)
+    )
+    await refused(
+        stubs["csiprovider"], mount_request(text), f"more than {limits.MAX_OBJECTS} objects"
+    )
 
 
 @pytest.mark.parametrize("name", list(DIALECTS))
@@ -137,16 +154,21 @@ async def test_huge_number_literals(stubs: dict[str, Any], name: str) -> None:
 
 async def test_native_dialect_refuses_duplicate_keys(stubs: dict[str, Any]) -> None:
     text = "- objectName: a\n  backend: file\n  path: db/username\n  path: db/password\n"
-    await refused(stubs["csiprovider"], mount_request(text),
-                  "at line 4: mapping key 'path' is repeated")
+    await refused(
+        stubs["csiprovider"], mount_request(text), "at line 4: mapping key 'path' is repeated"
+    )
 
 
 async def test_request_envelope_bounds(stubs: dict[str, Any]) -> None:
     stub = stubs["csiprovider"]
     base = attributes(GOOD)
     huge = json.dumps({**base, "padding": "x" * limits.MAX_ATTRIBUTES_BYTES})
-    await refused(stub, mount_request(raw_attributes=huge), "MountRequest.attributes is",
-                  f"limit of {limits.MAX_ATTRIBUTES_BYTES}")
+    await refused(
+        stub,
+        mount_request(raw_attributes=huge),
+        "MountRequest.attributes is",
+        f"limit of {limits.MAX_ATTRIBUTES_BYTES}",
+    )
     deep = '{"a":' * 5000 + "1" + "}" * 5000
     deeper = f"nested deeper than {limits.MAX_JSON_DEPTH} levels"
     await refused(stub, mount_request(raw_attributes=deep), deeper)
@@ -162,25 +184,34 @@ async def test_request_envelope_bounds(stubs: dict[str, Any]) -> None:
     surrogate = json.dumps(base)[:-1] + ', "x": "\\ud800"}'
     await refused(stub, mount_request(raw_attributes=surrogate), "not valid UTF-8")
     lone_key = json.dumps({**base, "csi.storage.k8s.io/pod.namespace": "PLACEHOLDER"})
-    await refused(stub, mount_request(raw_attributes=lone_key.replace("PLACEHOLDER",
-                                                                        "\\udcff")),
-                  "not valid UTF-8")
+    await refused(
+        stub,
+        mount_request(raw_attributes=lone_key.replace("PLACEHOLDER", "\\udcff")),
+        "not valid UTF-8",
+    )
 
 
-@pytest.mark.parametrize(("key", "value"), [
-    ("csi.storage.k8s.io/pod.namespace", ".."),
-    ("csi.storage.k8s.io/pod.namespace", "/etc"),
-    ("csi.storage.k8s.io/pod.namespace", "de\u0000fault"),
-    ("csi.storage.k8s.io/pod.namespace", "Default"),
-    ("csi.storage.k8s.io/pod.name", "../web"),
-    ("csi.storage.k8s.io/pod.uid", "uid/../x"),
-    ("csi.storage.k8s.io/serviceAccount.name", "a b"),
-])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("csi.storage.k8s.io/pod.namespace", ".."),
+        ("csi.storage.k8s.io/pod.namespace", "/etc"),
+        ("csi.storage.k8s.io/pod.namespace", "de\u0000fault"),
+        ("csi.storage.k8s.io/pod.namespace", "Default"),
+        ("csi.storage.k8s.io/pod.name", "../web"),
+        ("csi.storage.k8s.io/pod.uid", "uid/../x"),
+        ("csi.storage.k8s.io/serviceAccount.name", "a b"),
+    ],
+)
 async def test_identity_attributes_must_be_kubernetes_names(
     stubs: dict[str, Any], key: str, value: str
 ) -> None:
-    details = await refused(stubs["csiprovider"], mount_request(GOOD, extra={key: value}),
-                            f"invalid {key}", "as Kubernetes names it")
+    details = await refused(
+        stubs["csiprovider"],
+        mount_request(GOOD, extra={key: value}),
+        f"invalid {key}",
+        "as Kubernetes names it",
+    )
     assert "\u0000" not in details
 
 

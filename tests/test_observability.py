@@ -33,10 +33,10 @@ async def test_probes_metrics_and_grpc_health(
         legacy = await loop_get(None, lambda: requests.get(f"{base}/health/ready", timeout=5))
         metrics = await loop_get(None, lambda: requests.get(f"{base}/metrics", timeout=5))
         async with grpc.aio.insecure_channel(
-                f"unix://{config.providers_dir / 'csiprovider.sock'}") as channel:
+            f"unix://{config.providers_dir / 'csiprovider.sock'}"
+        ) as channel:
             stub: Any = health_pb2_grpc.HealthStub(channel)
-            status = await stub.Check(
-                health_pb2.HealthCheckRequest(service=""))
+            status = await stub.Check(health_pb2.HealthCheckRequest(service=""))
         file_root.rename(file_root.with_name("moved"))
         not_ready = await loop_get(None, lambda: requests.get(f"{base}/readyz", timeout=5))
     assert healthz.status_code == ready.status_code == legacy.status_code == 200
@@ -45,8 +45,7 @@ async def test_probes_metrics_and_grpc_health(
     text = metrics.text
     assert 'csiprovider_mounts_total{dialect="native",provider="csiprovider",result="OK"}' in text
     assert "csiprovider_mount_duration_seconds_bucket" in text
-    assert ('csiprovider_backend_requests_total{backend="file",operation="read",result="ok"}'
-            in text)
+    assert 'csiprovider_backend_requests_total{backend="file",operation="read",result="ok"}' in text
     # Labels never carry pod-controlled text or secrets.
     for forbidden in ("db-password-object", "app-0", "pw-0123456789", "app-secrets"):
         assert forbidden not in text
@@ -58,21 +57,26 @@ async def test_a_vault_outage_keeps_the_daemon_ready_and_shows_in_verbose_and_me
     """/readyz checks only this daemon: an unreachable --vault-addr is a metric and a
     verbose line, probed in the background, never a NotReady pod or a log line per probe."""
     port, dead = free_port(), free_port()
-    config = serve_config(health_addr=f"127.0.0.1:{port}",
-                          vault_flag_address=f"http://127.0.0.1:{dead}")
+    config = serve_config(
+        health_addr=f"127.0.0.1:{port}", vault_flag_address=f"http://127.0.0.1:{dead}"
+    )
     base = f"http://127.0.0.1:{port}"
     loop = asyncio.get_running_loop()
     async with running(config):
         for _ in range(100):
             metrics = await loop.run_in_executor(
-                None, lambda: requests.get(f"{base}/metrics", timeout=5))
+                None, lambda: requests.get(f"{base}/metrics", timeout=5)
+            )
             if 'csiprovider_backend_reachable{backend="vault"} 0.0' in metrics.text:
                 break
             await asyncio.sleep(0.05)
-        probes = [await loop.run_in_executor(
-            None, lambda: requests.get(f"{base}/readyz", timeout=5)) for _ in range(5)]
+        probes = [
+            await loop.run_in_executor(None, lambda: requests.get(f"{base}/readyz", timeout=5))
+            for _ in range(5)
+        ]
         verbose = await loop.run_in_executor(
-            None, lambda: requests.get(f"{base}/readyz?verbose", timeout=5))
+            None, lambda: requests.get(f"{base}/readyz?verbose", timeout=5)
+        )
     assert 'csiprovider_backend_reachable{backend="vault"} 0.0' in metrics.text
     assert all(p.status_code == 200 for p in probes)
     assert verbose.status_code == 200

@@ -21,41 +21,66 @@ POD_UID = "6f1c3f0e-1111-2222-3333-444455556666"
 def request(bao: OpenBao, signer: Signer, target: Path, namespace: str, path: str) -> object:
     token = signer.token(namespace, "app", ["vault"], pod="app-0", pod_uid=POD_UID)
     objects = [{"objectName": "v", "secretPath": path, "secretKey": "v"}]
-    extra = {"roleName": "refresh", "vaultAddress": bao.addr,
-             "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(
-                 {"vault": {"token": token, "expirationTimestamp": "2030-01-01T00:00:00Z"}})}
+    extra = {
+        "roleName": "refresh",
+        "vaultAddress": bao.addr,
+        "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(
+            {"vault": {"token": token, "expirationTimestamp": "2030-01-01T00:00:00Z"}}
+        ),
+    }
     return mount_request(objects, namespace=namespace, extra=extra, target_path=str(target))
 
 
 async def refresh(admin: Path, *args: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "csiprovider", "refresh", "--admin-socket", str(admin), *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        sys.executable,
+        "-m",
+        "csiprovider",
+        "refresh",
+        "--admin-socket",
+        str(admin),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     out, _ = await proc.communicate()
     return proc.returncode or 0, out.decode()
 
 
 async def test_refresh_rewrites_matching_volumes_now(
-    serve_config: Callable[..., ServeConfig], openbao: OpenBao, signer: Signer,
-    tmp_path: Path
+    serve_config: Callable[..., ServeConfig], openbao: OpenBao, signer: Signer, tmp_path: Path
 ) -> None:
-    openbao.api("POST", "auth/kubernetes/role/refresh", {
-        "bound_service_account_names": ["app"],
-        "bound_service_account_namespaces": ["default", "shop"],
-        "audience": "vault", "token_policies": ["app"], "token_ttl": "1h"})
+    openbao.api(
+        "POST",
+        "auth/kubernetes/role/refresh",
+        {
+            "bound_service_account_names": ["app"],
+            "bound_service_account_namespaces": ["default", "shop"],
+            "audience": "vault",
+            "token_policies": ["app"],
+            "token_ttl": "1h",
+        },
+    )
     openbao.api("POST", "secret/data/refresh-a", {"data": {"v": "a-1"}})
     openbao.api("POST", "secret/data/refresh-b", {"data": {"v": "b-1"}})
     admin = tmp_path / "admin.sock"
-    config = serve_config(names=["vault"], write_mode="provider", admin_socket=admin,
-                          rotation_poll_interval=3600.0, cache_ttl=600.0)
+    config = serve_config(
+        names=["vault"],
+        write_mode="provider",
+        admin_socket=admin,
+        rotation_poll_interval=3600.0,
+        cache_ttl=600.0,
+    )
     mine, theirs = tmp_path / "mine", tmp_path / "theirs"
     mine.mkdir()
     theirs.mkdir()
     async with running(config) as stubs:
-        await stubs["vault"].Mount(request(openbao, signer, mine, "default",
-                                           "secret/data/refresh-a"))
-        await stubs["vault"].Mount(request(openbao, signer, theirs, "shop",
-                                           "secret/data/refresh-b"))
+        await stubs["vault"].Mount(
+            request(openbao, signer, mine, "default", "secret/data/refresh-a")
+        )
+        await stubs["vault"].Mount(
+            request(openbao, signer, theirs, "shop", "secret/data/refresh-b")
+        )
         assert stat.S_IMODE(admin.stat().st_mode) == 0o600
         openbao.api("POST", "secret/data/refresh-a", {"data": {"v": "a-2"}})
         openbao.api("POST", "secret/data/refresh-b", {"data": {"v": "b-2"}})

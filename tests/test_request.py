@@ -14,7 +14,9 @@ from testkit.requests import attributes, mount_request
 
 
 def test_parses_driver_request() -> None:
-    tokens = {"vault": {"token": "eyJhbGciOi.tok.sig", "expirationTimestamp": "2026-11-23T10:00:00Z"}}
+    tokens = {
+        "vault": {"token": "eyJhbGciOi.tok.sig", "expirationTimestamp": "2026-11-23T10:00:00Z"}
+    }
     req = mount_request([], extra={"csi.storage.k8s.io/serviceAccount.tokens": json.dumps(tokens)})
     req.secrets = json.dumps({"username": "u"})
     req.current_object_version.append(pb.ObjectVersion(id="a", version="v1"))
@@ -36,7 +38,11 @@ def test_parses_driver_request() -> None:
     [
         ("attributes", "", "missing attributes"),
         ("attributes", "{not json", "failed to parse attributes as JSON"),
-        ("attributes", "[1, 2]", "MountRequest.attributes must be a JSON object of strings, got list"),
+        (
+            "attributes",
+            "[1, 2]",
+            "MountRequest.attributes must be a JSON object of strings, got list",
+        ),
         ("attributes", '{"objects": 5}', "the value of 'objects' is not a string"),
         ("secrets", "{oops", "failed to parse secrets as JSON"),
         ("permission", "", "missing permission"),

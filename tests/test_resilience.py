@@ -37,7 +37,10 @@ OBJ = "- {objectName: k, secretPath: secret/data/resilient, secretKey: k}"
 
 
 async def test_vault_outage_serves_last_good_content(
-    serve_config: Callable[..., ServeConfig], openbao: OpenBao, proxy: Any, signer: Signer,
+    serve_config: Callable[..., ServeConfig],
+    openbao: OpenBao,
+    proxy: Any,
+    signer: Signer,
     kube_api: Any,
 ) -> None:
     async with running(serve_config(names=["vault"], mount_timeout=1.5)) as stubs:
@@ -55,7 +58,10 @@ async def test_vault_outage_serves_last_good_content(
 
 
 async def test_first_mount_during_outage_is_unavailable(
-    serve_config: Callable[..., ServeConfig], openbao: OpenBao, proxy: Any, signer: Signer,
+    serve_config: Callable[..., ServeConfig],
+    openbao: OpenBao,
+    proxy: Any,
+    signer: Signer,
     kube_api: Any,
 ) -> None:
     proxy.faults["/v1/secret/data/resilient"] = [503] * 1000
@@ -67,7 +73,10 @@ async def test_first_mount_during_outage_is_unavailable(
 
 
 async def test_malformed_reply_is_an_error_not_a_crash(
-    serve_config: Callable[..., ServeConfig], openbao: OpenBao, proxy: Any, signer: Signer,
+    serve_config: Callable[..., ServeConfig],
+    openbao: OpenBao,
+    proxy: Any,
+    signer: Signer,
     kube_api: Any,
 ) -> None:
     proxy.canned["/v1/secret/data/resilient"] = (200, b"<html>not json</html>")
@@ -95,7 +104,10 @@ async def test_optional_objects(stub: Any, file_root: Path) -> None:
 
 
 async def test_outage_republish_serves_last_good_within_the_stale_wait(
-    serve_config: Callable[..., ServeConfig], openbao: OpenBao, proxy: Any, signer: Signer,
+    serve_config: Callable[..., ServeConfig],
+    openbao: OpenBao,
+    proxy: Any,
+    signer: Signer,
 ) -> None:
     """The backend keeps failing; a republish with last good content answers after
     STALE_WAIT_SECONDS, not after the whole Mount deadline (30 s here)."""
@@ -103,15 +115,19 @@ async def test_outage_republish_serves_last_good_within_the_stale_wait(
         first = await stubs["vault"].Mount(request(openbao, signer, OBJ, vaultAddress=proxy.url))
         proxy.faults["/v1/secret/data/resilient"] = [503] * 10_000
         started = time.monotonic()
-        again = await stubs["vault"].Mount(request(openbao, signer, OBJ, vaultAddress=proxy.url),
-                                           timeout=40)
+        again = await stubs["vault"].Mount(
+            request(openbao, signer, OBJ, vaultAddress=proxy.url), timeout=40
+        )
         waited = time.monotonic() - started
     assert files(again) == files(first)
     assert limits.STALE_WAIT_SECONDS - 0.5 < waited < limits.STALE_WAIT_SECONDS + 3
 
 
 async def test_oversized_and_non_json_replies_name_the_object(
-    serve_config: Callable[..., ServeConfig], openbao: OpenBao, proxy: Any, signer: Signer,
+    serve_config: Callable[..., ServeConfig],
+    openbao: OpenBao,
+    proxy: Any,
+    signer: Signer,
 ) -> None:
     """A 50 MB reply is refused while streaming (the daemon never holds it); a non-JSON
     200 (a proxy's page) is UNAVAILABLE; both name the object, neither is INTERNAL.

@@ -34,8 +34,7 @@ class CountingBackend(FileBackend):
         self.calls: dict[Any, int] = {}
         self.lock = threading.Lock()
 
-    def fetch(self, obj: MountObject, grant: Grant | None = None,
-              deadline: float = 0.0) -> Any:
+    def fetch(self, obj: MountObject, grant: Grant | None = None, deadline: float = 0.0) -> Any:
         with self.lock:
             self.calls[obj.source] = self.calls.get(obj.source, 0) + 1
         return super().fetch(obj, grant, deadline)
@@ -51,8 +50,7 @@ class BarrierBackend(FileBackend):
         super().__init__(root)
         self.barrier = threading.Barrier(parties, timeout=5)
 
-    def fetch(self, obj: MountObject, grant: Grant | None = None,
-              deadline: float = 0.0) -> Any:
+    def fetch(self, obj: MountObject, grant: Grant | None = None, deadline: float = 0.0) -> Any:
         self.barrier.wait()
         return super().fetch(obj, grant, deadline)
 
@@ -68,8 +66,7 @@ class StuckBackend(FileBackend):
         self.stuck_path = stuck_path
         self.release = threading.Event()
 
-    def fetch(self, obj: MountObject, grant: Grant | None = None,
-              deadline: float = 0.0) -> Any:
+    def fetch(self, obj: MountObject, grant: Grant | None = None, deadline: float = 0.0) -> Any:
         assert isinstance(obj.source, FileSource)
         if obj.source.path == self.stuck_path:
             self.release.wait(10)
@@ -97,11 +94,13 @@ def resolver(backend: FileBackend, executor: Any) -> Resolver:
 
 async def test_same_source_is_fetched_once(file_root: Path, executor: Any) -> None:
     backend = CountingBackend(file_root)
-    objs = objects([
-        {"objectName": "password", "backend": "file", "path": "db/password"},
-        {"objectName": "password-copy", "backend": "file", "path": "db/password"},
-        {"objectName": "username", "backend": "file", "path": "db/username"},
-    ])
+    objs = objects(
+        [
+            {"objectName": "password", "backend": "file", "path": "db/password"},
+            {"objectName": "password-copy", "backend": "file", "path": "db/password"},
+            {"objectName": "username", "backend": "file", "path": "db/username"},
+        ]
+    )
     result = await resolver(backend, executor).resolve(objs, timeout=5)
     assert sorted(backend.calls.values()) == [1, 1]
     assert [f.path for f in result.files] == ["password", "password-copy", "username"]
@@ -122,10 +121,12 @@ async def test_objects_are_fetched_in_parallel(file_root: Path, executor: Any) -
 
 async def test_deadline_names_the_slow_object(file_root: Path, executor: Any) -> None:
     backend = StuckBackend(file_root, "db/password")
-    objs = objects([
-        {"objectName": "user", "backend": "file", "path": "db/username"},
-        {"objectName": "pass", "backend": "file", "path": "db/password"},
-    ])
+    objs = objects(
+        [
+            {"objectName": "user", "backend": "file", "path": "db/username"},
+            {"objectName": "pass", "backend": "file", "path": "db/password"},
+        ]
+    )
     try:
         with pytest.raises(MountError) as info:
             await resolver(backend, executor).resolve(objs, timeout=0.3)
@@ -138,10 +139,12 @@ async def test_deadline_names_the_slow_object(file_root: Path, executor: Any) ->
 
 async def test_first_error_fails_fast(file_root: Path, executor: Any) -> None:
     backend = StuckBackend(file_root, "db/password")
-    objs = objects([
-        {"objectName": "pass", "backend": "file", "path": "db/password"},
-        {"objectName": "missing", "backend": "file", "path": "nope"},
-    ])
+    objs = objects(
+        [
+            {"objectName": "pass", "backend": "file", "path": "db/password"},
+            {"objectName": "missing", "backend": "file", "path": "nope"},
+        ]
+    )
     try:
         with pytest.raises(MountError) as info:
             await resolver(backend, executor).resolve(objs, timeout=5)
@@ -152,8 +155,9 @@ async def test_first_error_fails_fast(file_root: Path, executor: Any) -> None:
 
 
 async def test_bad_encoding_names_object_not_content(file_root: Path, executor: Any) -> None:
-    objs = objects([{"objectName": "pw", "backend": "file", "path": "db/password",
-                     "encoding": "base64"}])
+    objs = objects(
+        [{"objectName": "pw", "backend": "file", "path": "db/password", "encoding": "base64"}]
+    )
     with pytest.raises(MountError) as info:
         await resolver(FileBackend(file_root), executor).resolve(objs, timeout=5)
     assert info.value.code is grpc.StatusCode.INVALID_ARGUMENT
@@ -172,8 +176,7 @@ async def test_backend_not_enabled(executor: Any) -> None:
 class CrashingBackend(FileBackend):
     """A backend with a bug: its exception message carries a value."""
 
-    def fetch(self, obj: MountObject, grant: Grant | None = None,
-              deadline: float = 0.0) -> Any:
+    def fetch(self, obj: MountObject, grant: Grant | None = None, deadline: float = 0.0) -> Any:
         raise KeyError("pw-0123456789")
 
 
@@ -187,8 +190,7 @@ async def test_a_backend_bug_logs_where_not_what(
     [record] = [r for r in caplog.records if r.getMessage() == "backend crashed"]
     fields = record.__dict__["fields"]
     assert fields["error_type"] == "KeyError"
-    assert any(f.startswith("test_resolver.py:") and f.endswith(":fetch")
-               for f in fields["frames"])
+    assert any(f.startswith("test_resolver.py:") and f.endswith(":fetch") for f in fields["frames"])
     assert "pw-0123456789" not in repr(fields) + info.value.message
 
 
@@ -203,8 +205,7 @@ async def test_limits_are_per_backend_instance(file_root: Path, executor: Any) -
         def quick(self, obj: MountObject) -> bool:
             return False
 
-        def fetch(self, obj: MountObject, grant: Grant | None = None,
-                  deadline: float = 0.0) -> Any:
+        def fetch(self, obj: MountObject, grant: Grant | None = None, deadline: float = 0.0) -> Any:
             with lock:
                 in_flight[0] += 1
                 most[0] = max(most[0], in_flight[0])
@@ -214,8 +215,9 @@ async def test_limits_are_per_backend_instance(file_root: Path, executor: Any) -
             return super().fetch(obj, grant, deadline)
 
     shared = Slow(file_root)
-    resolver_ = Resolver({"file": shared, "alias": shared}, Versioner(b"k" * 32), executor,
-                         backend_concurrency=2)
+    resolver_ = Resolver(
+        {"file": shared, "alias": shared}, Versioner(b"k" * 32), executor, backend_concurrency=2
+    )
     objs = fetched([{"objectName": f"s{i}", "backend": "file"} for i in range(6)])
     renamed = [dataclasses.replace(o, backend="alias") for o in objs[3:]]
     result = await resolver_.resolve([*objs[:3], *renamed], timeout=10)
@@ -229,14 +231,23 @@ async def test_waiting_for_a_stuck_backend_holds_no_thread(file_root: Path) -> N
     stuck = StuckBackend(file_root, "db/password")
     free = FileBackend(file_root)
     with ThreadPoolExecutor(2) as pool:
-        resolver_ = Resolver({"file": stuck, "other": free}, Versioner(b"k" * 32), pool,
-                             backend_concurrency=1)
-        waiting = [asyncio.ensure_future(resolver_.resolve(objects([
-            {"objectName": "p", "backend": "file", "path": "db/password"}]), timeout=5))
-            for _ in range(4)]
+        resolver_ = Resolver(
+            {"file": stuck, "other": free}, Versioner(b"k" * 32), pool, backend_concurrency=1
+        )
+        waiting = [
+            asyncio.ensure_future(
+                resolver_.resolve(
+                    objects([{"objectName": "p", "backend": "file", "path": "db/password"}]),
+                    timeout=5,
+                )
+            )
+            for _ in range(4)
+        ]
         await asyncio.sleep(0.1)
-        quick = [dataclasses.replace(o, backend="other") for o in fetched([
-            {"objectName": "u", "backend": "file", "path": "db/username"}])]
+        quick = [
+            dataclasses.replace(o, backend="other")
+            for o in fetched([{"objectName": "u", "backend": "file", "path": "db/username"}])
+        ]
         started = time.monotonic()
         result = await resolver_.resolve(quick, timeout=5)
         took = time.monotonic() - started
@@ -253,9 +264,12 @@ async def test_a_failed_mount_leaves_no_unretrieved_exception(
     retrieved, so asyncio never logs "exception was never retrieved"."""
     import gc
 
-    objs = objects([{"objectName": "missing", "backend": "file", "path": "nope"},
-                    *({"objectName": f"m{i}", "backend": "file", "path": f"nope{i}"}
-                      for i in range(5))])
+    objs = objects(
+        [
+            {"objectName": "missing", "backend": "file", "path": "nope"},
+            *({"objectName": f"m{i}", "backend": "file", "path": f"nope{i}"} for i in range(5)),
+        ]
+    )
     for _ in range(3):
         with pytest.raises(MountError):
             await resolver(FileBackend(file_root), executor).resolve(objs, timeout=5)

@@ -36,8 +36,10 @@ async def test_file_change_rewrites_at_once_and_unmount_untracks(
     serve_config: Callable[..., ServeConfig], file_root: Path, target: Path
 ) -> None:
     config = serve_config(write_mode="provider", rotation_poll_interval=3600.0)
-    objects = [{"objectName": "user", "backend": "file", "path": "db/username"},
-               {"objectName": "pass", "backend": "file", "path": "db/password"}]
+    objects = [
+        {"objectName": "user", "backend": "file", "path": "db/username"},
+        {"objectName": "pass", "backend": "file", "path": "db/password"},
+    ]
     async with running(config) as stubs:
         await stubs["csiprovider"].Mount(mount_request(objects, target_path=str(target)))
         assert (target / "user").read_text() == "app_user"
@@ -50,12 +52,17 @@ async def test_file_change_rewrites_at_once_and_unmount_untracks(
 
 
 async def test_poll_rotates_vault_set_atomically_and_waits_for_expired_tokens(
-    serve_config: Callable[..., ServeConfig], openbao: OpenBao, signer: Signer, target: Path,
+    serve_config: Callable[..., ServeConfig],
+    openbao: OpenBao,
+    signer: Signer,
+    target: Path,
     kube_api: Any,
 ) -> None:
     openbao.api("POST", "secret/data/pair", {"data": {"u": "user-1", "p": "pass-1"}})
-    objects = ("- {objectName: u, secretPath: secret/data/pair, secretKey: u}\n"
-               "- {objectName: p, secretPath: secret/data/pair, secretKey: p}")
+    objects = (
+        "- {objectName: u, secretPath: secret/data/pair, secretKey: u}\n"
+        "- {objectName: p, secretPath: secret/data/pair, secretKey: p}"
+    )
     config = serve_config(names=["vault"], write_mode="provider", rotation_poll_interval=3600.0)
     async with running(config) as stubs:
         req = vault_request(openbao, signer, objects, rotationPollInterval="1s")

@@ -21,21 +21,31 @@ from testkit.requests import mount_request
 
 DB = [
     {"objectName": "db-username", "backend": "file", "path": "db/username"},
-    {"objectName": "db-password", "backend": "file", "path": "db/password",
-     "objectAlias": "password", "filePermission": "0600"},
+    {
+        "objectName": "db-password",
+        "backend": "file",
+        "path": "db/password",
+        "objectAlias": "password",
+        "filePermission": "0600",
+    },
 ]
 
 
 async def test_version(stub: Any) -> None:
     reply = await stub.Version(pb.VersionRequest(version="v1alpha1"))
     assert (reply.version, reply.runtime_name, reply.runtime_version) == (
-        "v1alpha1", "csiprovider", __version__)
+        "v1alpha1",
+        "csiprovider",
+        __version__,
+    )
 
 
 async def test_mount_driver_mode_returns_files(stub: Any, target: Path) -> None:
     reply = await stub.Mount(mount_request(DB, target_path=str(target)))
     assert [(f.path, f.mode, f.contents) for f in reply.files] == [
-        ("db-username", 0o644, b"app_user"), ("password", 0o600, b"pw-0123456789")]
+        ("db-username", 0o644, b"app_user"),
+        ("password", 0o600, b"pw-0123456789"),
+    ]
     assert [v.id for v in reply.object_version] == ["db-username", "db-password"]
     assert all(v.version for v in reply.object_version)
     assert os.listdir(target) == []  # the driver writes in driver mode, not us
@@ -64,9 +74,7 @@ async def test_versions_survive_restart_with_key_file(
     assert versions[0] == versions[1]
 
 
-async def test_provider_write_mode(
-    serve_config: Callable[..., ServeConfig], target: Path
-) -> None:
+async def test_provider_write_mode(serve_config: Callable[..., ServeConfig], target: Path) -> None:
     async with running(serve_config(write_mode="provider")) as stubs:
         reply = await stubs["csiprovider"].Mount(mount_request(DB, target_path=str(target)))
     assert list(reply.files) == []
@@ -75,7 +83,9 @@ async def test_provider_write_mode(
     assert stat.S_IMODE((target / "password").stat().st_mode) == 0o600
     assert os.readlink(target / "..data").startswith("..")
     assert sorted(p for p in os.listdir(target) if not p.startswith("..")) == [
-        "db-username", "password"]
+        "db-username",
+        "password",
+    ]
 
 
 async def test_provider_mode_missing_target(
@@ -84,7 +94,8 @@ async def test_provider_mode_missing_target(
     async with running(serve_config(write_mode="provider")) as stubs:
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await stubs["csiprovider"].Mount(
-                mount_request(DB, target_path=str(tmp_path / "absent")))
+                mount_request(DB, target_path=str(tmp_path / "absent"))
+            )
     assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert "is not an existing directory" in (info.value.details() or "")
     assert not (tmp_path / "absent").exists()
@@ -92,8 +103,11 @@ async def test_provider_mode_missing_target(
 
 async def test_errors_reach_driver_with_code(stub: Any, target: Path) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await stub.Mount(mount_request([{"objectName": "x", "backend": "file", "path": "nope"}],
-                                       target_path=str(target)))
+        await stub.Mount(
+            mount_request(
+                [{"objectName": "x", "backend": "file", "path": "nope"}], target_path=str(target)
+            )
+        )
     assert info.value.code() is grpc.StatusCode.NOT_FOUND
     assert "objects[0] (objectName 'x'): file 'nope' not found" in (info.value.details() or "")
 
@@ -107,9 +121,7 @@ async def test_other_namespace_is_invisible(stub: Any, target: Path) -> None:
     assert reply.files[0].contents == b"other-namespace-secret"
 
 
-async def test_oversized_response_is_refused(
-    stub: Any, target: Path, file_root: Path
-) -> None:
+async def test_oversized_response_is_refused(stub: Any, target: Path, file_root: Path) -> None:
     for name in ("big1", "big2"):
         (file_root / "default" / name).write_bytes(b"x" * (2 * 1024 * 1024 + 1))
     objects = [{"objectName": n, "backend": "file"} for n in ("big1", "big2")]
@@ -125,9 +137,12 @@ async def test_mount_log_line_has_names_not_values(
     caplog.set_level(logging.INFO)
     await stub.Mount(mount_request(DB, target_path=str(target)))
     with pytest.raises(grpc.aio.AioRpcError):
-        await stub.Mount(mount_request(
-            [{"objectName": "p", "backend": "file", "path": "db/password", "encoding": "hex"}],
-            target_path=str(target)))
+        await stub.Mount(
+            mount_request(
+                [{"objectName": "p", "backend": "file", "path": "db/password", "encoding": "hex"}],
+                target_path=str(target),
+            )
+        )
     records = [r for r in caplog.records if r.name == "csiprovider.mount"]
     assert len(records) == 2
     ok = records[0].fields  # type: ignore[attr-defined]
@@ -155,15 +170,17 @@ async def test_warns_above_secret_sync_limit(
     stub: Any, target: Path, file_root: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     (file_root / "default" / "big").write_bytes(b"x" * (1024 * 1024 + 1))
-    reply = await stub.Mount(mount_request([{"objectName": "big", "backend": "file"}],
-                                           target_path=str(target)))
+    reply = await stub.Mount(
+        mount_request([{"objectName": "big", "backend": "file"}], target_path=str(target))
+    )
     assert len(reply.files[0].contents) == 1024 * 1024 + 1
-    assert any("syncing it to a Kubernetes Secret will fail" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        "syncing it to a Kubernetes Secret will fail" in r.getMessage() for r in caplog.records
+    )
 
 
 async def test_shutdown_leaves_a_socket_another_provider_took_over(
-    serve_config: Callable[..., ServeConfig]
+    serve_config: Callable[..., ServeConfig],
 ) -> None:
     """vault-csi-provider and ASCP replace whatever sits at their socket path when they
     start: our shutdown must not delete their new socket."""

@@ -34,8 +34,9 @@ VERSION_DIR = re.compile(r"\.\.\d{4}(?:_\d{2}){5}\.[A-Za-z0-9_]+")
 def objects(generation: int) -> list[dict[str, Any]]:
     """Files a, b, c of one generation (each holds the generation number) and `tick`, a
     file that changes all the time so that rotations really publish new versions."""
-    return [{"objectName": name, "backend": "file", "path": f"gen{generation}/{name}"}
-            for name in NAMES] + [{"objectName": "tick", "backend": "file", "path": "tick"}]
+    return [
+        {"objectName": name, "backend": "file", "path": f"gen{generation}/{name}"} for name in NAMES
+    ] + [{"objectName": "tick", "backend": "file", "path": "tick"}]
 
 
 def read_once(target: Path) -> tuple[str, dict[str, str] | None]:
@@ -94,8 +95,10 @@ class Readers:
             if found is None or sorted(found) != sorted((*NAMES, "tick")):
                 # A version directory only disappears after ..data has moved on.
                 if not moved:
-                    self._problem(f"incomplete set while ..data stayed on {version}: "
-                                  f"{None if found is None else sorted(found)}")
+                    self._problem(
+                        f"incomplete set while ..data stayed on {version}: "
+                        f"{None if found is None else sorted(found)}"
+                    )
             elif len({found[name] for name in NAMES}) != 1:
                 self._problem(f"mixed generations behind {version}: {found}")
             else:
@@ -119,12 +122,15 @@ class Readers:
 def leftovers(target: Path) -> list[str]:
     """Hidden entries other than ..data and the version it names."""
     current = os.readlink(target / "..data")
-    return sorted(n for n in os.listdir(target)
-                  if n.startswith("..") and n not in ("..data", current))
+    return sorted(
+        n for n in os.listdir(target) if n.startswith("..") and n not in ("..data", current)
+    )
 
 
 async def test_concurrent_republishes_and_rotations_share_one_volume(
-    serve_config: Callable[..., ServeConfig], file_root: Path, target: Path,
+    serve_config: Callable[..., ServeConfig],
+    file_root: Path,
+    target: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ns = file_root / "default"
@@ -139,8 +145,9 @@ async def test_concurrent_republishes_and_rotations_share_one_volume(
     rng = random.Random(20261124)
 
     def request(generation: int) -> Any:
-        return mount_request(objects(generation), target_path=str(target),
-                             extra={"rotationPollInterval": "20ms"})
+        return mount_request(
+            objects(generation), target_path=str(target), extra={"rotationPollInterval": "20ms"}
+        )
 
     stop_ticking = threading.Event()
 
@@ -168,7 +175,8 @@ async def test_concurrent_republishes_and_rotations_share_one_volume(
                         break
                     replies = await asyncio.gather(
                         *(stub.Mount(request(rng.randrange(GENERATIONS))) for _ in range(6)),
-                        return_exceptions=True)
+                        return_exceptions=True,
+                    )
                     for reply in replies:
                         if isinstance(reply, grpc.aio.AioRpcError):
                             outcomes[reply.code().name] += 1
@@ -186,8 +194,9 @@ async def test_concurrent_republishes_and_rotations_share_one_volume(
         # Then the volume settles: no source changes, so rotations find nothing to write.
         # Settled means so for 0.25 s on end (a dozen rotations), not at one instant.
         def settled() -> bool:
-            return not leftovers(target) and {
-                (target / name).read_text() for name in NAMES} == {"1"}
+            return not leftovers(target) and {(target / name).read_text() for name in NAMES} == {
+                "1"
+            }
 
         deadline = time.monotonic() + 5
         since = None
@@ -223,8 +232,11 @@ async def test_target_locks_serialise_one_path_and_forget_idle_ones(tmp_path: Pa
             events.append(f"{tag}-")
 
     # Two spellings of one target take turns; another target goes on in parallel.
-    await asyncio.gather(write(str(tmp_path / "t"), "a"), write(f"{tmp_path}/./t/", "b"),
-                         write(str(tmp_path / "u"), "c"))
+    await asyncio.gather(
+        write(str(tmp_path / "t"), "a"),
+        write(f"{tmp_path}/./t/", "b"),
+        write(str(tmp_path / "u"), "c"),
+    )
     one_target = [e for e in events if e[0] in "ab"]
     assert one_target in (["a+", "a-", "b+", "b-"], ["b+", "b-", "a+", "a-"])
     assert events.index("c+") < events.index("c-") < max(events.index("a-"), events.index("b-"))

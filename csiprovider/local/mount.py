@@ -75,9 +75,7 @@ def build_attributes(opts: MountOptions) -> dict[str, str]:
     return attributes
 
 
-def build_request(
-    opts: MountOptions, current: Sequence[tuple[str, str]] = ()
-) -> pb.MountRequest:
+def build_request(opts: MountOptions, current: Sequence[tuple[str, str]] = ()) -> pb.MountRequest:
     return pb.MountRequest(
         attributes=json.dumps(build_attributes(opts), sort_keys=True, separators=(",", ":")),
         secrets=json.dumps(dict(opts.secrets), sort_keys=True, separators=(",", ":")),
@@ -128,10 +126,13 @@ async def mount_once(
                 validate_path(f.path)
             except PayloadError as exc:
                 raise MountFailed(f"provider returned an invalid file path: {exc}") from None
-        changed = write_atomic(
-            opts.target,
-            {f.path: FileProjection(data=f.contents, mode=f.mode) for f in response.files},
-        ) or changed
+        changed = (
+            write_atomic(
+                opts.target,
+                {f.path: FileProjection(data=f.contents, mode=f.mode) for f in response.files},
+            )
+            or changed
+        )
     return versions, list(response.files), changed
 
 
@@ -146,22 +147,31 @@ async def run(opts: MountOptions, out: TextIO = sys.stdout, err: TextIO = sys.st
             loop.add_signal_handler(sig, stop.set)
     if not opts.socket.exists():
         name = opts.socket.stem
-        print(f"csiprovider: error: no provider socket at {opts.socket}: start the daemon "
-              f"serving this SPC's provider name, e.g. `csiprovider serve --name {name} "
-              f"--providers-dir {opts.socket.parent}` (add --file-root DIR for file objects), "
-              "or point --providers-dir/--socket at the running one", file=err)
+        print(
+            f"csiprovider: error: no provider socket at {opts.socket}: start the daemon "
+            f"serving this SPC's provider name, e.g. `csiprovider serve --name {name} "
+            f"--providers-dir {opts.socket.parent}` (add --file-root DIR for file objects), "
+            "or point --providers-dir/--socket at the running one",
+            file=err,
+        )
         return 2
     async with grpc.aio.insecure_channel(f"unix://{opts.socket.absolute()}") as channel:
         stub = pb_grpc.CSIDriverProviderStub(channel)
         try:
             version = await stub.Version(pb.VersionRequest(version=API_VERSION), timeout=5)
         except grpc.aio.AioRpcError as exc:
-            print(f"csiprovider: error: cannot reach provider at {opts.socket}: "
-                  f"{exc.details()}; is `csiprovider serve --name {opts.socket.stem}` "
-                  "running?", file=err)
+            print(
+                f"csiprovider: error: cannot reach provider at {opts.socket}: "
+                f"{exc.details()}; is `csiprovider serve --name {opts.socket.stem}` "
+                "running?",
+                file=err,
+            )
             return 2
-        print(f"provider {version.runtime_name} {version.runtime_version} "
-              f"(API {version.version}) at {opts.socket}", file=out)
+        print(
+            f"provider {version.runtime_name} {version.runtime_version} "
+            f"(API {version.version}) at {opts.socket}",
+            file=out,
+        )
         try:
             versions, files, _ = await mount_once(opts, stub)
         except MountFailed as exc:
@@ -190,7 +200,9 @@ async def run(opts: MountOptions, out: TextIO = sys.stdout, err: TextIO = sys.st
 
 
 def summarise(
-    opts: MountOptions, versions: Sequence[tuple[str, str]], files: Sequence[pb.File],
+    opts: MountOptions,
+    versions: Sequence[tuple[str, str]],
+    files: Sequence[pb.File],
     out: TextIO,
 ) -> None:
     """What was mounted: names, modes, sizes, versions — never contents."""

@@ -81,8 +81,9 @@ def _render(obj: Mapping[str, Any], files: Mapping[str, str], namespace: str) ->
         if not key:
             raise SyncError(f"secret {name}: key in secretObjects.data is empty")
         if object_name not in files:
-            raise SyncError(f"secret {name}: file matching objectName {object_name} not found in "
-                            "the pod")
+            raise SyncError(
+                f"secret {name}: file matching objectName {object_name} not found in the pod"
+            )
         content = Path(files[object_name]).read_bytes()
         if secret_type == TLS:
             content = _tls_part(content, key, name, object_name)
@@ -91,19 +92,28 @@ def _render(obj: Mapping[str, Any], files: Mapping[str, str], namespace: str) ->
     metadata: dict[str, Any] = {"name": name, "namespace": namespace, "labels": labels}
     if obj.get("annotations"):
         metadata["annotations"] = dict(obj["annotations"])
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": metadata, "type": secret_type,
-            "data": data}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata,
+        "type": secret_type,
+        "data": data,
+    }
 
 
 def _tls_part(content: bytes, key: str, secret: str, object_name: str) -> bytes:
     if key not in ("tls.crt", "tls.key"):
-        raise SyncError(f"secret {secret}: key '{key}' is not supported. Only 'tls.key' and "
-                        "'tls.crt' are supported")
+        raise SyncError(
+            f"secret {secret}: key '{key}' is not supported. Only 'tls.key' and "
+            "'tls.crt' are supported"
+        )
     try:
         return _cert_chain(content) if key == "tls.crt" else _private_key(content)
     except (ValueError, TypeError) as exc:
-        raise SyncError(f"secret {secret}: failed to get cert data from file {object_name}: "
-                        f"{type(exc).__name__}") from None
+        raise SyncError(
+            f"secret {secret}: failed to get cert data from file {object_name}: "
+            f"{type(exc).__name__}"
+        ) from None
 
 
 def _cert_chain(content: bytes) -> bytes:

@@ -38,16 +38,23 @@ def load_spc(path: str | Path, name: str | None = None) -> SecretProviderClass:
     found = [d for d in docs if isinstance(d, dict) and d.get("kind") == KIND]
     if not found:
         raise SpcError(f"{path} holds no document of kind {KIND}")
-    names = [str((d.get("metadata") or {}).get("name", "")) if isinstance(
-        d.get("metadata"), dict) else "" for d in found]
+    names = [
+        str((d.get("metadata") or {}).get("name", ""))
+        if isinstance(d.get("metadata"), dict)
+        else ""
+        for d in found
+    ]
     if name is not None:
         if name not in names:
-            raise SpcError(f"{path} has no {KIND} named {name!r}; it has: "
-                           f"{', '.join(repr(n) for n in names)}")
+            raise SpcError(
+                f"{path} has no {KIND} named {name!r}; it has: {', '.join(repr(n) for n in names)}"
+            )
         return parse_spc(found[names.index(name)], str(path))
     if len(found) > 1:
-        raise SpcError(f"{path} holds {len(found)} SecretProviderClasses "
-                       f"({', '.join(repr(n) for n in names)}); pick one with --spc-name")
+        raise SpcError(
+            f"{path} holds {len(found)} SecretProviderClasses "
+            f"({', '.join(repr(n) for n in names)}); pick one with --spc-name"
+        )
     return parse_spc(found[0], str(path))
 
 

@@ -35,8 +35,9 @@ from csiprovider.v1alpha1 import service_pb2 as pb
 AUDIENCES = ("vault", "sts.amazonaws.com", "pods.eks.amazonaws.com")
 KNOWN_NAMES = ("csiprovider", "vault", "aws")
 _LABEL = re.compile(r"^objects\[(\d+)\]")
-_DECIMAL_MODE = re.compile(r"""filePermission['"]?\s*:\s*([1-7][0-7]{2})(?=\s*(?:[,}#]|$))""",
-                           re.MULTILINE)
+_DECIMAL_MODE = re.compile(
+    r"""filePermission['"]?\s*:\s*([1-7][0-7]{2})(?=\s*(?:[,}#]|$))""", re.MULTILINE
+)
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -85,7 +86,8 @@ def validate(paths: Sequence[Path], out: TextIO, names: Sequence[str] = KNOWN_NA
             report = check(spc, _objects_line(node), path, names)
             verdict = "invalid" if report.problems else "ok"
             detail = f"{report.dialect} dialect" + (
-                "" if report.problems else f", {report.files} file(s)")
+                "" if report.problems else f", {report.files} file(s)"
+            )
             print(f"{path}: {report.name}: {verdict} ({detail})", file=out)
             for problem in report.problems:
                 print(f"  {problem}", file=out)
@@ -95,8 +97,12 @@ def validate(paths: Sequence[Path], out: TextIO, names: Sequence[str] = KNOWN_NA
     return 1 if failed else 0
 
 
-def check(spc: SecretProviderClass, objects_line: int | None, path: Path,
-          names: Sequence[str] = KNOWN_NAMES) -> Report:
+def check(
+    spc: SecretProviderClass,
+    objects_line: int | None,
+    path: Path,
+    names: Sequence[str] = KNOWN_NAMES,
+) -> Report:
     """Every problem of one SPC, each prefixed with `path:line:` where it is known."""
     name, dialect = dialect_for(spc.provider)
     report = Report(spc.name, name, [], [])
@@ -104,7 +110,8 @@ def check(spc: SecretProviderClass, objects_line: int | None, path: Path,
         report.problems.append(
             f"{path}: spec.provider {spc.provider!r} is not a name csiprovider serves here: "
             f"the daemon serves it only when started with `--name {spc.provider}` (then in "
-            "the native dialect); run validate with --name to check it as such")
+            "the native dialect); run validate with --name to check it as such"
+        )
         return report
     raw = spc.parameters.get("objects") or ""
     items = _items(raw)
@@ -131,8 +138,13 @@ def check(spc: SecretProviderClass, objects_line: int | None, path: Path,
     return report
 
 
-def _each_object(spc: SecretProviderClass, dialect: Dialect, name: str,
-                 items: list[tuple[int, yaml.Node]], where: Any) -> list[str]:
+def _each_object(
+    spc: SecretProviderClass,
+    dialect: Dialect,
+    name: str,
+    items: list[tuple[int, yaml.Node]],
+    where: Any,
+) -> list[str]:
     problems: list[str] = []
     accepted: list[int] = []
     for index, (_, node) in enumerate(items):
@@ -158,8 +170,10 @@ def _schema(items: list[tuple[int, yaml.Node]], indexes: Iterable[int], where: A
     for index in indexes:
         value = yaml.load(yaml.serialize(items[index][1]), Loader=_LOADER)
         for problem in schema.errors([value]):
-            problems.append(f"{where(index)}: {_LABEL.sub(f'objects[{index}]', problem)}; "
-                            "see the native dialect's JSON Schema")
+            problems.append(
+                f"{where(index)}: {_LABEL.sub(f'objects[{index}]', problem)}; "
+                "see the native dialect's JSON Schema"
+            )
     return problems
 
 
@@ -173,9 +187,11 @@ def _decimal_modes(raw: str, dialect: str, objects_line: int | None, path: Path)
         line = raw.count("\n", 0, match.start())
         at = f"{path}:{objects_line + line}" if objects_line else str(path)
         value = int(match.group(1))
-        warnings.append(f"{at}: filePermission {value} is the decimal number {value} "
-                        f"({oct(value)}), not 0{value}; {dialect}'s upstream accepts it, "
-                        f"write 0{value} if you meant octal")
+        warnings.append(
+            f"{at}: filePermission {value} is the decimal number {value} "
+            f"({oct(value)}), not 0{value}; {dialect}'s upstream accepts it, "
+            f"write 0{value} if you meant octal"
+        )
     return warnings
 
 
@@ -192,8 +208,11 @@ def _documents(path: Path) -> Iterable[tuple[Mapping[str, Any], yaml.Node]]:
     pairs: list[tuple[Any, yaml.Node]] = []
     for doc, node in zip(docs, nodes, strict=True):
         items = _child(node, "items")
-        if isinstance(doc, dict) and doc.get("kind") == "List" and isinstance(
-                items, yaml.SequenceNode):  # `kubectl get secretproviderclasses -o yaml`
+        if (
+            isinstance(doc, dict)
+            and doc.get("kind") == "List"
+            and isinstance(items, yaml.SequenceNode)
+        ):  # `kubectl get secretproviderclasses -o yaml`
             pairs += zip(doc.get("items") or [], items.value, strict=False)
         else:
             pairs.append((doc, node))
@@ -233,11 +252,15 @@ def _request(spc: SecretProviderClass, parameters: Mapping[str, str]) -> Any:
     tokens = {a: {"token": "validate", "expirationTimestamp": ""} for a in AUDIENCES}
     attributes = {
         **parameters,
-        "csi.storage.k8s.io/pod.name": "validate", "csi.storage.k8s.io/pod.uid": "validate",
+        "csi.storage.k8s.io/pod.name": "validate",
+        "csi.storage.k8s.io/pod.uid": "validate",
         "csi.storage.k8s.io/pod.namespace": spc.namespace or "default",
         "csi.storage.k8s.io/serviceAccount.name": "default",
         "secretProviderClass": spc.name,
         "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(tokens),
     }
-    return parse_mount_request(pb.MountRequest(attributes=json.dumps(attributes),
-                                               target_path="/validate", permission="420"))
+    return parse_mount_request(
+        pb.MountRequest(
+            attributes=json.dumps(attributes), target_path="/validate", permission="420"
+        )
+    )

@@ -43,20 +43,47 @@ from csiprovider.stores.file.source import FileSource
 # libyaml's loader is ~10x faster than the pure-Python one; the SPC is parsed on every Mount.
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-COMMON_FIELDS = frozenset({"objectName", "backend", "objectAlias", "filePermission", "encoding",
-                           "optional", "jmesPath", "expand", "render"})
-TEMPLATE_FIELDS = frozenset({"objectName", "template", "objectAlias", "filePermission",
-                             "optional"})
-VAULT_SETTINGS = frozenset({"vaultAddress", "roleName", "vaultNamespace",
-                            "vaultKubernetesMountPath", "vaultAuthMountPath", "vaultCACertPath",
-                            "vaultCADirectory", "vaultTLSServerName", "vaultTLSClientCertPath",
-                            "vaultTLSClientKeyPath", "vaultSkipTLSVerify", "audience"})
-VAULT_FIELDS = COMMON_FIELDS | VAULT_SETTINGS | {"secretPath", "secretKey", "method",
-                                                 "secretArgs", "prefix", "kvVersion",
-                                                 "maxItems"}
+COMMON_FIELDS = frozenset(
+    {
+        "objectName",
+        "backend",
+        "objectAlias",
+        "filePermission",
+        "encoding",
+        "optional",
+        "jmesPath",
+        "expand",
+        "render",
+    }
+)
+TEMPLATE_FIELDS = frozenset({"objectName", "template", "objectAlias", "filePermission", "optional"})
+VAULT_SETTINGS = frozenset(
+    {
+        "vaultAddress",
+        "roleName",
+        "vaultNamespace",
+        "vaultKubernetesMountPath",
+        "vaultAuthMountPath",
+        "vaultCACertPath",
+        "vaultCADirectory",
+        "vaultTLSServerName",
+        "vaultTLSClientCertPath",
+        "vaultTLSClientKeyPath",
+        "vaultSkipTLSVerify",
+        "audience",
+    }
+)
+VAULT_FIELDS = (
+    COMMON_FIELDS
+    | VAULT_SETTINGS
+    | {"secretPath", "secretKey", "method", "secretArgs", "prefix", "kvVersion", "maxItems"}
+)
 FILE_FIELDS = COMMON_FIELDS | {"path", "prefix", "maxItems"}
-TRANSIT_FIELDS = (COMMON_FIELDS - {"encoding", "jmesPath", "expand"}) | VAULT_SETTINGS | {
-    "ciphertext", "key", "mount", "context"}
+TRANSIT_FIELDS = (
+    (COMMON_FIELDS - {"encoding", "jmesPath", "expand"})
+    | VAULT_SETTINGS
+    | {"ciphertext", "key", "mount", "context"}
+)
 _TRANSIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 AWS_FIELDS = {
     "aws-kms": COMMON_FIELDS | {"ciphertext", "encryptionContext", "region"},
@@ -64,8 +91,13 @@ AWS_FIELDS = {
     "aws-ssm": COMMON_FIELDS | {"parameter", "region", "pathPrefix", "maxItems"},
 }
 SOPS_FIELDS = COMMON_FIELDS | VAULT_SETTINGS | {"document", "path", "format"}
-SOPS_EXTENSIONS = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".env": "dotenv",
-                   ".ini": "ini"}  # any other: binary, as sops decides by extension
+SOPS_EXTENSIONS = {
+    ".yaml": "yaml",
+    ".yml": "yaml",
+    ".json": "json",
+    ".env": "dotenv",
+    ".ini": "ini",
+}  # any other: binary, as sops decides by extension
 _OCTAL = re.compile(r"0?o?[0-7]{1,4}")
 
 
@@ -78,20 +110,23 @@ class NativeDialect:
     """The native dialect with the daemon's Vault defaults (flags and VAULT_* env) and
     its AWS region lookup (the node's region, for objects and SPCs that set none)."""
 
-    def __init__(self, vault_defaults: Any = None,
-                 region_lookup: Callable[[str, str], str] | None = None) -> None:
+    def __init__(
+        self, vault_defaults: Any = None, region_lookup: Callable[[str, str], str] | None = None
+    ) -> None:
         aws = functools.partial(_aws_object, region_lookup=region_lookup)
-        self._builders = {**_BUILDERS, "aws-kms": aws, "aws-secretsmanager": aws,
-                          "aws-ssm": aws,
-                          "vault": functools.partial(_vault_object, defaults=vault_defaults),
-                          "vault-transit": functools.partial(_transit_object,
-                                                             defaults=vault_defaults),
-                          "sops": functools.partial(_sops_object, defaults=vault_defaults)}
+        self._builders = {
+            **_BUILDERS,
+            "aws-kms": aws,
+            "aws-secretsmanager": aws,
+            "aws-ssm": aws,
+            "vault": functools.partial(_vault_object, defaults=vault_defaults),
+            "vault-transit": functools.partial(_transit_object, defaults=vault_defaults),
+            "sops": functools.partial(_sops_object, defaults=vault_defaults),
+        }
 
     def __call__(self, params: MountParams) -> list[SpcObject]:
         items = load_objects(params.parameters.get("objects"))
-        objects = [_parse_object(i, item, params, self._builders)
-                   for i, item in enumerate(items)]
+        objects = [_parse_object(i, item, params, self._builders) for i, item in enumerate(items)]
         check_unique(objects)
         from csiprovider.native import schema  # jsonschema loads with the first native SPC
 
@@ -140,8 +175,7 @@ def check_unique(objects: list[SpcObject]) -> None:
             key = getattr(obj, attr)
             if key in seen:
                 raise InvalidArgument(
-                    f"{obj.label}: duplicate {what} {key!r}, also used by "
-                    f"{seen[key].label}; {fix}"
+                    f"{obj.label}: duplicate {what} {key!r}, also used by {seen[key].label}; {fix}"
                 )
             seen[key] = obj
 
@@ -188,10 +222,10 @@ def _file_object(
             f"{label}: the file backend needs the pod namespace but {POD_NAMESPACE} is "
             "missing; set podInfoOnMount: true on the CSIDriver"
         )
-    source = FileSource(namespace=namespace, path=path, listing=bool(prefix),
-                        max_items=_max_items(item, label))
-    return _common(index, label, name, item, params, source,
-                   {"path": path, "prefix": bool(prefix)})
+    source = FileSource(
+        namespace=namespace, path=path, listing=bool(prefix), max_items=_max_items(item, label)
+    )
+    return _common(index, label, name, item, params, source, {"path": path, "prefix": bool(prefix)})
 
 
 def _max_items(item: Mapping[str, Any], label: str) -> int:
@@ -202,7 +236,11 @@ def _max_items(item: Mapping[str, Any], label: str) -> int:
 
 
 def _aws_object(
-    index: int, label: str, name: str, item: Mapping[str, Any], params: MountParams,
+    index: int,
+    label: str,
+    name: str,
+    item: Mapping[str, Any],
+    params: MountParams,
     region_lookup: Callable[[str, str], str] | None = None,
 ) -> MountObject:
     """aws-kms, aws-secretsmanager and aws-ssm: the pod's own AWS identity (IRSA or Pod
@@ -213,8 +251,9 @@ def _aws_object(
     backend = item["backend"]
     _check_fields(item, AWS_FIELDS[backend], label)
     identity, default_region = native_identity(params, region_lookup)
-    region = check_region(_string(item, "region", label, required=False) or default_region,
-                          f"{label}: ")
+    region = check_region(
+        _string(item, "region", label, required=False) or default_region, f"{label}: "
+    )
     spec: dict[str, Any] = {"region": region}
     source: Any
     if backend == "aws-kms":
@@ -222,8 +261,9 @@ def _aws_object(
         try:
             blob = base64.b64decode(text, validate=True)
         except (binascii.Error, ValueError):
-            raise InvalidArgument(f"{label}: ciphertext is not base64; paste what "
-                                  "`csiprovider encrypt` printed") from None
+            raise InvalidArgument(
+                f"{label}: ciphertext is not base64; paste what `csiprovider encrypt` printed"
+            ) from None
         context = item.get("encryptionContext") or {}
         if not isinstance(context, dict):
             raise InvalidArgument(f"{label}: encryptionContext must be a map of strings")
@@ -234,13 +274,19 @@ def _aws_object(
         secret_id = _string(item, "secretId", label, required=False) or name
         stage = _string(item, "versionStage", label, required=False)
         version = _string(item, "versionId", label, required=False)
-        source = SecretSource(identity=identity, regions=(region,), names=(secret_id,),
-                              version_id=version, stages=(stage,))
+        source = SecretSource(
+            identity=identity,
+            regions=(region,),
+            names=(secret_id,),
+            version_id=version,
+            stages=(stage,),
+        )
         spec.update(secretId=secret_id, stage=stage, version=version)
     elif item.get("pathPrefix"):
         path = _string(item, "pathPrefix", label, required=True)
-        source = ParameterPath(identity=identity, region=region, path=path,
-                               max_items=_max_items(item, label))
+        source = ParameterPath(
+            identity=identity, region=region, path=path, max_items=_max_items(item, label)
+        )
         spec.update(pathPrefix=path)
     else:
         parameter = _string(item, "parameter", label, required=False) or name
@@ -249,8 +295,7 @@ def _aws_object(
     _max_items(item, label)
     obj = _common(index, label, name, item, params, source, spec)
     subject = spec.get("secretId") or spec.get("parameter") or name
-    return dataclasses.replace(obj, extraction=dataclasses.replace(obj.extraction,
-                                                                   subject=subject))
+    return dataclasses.replace(obj, extraction=dataclasses.replace(obj.extraction, subject=subject))
 
 
 def _template_object(
@@ -262,15 +307,32 @@ def _template_object(
     from csiprovider.native import templates  # jinja2 loads with the first template
 
     templates.check(source, label)
-    obj = _common(index, label, name, {**item, "backend": "template"}, params,
-                  ("template", index), {"template": source})
-    return TemplateObject(index=index, object_name=name, file_name=obj.file_name,
-                          mode=obj.mode, template=source, spec_json=obj.spec_json,
-                          optional=obj.optional)
+    obj = _common(
+        index,
+        label,
+        name,
+        {**item, "backend": "template"},
+        params,
+        ("template", index),
+        {"template": source},
+    )
+    return TemplateObject(
+        index=index,
+        object_name=name,
+        file_name=obj.file_name,
+        mode=obj.mode,
+        template=source,
+        spec_json=obj.spec_json,
+        optional=obj.optional,
+    )
 
 
 def _vault_object(
-    index: int, label: str, name: str, item: Mapping[str, Any], params: MountParams,
+    index: int,
+    label: str,
+    name: str,
+    item: Mapping[str, Any],
+    params: MountParams,
     defaults: Any = None,
 ) -> MountObject:
     """A Vault object: SPC-level Vault parameters, overridden per object (two roles in one
@@ -297,8 +359,9 @@ def _vault_object(
     if "secretKey" not in item:
         entry["secretFormat"] = "data"  # native: the secret's data, not the envelope
     others = {k: v for k, v in params.parameters.items() if k not in VAULT_SETTINGS}
-    sub = dataclasses.replace(params, parameters={
-        **others, **settings, "objects": json.dumps([entry])})
+    sub = dataclasses.replace(
+        params, parameters={**others, **settings, "objects": json.dumps([entry])}
+    )
     try:
         (parsed,) = VaultDialect(defaults)(sub)
     except InvalidArgument as exc:
@@ -306,17 +369,30 @@ def _vault_object(
     source = parsed.source
     if listing:
         source = dataclasses.replace(
-            cast(VaultSource, source), method="LIST",
-            listing=KvListing(read_base=listing[1], max_items=_max_items(item, label)))
-    spec = {"vault": json.loads(parsed.spec_json), "settings": sorted(settings.items()),
-            "prefix": prefix}
+            cast(VaultSource, source),
+            method="LIST",
+            listing=KvListing(read_base=listing[1], max_items=_max_items(item, label)),
+        )
+    spec = {
+        "vault": json.loads(parsed.spec_json),
+        "settings": sorted(settings.items()),
+        "prefix": prefix,
+    }
     obj = _common(index, label, name, item, params, source, spec)
-    return dataclasses.replace(obj, extraction=dataclasses.replace(
-        obj.extraction, key=parsed.extraction.key, subject=parsed.extraction.subject))
+    return dataclasses.replace(
+        obj,
+        extraction=dataclasses.replace(
+            obj.extraction, key=parsed.extraction.key, subject=parsed.extraction.subject
+        ),
+    )
 
 
 def _transit_object(
-    index: int, label: str, name: str, item: Mapping[str, Any], params: MountParams,
+    index: int,
+    label: str,
+    name: str,
+    item: Mapping[str, Any],
+    params: MountParams,
     defaults: Any = None,
 ) -> MountObject:
     """A `vault:v1:...` ciphertext committed in the SPC, decrypted by Vault's transit
@@ -326,9 +402,11 @@ def _transit_object(
     _check_fields(item, TRANSIT_FIELDS, label)
     ciphertext = _string(item, "ciphertext", label, required=True)
     if not ciphertext.startswith("vault:v"):
-        raise InvalidArgument(f"{label}: ciphertext must be a transit ciphertext "
-                              "(vault:v1:...); paste what `csiprovider encrypt "
-                              "--vault-transit KEY` printed")
+        raise InvalidArgument(
+            f"{label}: ciphertext must be a transit ciphertext "
+            "(vault:v1:...); paste what `csiprovider encrypt "
+            "--vault-transit KEY` printed"
+        )
     key = _string(item, "key", label, required=True)
     mount = _string(item, "mount", label, required=False) or "transit"
     for field, value in (("key", key), ("mount", mount.strip("/"))):
@@ -338,16 +416,26 @@ def _transit_object(
     context = _string(item, "context", label, required=False)
     if context:
         args["context"] = base64.b64encode(context.encode()).decode()
-    vault_item = {k: v for k, v in item.items()
-                  if k not in ("ciphertext", "key", "mount", "context")}
-    vault_item.update(backend="vault", secretPath=f"{mount.strip('/')}/decrypt/{key}",
-                      method="POST", secretArgs=args, secretKey="plaintext")
+    vault_item = {
+        k: v for k, v in item.items() if k not in ("ciphertext", "key", "mount", "context")
+    }
+    vault_item.update(
+        backend="vault",
+        secretPath=f"{mount.strip('/')}/decrypt/{key}",
+        method="POST",
+        secretArgs=args,
+        secretKey="plaintext",
+    )
     obj = _vault_object(index, label, name, vault_item, params, defaults)
     return dataclasses.replace(obj, backend="vault", encoding=Encoding.BASE64)
 
 
 def _sops_object(
-    index: int, label: str, name: str, item: Mapping[str, Any], params: MountParams,
+    index: int,
+    label: str,
+    name: str,
+    item: Mapping[str, Any],
+    params: MountParams,
     defaults: Any = None,
 ) -> MountObject:
     """A SOPS-encrypted document, committed in the SPC (`document`) or a file of the
@@ -369,15 +457,22 @@ def _sops_object(
 
     _check_fields(item, SOPS_FIELDS, label)
     if ("document" in item) == ("path" in item):
-        raise InvalidArgument(f"{label}: set document (the encrypted document itself) or "
-                              "path (a file of the file backend), one of them")
+        raise InvalidArgument(
+            f"{label}: set document (the encrypted document itself) or "
+            "path (a file of the file backend), one of them"
+        )
     fmt = _string(item, "format", label, required=False)
     text = _string(item, "document", label, required=False)
     file = None
     spec: dict[str, Any] = {}
     if "path" in item:
-        found = _file_object(index, label, name, {"objectName": name, "backend": "file",
-                                                  "path": item["path"]}, params).source
+        found = _file_object(
+            index,
+            label,
+            name,
+            {"objectName": name, "backend": "file", "path": item["path"]},
+            params,
+        ).source
         assert isinstance(found, FileSource)
         file = found
         fmt = fmt or SOPS_EXTENSIONS.get(posixpath.splitext(file.path)[1], "binary")
@@ -396,14 +491,14 @@ def _sops_object(
         except IdentityError as exc:
             raise InvalidArgument(f"{label}: {exc}") from None
     else:
-        unusable.append(Unusable("age", f"no {AGE_SECRET} in the volume's "
-                                        "nodePublishSecretRef"))
+        unusable.append(Unusable("age", f"no {AGE_SECRET} in the volume's nodePublishSecretRef"))
     vault = None
     vault_item = {k: v for k, v in item.items() if k in VAULT_SETTINGS}
     vault_item.update(backend="vault", secretPath="transit/decrypt/sops", method="POST")
     try:
-        vault = cast(VaultSource, _vault_object(index, label, name, vault_item, params,
-                                                defaults).source)
+        vault = cast(
+            VaultSource, _vault_object(index, label, name, vault_item, params, defaults).source
+        )
     except InvalidArgument as exc:
         unusable.append(Unusable("hc_vault", exc.message.removeprefix(f"{label}: ")))
     aws = None
@@ -411,8 +506,16 @@ def _sops_object(
         aws = pod_identity(params)
     except InvalidArgument as exc:
         unusable.append(Unusable("kms", exc.message))
-    source = SopsSource(format=fmt, pod_uid=params.pod.uid, document=text, file=file,
-                        age=age, vault=vault, aws=aws, unusable=tuple(unusable))
+    source = SopsSource(
+        format=fmt,
+        pod_uid=params.pod.uid,
+        document=text,
+        file=file,
+        age=age,
+        vault=vault,
+        aws=aws,
+        unusable=tuple(unusable),
+    )
     spec["format"] = fmt
     return _common(index, label, name, item, params, source, spec)
 
@@ -446,8 +549,9 @@ def _common(
             f"{label}: {field} {file_name!r} is not a valid file name ({_why(exc)}); use a "
             "relative name without '..', e.g. 'db-password'"
         ) from None
-    mode = _mode(item.get("filePermission"), label, params.default_mode,
-                 params.parameters.get("objects", ""))
+    mode = _mode(
+        item.get("filePermission"), label, params.default_mode, params.parameters.get("objects", "")
+    )
     encoding = _encoding(item.get("encoding"), label)
     jmes = _string(item, "jmesPath", label, required=False)
     expand = _string(item, "expand", label, required=False)
@@ -492,10 +596,12 @@ def _mode(value: Any, label: str, default: int, raw: str = "") -> int:
     mode: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
         if re.fullmatch(r"[1-7][0-7]{2}", str(value)) and re.search(
-                rf"""filePermission['"]?\s*:\s*{value}(?![0-9.])""", raw):
+            rf"""filePermission['"]?\s*:\s*{value}(?![0-9.])""", raw
+        ):
             raise InvalidArgument(
                 f"{label}: filePermission {value} is the decimal number {value} "
-                f"({oct(value)}), not the mode 0{value}; write it as octal: \"0{value}\"")
+                f'({oct(value)}), not the mode 0{value}; write it as octal: "0{value}"'
+            )
         mode = value
     elif isinstance(value, str) and _OCTAL.fullmatch(value.strip()):
         mode = int(value.strip().replace("o", ""), 8)
@@ -552,7 +658,11 @@ def _kind(value: Any) -> str:
     return "nothing" if value is None else type(value).__name__
 
 
-_BUILDERS: dict[
-    str, Callable[[int, str, str, Mapping[str, Any], MountParams], MountObject]
-] = {"file": _file_object, "aws-kms": _aws_object, "aws-secretsmanager": _aws_object,
-      "aws-ssm": _aws_object, "vault": _vault_object, "sops": _sops_object}
+_BUILDERS: dict[str, Callable[[int, str, str, Mapping[str, Any], MountParams], MountObject]] = {
+    "file": _file_object,
+    "aws-kms": _aws_object,
+    "aws-secretsmanager": _aws_object,
+    "aws-ssm": _aws_object,
+    "vault": _vault_object,
+    "sops": _sops_object,
+}

@@ -80,8 +80,16 @@ _PERCENT_WIDTH = re.compile(r"[%).][#0 +\-]*(\d+)")  # '%' [key] flags width, '.
 _NUMBER = re.compile(r"\d+")
 _WORD = re.compile(r"\w+")
 _ITEMS_VIEW: type = type({}.items())
-_CONTAINERS: tuple[type, ...] = (list, tuple, set, frozenset, dict, _ITEMS_VIEW,
-                                 type({}.keys()), type({}.values()))
+_CONTAINERS: tuple[type, ...] = (
+    list,
+    tuple,
+    set,
+    frozenset,
+    dict,
+    _ITEMS_VIEW,
+    type({}.keys()),
+    type({}.values()),
+)
 _WALKED = (*_CONTAINERS, Namespace)
 _SEQUENCES = (str, bytes, list, tuple)  # what `*` repeats and `+` joins
 
@@ -134,6 +142,7 @@ class Inputs(Mapping[str, str]):
 
 # Sizes and the budget -------------------------------------------------------------------
 
+
 def _size(value: object) -> int:
     """The size of `value` (see the module docstring); refuses one over MAX_VALUE."""
     if isinstance(value, str | bytes):
@@ -174,8 +183,9 @@ def _walk(item: object, depth: int, seen: dict[int, int]) -> int:
     pairs = isinstance(item, dict | _ITEMS_VIEW)
     for element in cast(Iterable[Any], item.items() if isinstance(item, dict) else item):
         if pairs:
-            total += 2 * _ITEM + _walk(element[0], depth + 1, seen) + _walk(
-                element[1], depth + 1, seen)
+            total += (
+                2 * _ITEM + _walk(element[0], depth + 1, seen) + _walk(element[1], depth + 1, seen)
+            )
         elif type(element) is str:
             total += _ITEM + len(element)
         else:
@@ -319,18 +329,24 @@ def _lines(text: str) -> int:
 def _translate_size(s: str | bytes, table: object, delete: object = b"") -> int:
     if isinstance(s, bytes):
         return len(s)
-    items = table.values() if isinstance(table, dict) else (
-        table if isinstance(table, list | tuple) else ())
+    items = (
+        table.values()
+        if isinstance(table, dict)
+        else (table if isinstance(table, list | tuple) else ())
+    )
     longest = max((len(v) for v in items if isinstance(v, str)), default=1)
     return len(s) * max(longest, 1)
 
 
 _METHOD_SIZES: dict[str, Callable[..., int]] = {  # str and bytes methods, by name
-    "center": _pad_size, "ljust": _pad_size, "rjust": _pad_size,
+    "center": _pad_size,
+    "ljust": _pad_size,
+    "rjust": _pad_size,
     "zfill": _pad_size,
     "expandtabs": lambda s, tabsize=8: len(s) + _text(s).count("\t") * max(_count(tabsize), 0),
     "replace": _replace_size,
-    "split": _split_size, "rsplit": _split_size,
+    "split": _split_size,
+    "rsplit": _split_size,
     "splitlines": lambda s, keepends=False: len(s) + _lines(_text(s)) * (_ITEM + 2),
     "translate": _translate_size,
     "encode": lambda s, encoding="utf-8", errors="strict": len(s) * 10,
@@ -338,8 +354,7 @@ _METHOD_SIZES: dict[str, Callable[..., int]] = {  # str and bytes methods, by na
 }
 
 
-def _format_size(env: _Sandbox, fmt: str, args: tuple[Any, ...],
-                 kwargs: Mapping[str, Any]) -> int:
+def _format_size(env: _Sandbox, fmt: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> int:
     """`fmt.format(*args, **kwargs)`: each field's value, found as the sandbox's formatter
     finds it, plus the numbers of its spec; a nested field adds every int argument."""
     formatter = jinja2.sandbox.SandboxedFormatter(env)
@@ -379,12 +394,18 @@ def _binop(op: str, left: Any, right: Any) -> Any:
 
 
 _OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
-    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
-    "//": operator.floordiv, "%": operator.mod, "**": operator.pow,
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+    "//": operator.floordiv,
+    "%": operator.mod,
+    "**": operator.pow,
 }
 
 
 # Filters --------------------------------------------------------------------------------
+
 
 def _round_size(value: object, precision: int = 0, method: str = "common") -> int:
     if abs(_count(precision)) > MAX_ROUND_DIGITS:
@@ -392,15 +413,20 @@ def _round_size(value: object, precision: int = 0, method: str = "common") -> in
     return 0
 
 
-def _indent_size(s: object, width: object = 4, first: bool = False,
-                 blank: bool = False) -> int:
+def _indent_size(s: object, width: object = 4, first: bool = False, blank: bool = False) -> int:
     text = _text(s)
-    return len(text) + (_lines(text) + 1) * (len(width) if isinstance(width, str)
-                                              else _count(width))
+    return len(text) + (_lines(text) + 1) * (
+        len(width) if isinstance(width, str) else _count(width)
+    )
 
 
-def _wordwrap_size(s: object, width: int = 79, break_long_words: bool = True,
-                   wrapstring: str | None = None, break_on_hyphens: bool = True) -> int:
+def _wordwrap_size(
+    s: object,
+    width: int = 79,
+    break_long_words: bool = True,
+    wrapstring: str | None = None,
+    break_on_hyphens: bool = True,
+) -> int:
     text = _text(s)
     breaks = len(text) // max(_count(width), 1) + sum(text.count(c) for c in " \t\n\r\v\f-")
     return len(text) + 7 * text.count("\t") + (breaks + 1) * len(_text(wrapstring or "\n"))
@@ -413,10 +439,12 @@ _FILTER_SIZES: dict[str, Callable[..., int]] = {  # predicted from the filters' 
     "join": lambda value, d="", attribute=None: _join_size(_text(d), value),
     "replace": lambda s, old, new, count=None: _replace_size(s, old, new, count),
     "wordwrap": _wordwrap_size,
-    "batch": lambda value, linecount, fill_with=None: _size(value) + _count(linecount) * (
-        _ITEM + _size(fill_with)),
-    "slice": lambda value, slices, fill_with=None: _size(value) + _count(slices) * (
-        2 * _ITEM + _size(fill_with)),
+    "batch": lambda value, linecount, fill_with=None: (
+        _size(value) + _count(linecount) * (_ITEM + _size(fill_with))
+    ),
+    "slice": lambda value, slices, fill_with=None: (
+        _size(value) + _count(slices) * (2 * _ITEM + _size(fill_with))
+    ),
     "round": _round_size,
 }
 _SPREADING = frozenset({"list", "sort", "unique", "batch", "slice", "groupby", "join"})
@@ -442,8 +470,12 @@ def _guard(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @jinja2.pass_environment
-def _sum(environment: jinja2.Environment, iterable: Iterable[Any],
-         attribute: str | int | None = None, start: Any = 0) -> Any:
+def _sum(
+    environment: jinja2.Environment,
+    iterable: Iterable[Any],
+    attribute: str | int | None = None,
+    start: Any = 0,
+) -> Any:
     """Jinja's `sum`, adding with the template's checked `+` (lists add up too)."""
     get = make_attrgetter(environment, attribute) if attribute is not None else None
     total = start
@@ -462,6 +494,7 @@ def _tojson(value: Any) -> str:
 
 # The environment ------------------------------------------------------------------------
 
+
 class _Undefined(jinja2.StrictUndefined):
     """StrictUndefined whose error says only what kind of thing is missing; which one is
     for render() to say, quoting a name only when the template spells it out."""
@@ -471,8 +504,15 @@ class _Undefined(jinja2.StrictUndefined):
     @property
     def _undefined_message(self) -> str:
         obj, name = self._undefined_obj, self._undefined_name
-        what = ("value" if self._undefined_hint else "input" if type(obj) is Inputs
-                else "variable" if obj is missing else "attribute or element")
+        what = (
+            "value"
+            if self._undefined_hint
+            else "input"
+            if type(obj) is Inputs
+            else "variable"
+            if obj is missing
+            else "attribute or element"
+        )
         _local.undefined = (what, name if isinstance(name, str) else None)
         return f"undefined {what}"
 
@@ -483,8 +523,11 @@ class _CodeGenerator(CodeGenerator):
 
     @optimizeconst
     def visit_Concat(self, node: jinja2.nodes.Concat, frame: Frame) -> None:
-        markup = ("context.eval_ctx.autoescape" if frame.eval_ctx.volatile
-                  else repr(bool(frame.eval_ctx.autoescape)))
+        markup = (
+            "context.eval_ctx.autoescape"
+            if frame.eval_ctx.volatile
+            else repr(bool(frame.eval_ctx.autoescape))
+        )
         self.write(f"environment.join_values({markup}, (")
         for arg in node.nodes:
             self.visit(arg, frame)
@@ -532,12 +575,12 @@ class _Sandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
     code_generator_class = _CodeGenerator
 
     def __init__(self) -> None:
-        super().__init__(undefined=_Undefined, autoescape=False, keep_trailing_newline=True,
-                         finalize=_finalize)
+        super().__init__(
+            undefined=_Undefined, autoescape=False, keep_trailing_newline=True, finalize=_finalize
+        )
         del self.globals["lipsum"]
         del self.filters["urlize"]
-        self.filters.update(fromjson=json.loads, tojson=_tojson, sum=_sum,
-                            wordcount=_wordcount)
+        self.filters.update(fromjson=json.loads, tojson=_tojson, sum=_sum, wordcount=_wordcount)
         self.filters = {name: _guard(name, f) for name, f in self.filters.items()}
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
@@ -552,8 +595,9 @@ class _Sandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
             args = self._predict(receiver, name, args, kwargs)
         return _admit(super().call(context, obj, *args, **kwargs))
 
-    def _predict(self, receiver: object, name: str, args: tuple[Any, ...],
-                 kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    def _predict(
+        self, receiver: object, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Any, ...]:
         """Refuse a method call of a string, an int or dict whose result would be too
         large; the argument of `join` or `fromkeys`, listed, replaces an iterator."""
         plain = {k: v for k, v in kwargs.items() if k not in _CALL_EXTRAS}
@@ -624,6 +668,7 @@ _ENV = _Sandbox()
 
 # Checking and rendering -----------------------------------------------------------------
 
+
 def _ours(frame: FrameType) -> bool:
     """A frame of Jinja or of the template's own code. The timeout is raised only there:
     raised in a frame that merely interrupted the work (a gc callback another library
@@ -660,16 +705,19 @@ def check(source: str, label: str) -> None:
         with _deadline():
             _ENV.parse(source)
     except jinja2.TemplateSyntaxError as exc:
-        raise InvalidArgument(f"{label}: template syntax error at line {exc.lineno}: "
-                              f"{exc.message}") from None
+        raise InvalidArgument(
+            f"{label}: template syntax error at line {exc.lineno}: {exc.message}"
+        ) from None
     except (RecursionError, MemoryError):
         raise InvalidArgument(f"{label}: template nested too deeply") from None
     except Exception as exc:  # the lexer's and parser's own bugs, say
-        raise InvalidArgument(f"{label}: template cannot be parsed "
-                              f"({type(exc).__name__})") from None
+        raise InvalidArgument(
+            f"{label}: template cannot be parsed ({type(exc).__name__})"
+        ) from None
     except _Timeout:
-        raise InvalidArgument(f"{label}: template took longer than {RENDER_SECONDS}s to "
-                              "parse") from None
+        raise InvalidArgument(
+            f"{label}: template took longer than {RENDER_SECONDS}s to parse"
+        ) from None
 
 
 def render(source: str, inputs: Inputs, label: str) -> bytes:
@@ -684,8 +732,7 @@ def render(source: str, inputs: Inputs, label: str) -> bytes:
             for chunk in template.generate(objects=inputs):
                 size += len(chunk.encode())
                 if size > MAX_OUTPUT:
-                    raise InvalidArgument(f"{label}: template output exceeds {MAX_OUTPUT} "
-                                          "bytes")
+                    raise InvalidArgument(f"{label}: template output exceeds {MAX_OUTPUT} bytes")
                 out.append(chunk)
             return "".join(out).encode()
     except (_Timeout, Exception) as exc:
@@ -715,13 +762,15 @@ def _error(exc: BaseException, source: str, label: str) -> MountError:
     if isinstance(exc, MountError):
         return exc
     if isinstance(exc, jinja2.TemplateSyntaxError):
-        return InvalidArgument(f"{label}: template syntax error at line {exc.lineno}: "
-                               f"{exc.message}")
+        return InvalidArgument(
+            f"{label}: template syntax error at line {exc.lineno}: {exc.message}"
+        )
     line = _line(exc)
     where = f" at line {line}" if line else ""
     if isinstance(exc, _Timeout):
-        return InvalidArgument(f"{label}: template took longer than {RENDER_SECONDS}s to "
-                               f"render{where}")
+        return InvalidArgument(
+            f"{label}: template took longer than {RENDER_SECONDS}s to render{where}"
+        )
     if isinstance(exc, _Refused):
         return InvalidArgument(f"{label}: template refused{where}: {exc.kind}")
     if isinstance(exc, jinja2.exceptions.SecurityError):
@@ -731,8 +780,10 @@ def _error(exc: BaseException, source: str, label: str) -> MountError:
         if name is not None and name in _spelled(source):
             what = f"{what} {quote(name)}"
         error = NotFound if what.startswith("input") else InvalidArgument
-        return error(f"{label}: template refers to something undefined ({what}){where}; "
-                    "inputs are objects['<objectName>'] of this SecretProviderClass")
+        return error(
+            f"{label}: template refers to something undefined ({what}){where}; "
+            "inputs are objects['<objectName>'] of this SecretProviderClass"
+        )
     kind = next((k for t, k in _KINDS if isinstance(exc, t)), type(exc).__name__)
     return InvalidArgument(f"{label}: template failed{where}: {kind}")
 
@@ -746,8 +797,11 @@ def _line(exc: BaseException) -> int | None:
             compiled = tb.tb_frame.f_globals.get("__jinja_template__")
             # Jinja rewrites the frames of an Exception to template lines already,
             # a _Timeout keeps the compiled code's own
-            line = tb.tb_lineno if compiled is None else compiled.get_corresponding_lineno(
-                tb.tb_lineno)
+            line = (
+                tb.tb_lineno
+                if compiled is None
+                else compiled.get_corresponding_lineno(tb.tb_lineno)
+            )
         tb = tb.tb_next
     return line
 

@@ -64,9 +64,14 @@ def what_is_read(source: Hashable) -> Hashable:
     """The part of a source that names what is read, without who reads it: a source's
     `identity` field is the pod, and the grant's scope stands for it in shared keys."""
     if dataclasses.is_dataclass(source) and not isinstance(source, type):
-        return (type(source).__name__, *(getattr(source, f.name) for f in
-                                         dataclasses.fields(source)
-                                         if f.compare and f.name != "identity"))
+        return (
+            type(source).__name__,
+            *(
+                getattr(source, f.name)
+                for f in dataclasses.fields(source)
+                if f.compare and f.name != "identity"
+            ),
+        )
     return source
 
 

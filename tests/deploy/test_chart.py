@@ -48,19 +48,36 @@ KUBERNETES_VERSIONS = ["1.29.0", "1.31.0", "1.33.0", "1.35.0"]
 DRIVER = "secrets-store-csi-driver"
 STUB_VALUES = "test-driver-values"  # the stand-in driver chart's ConfigMap
 NOTES_PROBE = "test-notes"  # a ConfigMap holding the rendered NOTES.txt (test copy only)
-NAMESPACED = {"ServiceAccount", "Role", "RoleBinding", "DaemonSet", "Service", "ConfigMap",
-              "ServiceMonitor", "PodMonitor", "PrometheusRule"}
+NAMESPACED = {
+    "ServiceAccount",
+    "Role",
+    "RoleBinding",
+    "DaemonSet",
+    "Service",
+    "ConfigMap",
+    "ServiceMonitor",
+    "PodMonitor",
+    "PrometheusRule",
+}
 
-BASE_KINDS = ["ClusterRole", "ClusterRoleBinding", "DaemonSet", "Role", "RoleBinding",
-              "ServiceAccount"]
+BASE_KINDS = [
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "DaemonSet",
+    "Role",
+    "RoleBinding",
+    "ServiceAccount",
+]
 KINDS: dict[str, list[str]] = {
     "all-names": ["ClusterRole", "ClusterRoleBinding", "DaemonSet", "ServiceAccount"],
-    "monitoring": sorted([*BASE_KINDS, "ConfigMap", "PodMonitor", "PrometheusRule", "Service",
-                          "ServiceMonitor"]),
+    "monitoring": sorted(
+        [*BASE_KINDS, "ConfigMap", "PodMonitor", "PrometheusRule", "Service", "ServiceMonitor"]
+    ),
 }
 
 
 # -- helm, the chart copy, rendering ------------------------------------------------------
+
 
 @pytest.fixture(scope="session")
 def helm_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -86,31 +103,41 @@ def chart(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (dependency,) = [d for d in declared if d["name"] == DRIVER]
     stub = copy / "charts" / DRIVER
     (stub / "templates").mkdir(parents=True)
-    (stub / "Chart.yaml").write_text(yaml.safe_dump({
-        "apiVersion": "v2", "name": DRIVER, "version": "1.6.0",
-        "description": "test stand-in: echoes its values"}))
+    (stub / "Chart.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v2",
+                "name": DRIVER,
+                "version": "1.6.0",
+                "description": "test stand-in: echoes its values",
+            }
+        )
+    )
     (stub / "templates" / "values.yaml").write_text(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
         f"  name: {STUB_VALUES}\n  namespace: {{{{ .Release.Namespace }}}}\n"
-        "data:\n  values: {{ toJson .Values | quote }}\n")
+        "data:\n  values: {{ toJson .Values | quote }}\n"
+    )
     assert dependency["condition"] == f"{DRIVER}.install"
     (copy / "templates" / "zz-test-notes.yaml").write_text(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
         f"  name: {NOTES_PROBE}\n  namespace: {{{{ .Release.Namespace }}}}\n"
-        'data:\n  notes: {{ include "csiprovider/templates/NOTES.txt" . | toJson }}\n')
+        'data:\n  notes: {{ include "csiprovider/templates/NOTES.txt" . | toJson }}\n'
+    )
     return copy
 
 
-def _template(cli: Helm, chart: Path, *args: str, check: bool = True
-              ) -> subprocess.CompletedProcess[str]:
-    return cli.run(["template", RELEASE, str(chart), "--namespace", NAMESPACE, *args],
-                   check=check)
+def _template(
+    cli: Helm, chart: Path, *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    return cli.run(["template", RELEASE, str(chart), "--namespace", NAMESPACE, *args], check=check)
 
 
 @cache
 def _render(major: int, home: Path, chart: Path, value_set: str) -> tuple[Doc, ...]:
-    out = _template(helm(major, home), chart, "--values",
-                    str(CI / f"{value_set}-values.yaml")).stdout
+    out = _template(
+        helm(major, home), chart, "--values", str(CI / f"{value_set}-values.yaml")
+    ).stdout
     return tuple(d for d in yaml.safe_load_all(out) if d)
 
 
@@ -179,59 +206,137 @@ def by_name(items: list[Doc]) -> dict[str, Doc]:
 
 # -- validation ---------------------------------------------------------------------------
 
-RELABEL_NODE = {"sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node",
-                "action": "replace"}
-_DURATION = {"type": "string", "pattern": r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?"
-             r"(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"}
-_RELABELING = {"type": "object", "additionalProperties": False, "properties": {
-    "sourceLabels": {"type": "array", "items": {"type": "string",
-                                                "pattern": r"^[a-zA-Z_][a-zA-Z0-9_]*$"}},
-    "targetLabel": {"type": "string"}, "action": {"type": "string"},
-    "regex": {"type": "string"}, "replacement": {"type": "string"}}}
-_ENDPOINT = {"type": "object", "additionalProperties": False, "required": ["port"],
-             "properties": {"port": {"type": "string"}, "path": {"type": "string"},
-                            "interval": _DURATION, "scrapeTimeout": _DURATION,
-                            "relabelings": {"type": "array", "items": _RELABELING}}}
-_SELECTOR = {"type": "object", "required": ["matchLabels"], "properties": {
-    "matchLabels": {"type": "object", "additionalProperties": {"type": "string"}}}}
+RELABEL_NODE = {
+    "sourceLabels": ["__meta_kubernetes_pod_node_name"],
+    "targetLabel": "node",
+    "action": "replace",
+}
+_DURATION = {
+    "type": "string",
+    "pattern": r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?"
+    r"(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$",
+}
+_RELABELING = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "sourceLabels": {
+            "type": "array",
+            "items": {"type": "string", "pattern": r"^[a-zA-Z_][a-zA-Z0-9_]*$"},
+        },
+        "targetLabel": {"type": "string"},
+        "action": {"type": "string"},
+        "regex": {"type": "string"},
+        "replacement": {"type": "string"},
+    },
+}
+_ENDPOINT = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["port"],
+    "properties": {
+        "port": {"type": "string"},
+        "path": {"type": "string"},
+        "interval": _DURATION,
+        "scrapeTimeout": _DURATION,
+        "relabelings": {"type": "array", "items": _RELABELING},
+    },
+}
+_SELECTOR = {
+    "type": "object",
+    "required": ["matchLabels"],
+    "properties": {"matchLabels": {"type": "object", "additionalProperties": {"type": "string"}}},
+}
 _METADATA = {"type": "object", "required": ["name", "namespace"]}
 
 
 def _crd(kind: str, spec: Doc) -> Doc:
-    return {"type": "object", "additionalProperties": False,
-            "required": ["apiVersion", "kind", "metadata", "spec"],
-            "properties": {"apiVersion": {"const": "monitoring.coreos.com/v1"},
-                           "kind": {"const": kind}, "metadata": _METADATA, "spec": spec}}
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "apiVersion": {"const": "monitoring.coreos.com/v1"},
+            "kind": {"const": kind},
+            "metadata": _METADATA,
+            "spec": spec,
+        },
+    }
 
 
 # The parts of prometheus-operator's CRDs (monitoring.coreos.com/v1) the chart uses.
 CRD_SCHEMAS: dict[str, Doc] = {
-    "ServiceMonitor": _crd("ServiceMonitor", {
-        "type": "object", "additionalProperties": False, "required": ["selector", "endpoints"],
-        "properties": {"selector": _SELECTOR, "namespaceSelector": {"type": "object"},
-                       "endpoints": {"type": "array", "minItems": 1, "items": _ENDPOINT}}}),
-    "PodMonitor": _crd("PodMonitor", {
-        "type": "object", "additionalProperties": False,
-        "required": ["selector", "podMetricsEndpoints"],
-        "properties": {"selector": _SELECTOR, "namespaceSelector": {"type": "object"},
-                       "podMetricsEndpoints": {"type": "array", "minItems": 1,
-                                               "items": _ENDPOINT}}}),
-    "PrometheusRule": _crd("PrometheusRule", {
-        "type": "object", "additionalProperties": False, "required": ["groups"],
-        "properties": {"groups": {"type": "array", "minItems": 1, "items": {
-            "type": "object", "required": ["name", "rules"],
-            "properties": {"name": {"type": "string", "minLength": 1},
-                           "interval": _DURATION,
-                           "rules": {"type": "array", "minItems": 1, "items": {
-                               "type": "object", "required": ["expr"],
-                               "oneOf": [{"required": ["alert"]}, {"required": ["record"]}],
-                               "properties": {
-                                   "alert": {"type": "string"}, "record": {"type": "string"},
-                                   "expr": {"type": ["string", "integer"]}, "for": _DURATION,
-                                   "labels": {"type": "object", "additionalProperties":
-                                              {"type": "string"}},
-                                   "annotations": {"type": "object", "additionalProperties":
-                                                   {"type": "string"}}}}}}}}}}),
+    "ServiceMonitor": _crd(
+        "ServiceMonitor",
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["selector", "endpoints"],
+            "properties": {
+                "selector": _SELECTOR,
+                "namespaceSelector": {"type": "object"},
+                "endpoints": {"type": "array", "minItems": 1, "items": _ENDPOINT},
+            },
+        },
+    ),
+    "PodMonitor": _crd(
+        "PodMonitor",
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["selector", "podMetricsEndpoints"],
+            "properties": {
+                "selector": _SELECTOR,
+                "namespaceSelector": {"type": "object"},
+                "podMetricsEndpoints": {"type": "array", "minItems": 1, "items": _ENDPOINT},
+            },
+        },
+    ),
+    "PrometheusRule": _crd(
+        "PrometheusRule",
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["groups"],
+            "properties": {
+                "groups": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "rules"],
+                        "properties": {
+                            "name": {"type": "string", "minLength": 1},
+                            "interval": _DURATION,
+                            "rules": {
+                                "type": "array",
+                                "minItems": 1,
+                                "items": {
+                                    "type": "object",
+                                    "required": ["expr"],
+                                    "oneOf": [{"required": ["alert"]}, {"required": ["record"]}],
+                                    "properties": {
+                                        "alert": {"type": "string"},
+                                        "record": {"type": "string"},
+                                        "expr": {"type": ["string", "integer"]},
+                                        "for": _DURATION,
+                                        "labels": {
+                                            "type": "object",
+                                            "additionalProperties": {"type": "string"},
+                                        },
+                                        "annotations": {
+                                            "type": "object",
+                                            "additionalProperties": {"type": "string"},
+                                        },
+                                    },
+                                },
+                            },
+                        },
+                    },
+                }
+            },
+        },
+    ),
 }
 
 
@@ -260,13 +365,15 @@ def validate(doc: Doc) -> None:
 
 # -- lint and render every values set -----------------------------------------------------
 
+
 def test_every_values_set_is_checked() -> None:
     assert set(VALUE_SETS) == set(CHECKS), "give each ci/*-values.yaml its checks"
 
 
 @pytest.mark.parametrize("value_set", VALUE_SETS)
-def test_values_set(helm_cli: Helm, chart: Path, render: Render,
-                    value_set: str, tmp_path: Path) -> None:
+def test_values_set(
+    helm_cli: Helm, chart: Path, render: Render, value_set: str, tmp_path: Path
+) -> None:
     values = str(CI / f"{value_set}-values.yaml")
     lint = helm_cli.run(["lint", "--strict", str(chart), "--values", values])
     assert "0 chart(s) failed" in lint.stdout
@@ -286,8 +393,7 @@ def test_values_set(helm_cli: Helm, chart: Path, render: Render,
 
 
 @pytest.mark.parametrize("value_set", VALUE_SETS)
-def test_helm3_and_helm4_render_the_same(render: Render,
-                                         value_set: str) -> None:
+def test_helm3_and_helm4_render_the_same(render: Render, value_set: str) -> None:
     assert render(3, value_set) == render(4, value_set)
 
 
@@ -303,8 +409,9 @@ def check_default(own: list[Doc], args: dict[str, Any], docs: tuple[Doc, ...]) -
     # no region: the node's (NODE_NAME from the downward API, RBAC get nodes)
     assert env(own)["NODE_NAME"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
     assert "AWS_REGION" not in env(own)
-    assert {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]} in one(
-        own, "ClusterRole")["rules"]
+    assert {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]} in one(own, "ClusterRole")[
+        "rules"
+    ]
     assert pod_spec(own)["tolerations"] == [{"operator": "Exists"}]
     assert driver_values(docs) is None
     text = notes(docs)
@@ -315,11 +422,16 @@ def check_default(own: list[Doc], args: dict[str, Any], docs: tuple[Doc, ...]) -
 def check_provider_writes(own: list[Doc], args: dict[str, Any], docs: tuple[Doc, ...]) -> None:
     assert args["write_mode"] == "provider" and args["rotation_poll_interval"] == 120.0
     mounts = by_name(container(own)["volumeMounts"])
-    assert mounts["kubelet-pods"] == {"name": "kubelet-pods", "mountPath": "/var/lib/kubelet/pods",
-                                      "mountPropagation": "HostToContainer"}
+    assert mounts["kubelet-pods"] == {
+        "name": "kubelet-pods",
+        "mountPath": "/var/lib/kubelet/pods",
+        "mountPropagation": "HostToContainer",
+    }
     volumes = by_name(pod_spec(own)["volumes"])
-    assert volumes["kubelet-pods"]["hostPath"] == {"path": "/var/lib/kubelet/pods",
-                                                   "type": "Directory"}
+    assert volumes["kubelet-pods"]["hostPath"] == {
+        "path": "/var/lib/kubelet/pods",
+        "type": "Directory",
+    }
     assert "rotation every 2m" in notes(docs)
 
 
@@ -333,8 +445,7 @@ def _file_root(own: list[Doc], args: dict[str, Any], mount_path: str) -> Doc:
 
 def check_file_hostpath(own: list[Doc], args: dict[str, Any], docs: tuple[Doc, ...]) -> None:
     files = _file_root(own, args, "/var/lib/csiprovider/files")
-    assert files["hostPath"] == {"path": "/var/lib/csiprovider/files",
-                                 "type": "DirectoryOrCreate"}
+    assert files["hostPath"] == {"path": "/var/lib/csiprovider/files", "type": "DirectoryOrCreate"}
 
 
 def check_file_configmap(own: list[Doc], args: dict[str, Any], docs: tuple[Doc, ...]) -> None:
@@ -345,8 +456,10 @@ def check_file_configmap(own: list[Doc], args: dict[str, Any], docs: tuple[Doc, 
 
 def check_file_secret(own: list[Doc], args: dict[str, Any], docs: tuple[Doc, ...]) -> None:
     files = _file_root(own, args, "/var/lib/csiprovider/files")
-    assert files["secret"] == {"secretName": "csiprovider-files", "items": [
-        {"key": "password", "path": "default/db/password"}]}
+    assert files["secret"] == {
+        "secretName": "csiprovider-files",
+        "items": [{"key": "password", "path": "default/db/password"}],
+    }
 
 
 def check_vault_tls(own: list[Doc], args: dict[str, Any], docs: tuple[Doc, ...]) -> None:
@@ -363,12 +476,16 @@ def check_vault_tls(own: list[Doc], args: dict[str, Any], docs: tuple[Doc, ...])
     assert args["vault_tls_client_cert"] == f"{client_dir}/tls.crt"
     assert args["vault_tls_client_key"] == f"{client_dir}/tls.key"
     assert volumes["vault-tls-ca"]["secret"] == {
-        "secretName": "vault-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}]}
+        "secretName": "vault-ca",
+        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+    }
     client = volumes["vault-tls-client"]["secret"]
     assert client["secretName"] == "csiprovider-vault-client"
     assert client["defaultMode"] == 0o400
-    assert client["items"] == [{"key": "tls.crt", "path": "tls.crt"},
-                               {"key": "tls.key", "path": "tls.key"}]
+    assert client["items"] == [
+        {"key": "tls.crt", "path": "tls.crt"},
+        {"key": "tls.key", "path": "tls.key"},
+    ]
     assert "provider: vault -> vault-csi-provider's parameters" in notes(docs)
 
 
@@ -387,21 +504,28 @@ def check_hmac_secret(own: list[Doc], args: dict[str, Any], docs: tuple[Doc, ...
     assert args["hmac_secret_namespace"] == "csiprovider-keys"
     role, binding = one(own, "Role"), one(own, "RoleBinding")
     assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "csiprovider-keys"
-    assert role["rules"][0] == {"apiGroups": [""], "resources": ["secrets"],
-                                "resourceNames": ["csiprovider-versions"], "verbs": ["get"]}
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "csiprovider",
-                                    "namespace": NAMESPACE}]
+    assert role["rules"][0] == {
+        "apiGroups": [""],
+        "resources": ["secrets"],
+        "resourceNames": ["csiprovider-versions"],
+        "verbs": ["get"],
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "csiprovider", "namespace": NAMESPACE}
+    ]
 
 
 def check_monitoring(own: list[Doc], args: dict[str, Any], docs: tuple[Doc, ...]) -> None:
     labels = one(own, "DaemonSet")["spec"]["template"]["metadata"]["labels"]
     service, monitor = one(own, "Service"), one(own, "ServiceMonitor")
     assert service["spec"]["clusterIP"] == "None"
-    assert service["spec"]["ports"] == [{"name": "http", "port": 8080, "targetPort": "http",
-                                         "protocol": "TCP"}]
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}
+    ]
     assert service["spec"]["selector"].items() <= labels.items()
-    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"][
-        "labels"].items()
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
     assert monitor["metadata"]["labels"]["release"] == "prometheus"
     (endpoint,) = monitor["spec"]["endpoints"]
     assert endpoint["port"] == "http" and endpoint["path"] == "/metrics"
@@ -418,7 +542,8 @@ def check_monitoring(own: list[Doc], args: dict[str, Any], docs: tuple[Doc, ...]
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert dashboard["metadata"]["annotations"] == {"grafana_folder": "Secrets"}
     assert json.loads(dashboard["data"]["csiprovider.json"]) == json.loads(
-        (CHART / "files" / "dashboard.json").read_text())
+        (CHART / "files" / "dashboard.json").read_text()
+    )
 
 
 def check_all_names(own: list[Doc], args: dict[str, Any], docs: tuple[Doc, ...]) -> None:
@@ -434,8 +559,11 @@ def check_all_names(own: list[Doc], args: dict[str, Any], docs: tuple[Doc, ...])
     rules = one(own, "ClusterRole")["rules"]
     assert not any("nodes" in r["resources"] for r in rules)  # the region is known
     spec = pod_spec(own)
-    assert spec["serviceAccountName"] == one(own, "ServiceAccount")["metadata"]["name"] == (
-        "secrets-provider")
+    assert (
+        spec["serviceAccountName"]
+        == one(own, "ServiceAccount")["metadata"]["name"]
+        == ("secrets-provider")
+    )
     assert "priorityClassName" not in spec and "tolerations" not in spec
     assert spec["imagePullSecrets"] == [{"name": "registry-credentials"}]
     assert spec["affinity"]["nodeAffinity"]
@@ -486,8 +614,13 @@ OVERLAYS = {
 
 @cache
 def kustomize(overlay: str) -> tuple[Doc, ...]:
-    out = subprocess.run([str(kubectl_binary()), "kustomize", str(ROOT / "daemonset" / overlay)],
-                         capture_output=True, text=True, check=True, timeout=60).stdout
+    out = subprocess.run(
+        [str(kubectl_binary()), "kustomize", str(ROOT / "daemonset" / overlay)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
     return tuple(d for d in yaml.safe_load_all(out) if d)
 
 
@@ -500,14 +633,12 @@ def _unhashed(volumes: list[Doc]) -> list[Doc]:
     out: list[Doc] = json.loads(json.dumps(volumes))
     for volume in out:
         if "configMap" in volume:
-            volume["configMap"]["name"] = re.sub(r"-[a-z0-9]{10}$", "",
-                                                 volume["configMap"]["name"])
+            volume["configMap"]["name"] = re.sub(r"-[a-z0-9]{10}$", "", volume["configMap"]["name"])
     return out
 
 
 @pytest.mark.parametrize("value_set", sorted(OVERLAYS))
-def test_matches_kustomize(render: Render, helm_cli: Helm,
-                           value_set: str, tmp_path: Path) -> None:
+def test_matches_kustomize(render: Render, helm_cli: Helm, value_set: str, tmp_path: Path) -> None:
     chart = objects(render(helm_cli.major, value_set))
     base = [d for d in kustomize(OVERLAYS[value_set]) if d["kind"] != "ConfigMap"]
     # Helm installs into an existing namespace (--create-namespace); the rest is the same.
@@ -515,7 +646,8 @@ def test_matches_kustomize(render: Render, helm_cli: Helm,
     for kind in BASE_KINDS:
         assert one(chart, kind)["metadata"]["name"] == one(base, kind)["metadata"]["name"]
         assert one(chart, kind)["metadata"].get("namespace") == one(base, kind)["metadata"].get(
-            "namespace")
+            "namespace"
+        )
     for kind in ("ClusterRole", "Role"):
         assert _rules(one(chart, kind)) == _rules(one(base, kind)), kind
     for kind in ("ClusterRoleBinding", "RoleBinding"):
@@ -525,17 +657,33 @@ def test_matches_kustomize(render: Render, helm_cli: Helm,
 
     ours, theirs = one(chart, "DaemonSet")["spec"], one(base, "DaemonSet")["spec"]
     assert ours["updateStrategy"] == theirs["updateStrategy"]
-    assert ours["template"]["metadata"]["annotations"] == theirs["template"]["metadata"][
-        "annotations"]
+    assert (
+        ours["template"]["metadata"]["annotations"] == theirs["template"]["metadata"]["annotations"]
+    )
     pod, base_pod = ours["template"]["spec"], theirs["template"]["spec"]
-    for key in ("serviceAccountName", "priorityClassName", "nodeSelector", "tolerations",
-                "securityContext"):
+    for key in (
+        "serviceAccountName",
+        "priorityClassName",
+        "nodeSelector",
+        "tolerations",
+        "securityContext",
+    ):
         assert pod[key] == base_pod[key], key
     assert _unhashed(pod["volumes"]) == _unhashed(base_pod["volumes"])
     assert set(pod) == set(base_pod)
     (ours_c,), (theirs_c,) = pod["containers"], base_pod["containers"]
-    for key in ("name", "image", "imagePullPolicy", "ports", "livenessProbe", "readinessProbe",
-                "resources", "securityContext", "volumeMounts", "env"):
+    for key in (
+        "name",
+        "image",
+        "imagePullPolicy",
+        "ports",
+        "livenessProbe",
+        "readinessProbe",
+        "resources",
+        "securityContext",
+        "volumeMounts",
+        "env",
+    ):
         assert ours_c[key] == theirs_c[key], key
     assert set(ours_c) == set(theirs_c)
     assert serve_args(ours_c["args"], tmp_path) == serve_args(theirs_c["args"], tmp_path)
@@ -573,8 +721,9 @@ def test_schema_refuses(helm_cli: Helm, chart: Path, case: str) -> None:
     assert "values don't meet the specifications of the schema" in result.stderr, result.stderr
 
 
-def test_template_refuses_what_the_schema_cannot_say(helm_cli: Helm, chart: Path,
-                                                    tmp_path: Path) -> None:
+def test_template_refuses_what_the_schema_cannot_say(
+    helm_cli: Helm, chart: Path, tmp_path: Path
+) -> None:
     result = _template(helm_cli, chart, "--set", "serviceAccount.create=false", check=False)
     assert result.returncode != 0
     assert "serviceAccount.name is required when serviceAccount.create is false" in result.stderr
@@ -582,8 +731,9 @@ def test_template_refuses_what_the_schema_cannot_say(helm_cli: Helm, chart: Path
     bare = tmp_path / "csiprovider"
     shutil.copytree(chart, bare, ignore=shutil.ignore_patterns("files"))
     for toggle, name in [("prometheusRule", "alerts.yaml"), ("dashboard", "dashboard.json")]:
-        result = _template(helm_cli, bare, "--set", f"monitoring.{toggle}.enabled=true",
-                           check=False)
+        result = _template(
+            helm_cli, bare, "--set", f"monitoring.{toggle}.enabled=true", check=False
+        )
         assert result.returncode != 0
         assert f"monitoring.{toggle}.enabled needs the chart's files/{name}" in result.stderr
 
@@ -642,13 +792,17 @@ def test_schema_is_strict_and_describes_every_value() -> None:
 
 # -- the driver dependency ----------------------------------------------------------------
 
+
 def test_driver_dependency_is_declared() -> None:
     meta = yaml.safe_load((CHART / "Chart.yaml").read_text())
     assert meta["apiVersion"] == "v2" and meta["appVersion"] == "0.1.0"
     (dependency,) = meta["dependencies"]
     assert dependency == {
-        "name": DRIVER, "version": "^1.6.0", "condition": f"{DRIVER}.install",
-        "repository": "https://kubernetes-sigs.github.io/secrets-store-csi-driver/charts"}
+        "name": DRIVER,
+        "version": "^1.6.0",
+        "condition": f"{DRIVER}.install",
+        "repository": "https://kubernetes-sigs.github.io/secrets-store-csi-driver/charts",
+    }
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     assert values[DRIVER]["install"] is False
     # The driver preset is the one documented for a separate driver install.
@@ -668,12 +822,12 @@ def test_missing_dependency_is_refused(helm_cli: Helm, tmp_path: Path) -> None:
     assert "helm dependency build" in DOC.read_text()
 
 
-def test_packaged_chart_leaves_out_test_files(helm_cli: Helm, chart: Path,
-                                              tmp_path: Path) -> None:
+def test_packaged_chart_leaves_out_test_files(helm_cli: Helm, chart: Path, tmp_path: Path) -> None:
     helm_cli.run(["package", str(chart), "--destination", str(tmp_path)])
     (archive,) = tmp_path.glob("csiprovider-0.1.0.tgz")
-    names = subprocess.run(["tar", "tzf", str(archive)], capture_output=True, text=True,
-                           check=True).stdout.split()
+    names = subprocess.run(
+        ["tar", "tzf", str(archive)], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert "csiprovider/values.schema.json" in names
     assert "csiprovider/files/alerts.yaml" in names
     assert "csiprovider/files/dashboard.json" in names
@@ -681,6 +835,7 @@ def test_packaged_chart_leaves_out_test_files(helm_cli: Helm, chart: Path,
 
 
 # -- docs ---------------------------------------------------------------------------------
+
 
 def test_docs_cover_every_value_and_values_set() -> None:
     text = DOC.read_text()

@@ -26,14 +26,23 @@ def jwt(claims: dict[str, object]) -> str:
 
 def test_request_matches_driver(tmp_path: Path) -> None:
     token = jwt({"exp": 1_900_000_000, "sub": "system:serviceaccount:shop:web"})
-    opts = MountOptions(spc=parse_spc(SPC), target=tmp_path, socket=tmp_path / "vault.sock",
-                        pod_name="web-0", pod_namespace="shop", pod_uid="uid-9",
-                        service_account="web", tokens={"vault": token},
-                        secrets={"user": "u"}, permission=0o640)
+    opts = MountOptions(
+        spc=parse_spc(SPC),
+        target=tmp_path,
+        socket=tmp_path / "vault.sock",
+        pod_name="web-0",
+        pod_namespace="shop",
+        pod_uid="uid-9",
+        service_account="web",
+        tokens={"vault": token},
+        secrets={"user": "u"},
+        permission=0o640,
+    )
     request = build_request(opts, [("a", "v1")])
     attrs = json.loads(request.attributes)
     assert attrs == {
-        "roleName": "web", "objects": "- x",
+        "roleName": "web",
+        "objects": "- x",
         "csi.storage.k8s.io/pod.name": "web-0",
         "csi.storage.k8s.io/pod.namespace": "shop",
         "csi.storage.k8s.io/pod.uid": "uid-9",
@@ -42,7 +51,8 @@ def test_request_matches_driver(tmp_path: Path) -> None:
         "secretProviderClass": "web-spc",
         "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(
             {"vault": {"token": token, "expirationTimestamp": "2030-03-17T17:46:40Z"}},
-            separators=(",", ":")),
+            separators=(",", ":"),
+        ),
     }
     assert request.permission == "416"  # JSON of 0640, as the driver encodes 0644 as "420"
     assert json.loads(request.secrets) == {"user": "u"}
@@ -60,12 +70,15 @@ def test_volume_context_wins_over_parameters(tmp_path: Path) -> None:
     assert json.loads(build_request(opts).attributes)["csi.storage.k8s.io/pod.name"] == "local-pod"
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"apiVersion": "v1"}, "apiVersion must be secrets-store.csi.x-k8s.io/v1"),
-    ({"metadata": {}}, "metadata.name is required"),
-    ({"spec": {"parameters": {}}}, "spec.provider is required"),
-    ({"spec": {"provider": "x", "parameters": {"n": 5}}}, "spec.parameters.n must be a string"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"apiVersion": "v1"}, "apiVersion must be secrets-store.csi.x-k8s.io/v1"),
+        ({"metadata": {}}, "metadata.name is required"),
+        ({"spec": {"parameters": {}}}, "spec.provider is required"),
+        ({"spec": {"provider": "x", "parameters": {"n": 5}}}, "spec.parameters.n must be a string"),
+    ],
+)
 def test_bad_spc(change: dict[str, object], message: str) -> None:
     with pytest.raises(SpcError, match=message):
         parse_spc({**SPC, **change})

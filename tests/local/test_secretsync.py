@@ -27,10 +27,16 @@ def mount(target: Path, files: dict[str, bytes]) -> Path:
 def cert_for(key: Any, cn: str) -> x509.Certificate:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     now = datetime.datetime.now(datetime.UTC)
-    return (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-            .sign(key, hashes.SHA256()))
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
 
 
 def pem(cert: x509.Certificate) -> bytes:
@@ -43,29 +49,67 @@ def decoded(secret: dict[str, Any]) -> dict[str, bytes]:
 
 def test_opaque_with_labels_and_annotations(tmp_path: Path) -> None:
     target = mount(tmp_path, {"user": b"u1", "pass": b"p1", "nested/x": b"n"})
-    (secret,) = render_secrets([{
-        "secretName": " db ", "type": "Opaque", "labels": {"app": "web"},
+    (secret,) = render_secrets(
+        [
+            {
+                "secretName": " db ",
+                "type": "Opaque",
+                "labels": {"app": "web"},
+                "annotations": {"note": "x"},
+                "data": [
+                    {"objectName": "user", "key": "username"},
+                    {"objectName": " pass", "key": "password "},
+                ],
+            }
+        ],
+        target,
+        "prod",
+    )
+    assert secret["metadata"] == {
+        "name": "db",
+        "namespace": "prod",
         "annotations": {"note": "x"},
-        "data": [{"objectName": "user", "key": "username"}, {"objectName": " pass", "key": "password "}],
-    }], target, "prod")
-    assert secret["metadata"] == {"name": "db", "namespace": "prod", "annotations": {"note": "x"},
-                                  "labels": {"app": "web", "secrets-store.csi.k8s.io/managed": "true"}}
+        "labels": {"app": "web", "secrets-store.csi.k8s.io/managed": "true"},
+    }
     assert secret["type"] == "Opaque"
     assert decoded(secret) == {"username": b"u1", "password": b"p1"}
-    assert mounted_files(target) == {"user": str(target / "user"), "pass": str(target / "pass"),
-                                     "nested/x": str(target / "nested" / "x")}
+    assert mounted_files(target) == {
+        "user": str(target / "user"),
+        "pass": str(target / "pass"),
+        "nested/x": str(target / "nested" / "x"),
+    }
 
 
-@pytest.mark.parametrize(("obj", "message"), [
-    ({"type": "Opaque", "data": [{"objectName": "a", "key": "k"}]}, "secret name is empty"),
-    ({"secretName": "s", "data": [{"objectName": "a", "key": "k"}]}, "secret s: failed to validate secret object: secret type is empty"),
-    ({"secretName": "s", "type": "Opaque"}, "secret s: failed to validate secret object: data is empty"),
-    ({"secretName": "s", "type": "Opaque", "data": [{"objectName": "a", "key": " "}]}, "secret s: key in secretObjects.data is empty"),
-    ({"secretName": "s", "type": "Opaque", "data": [{"objectName": "missing", "key": "k"}]},
-     "secret s: file matching objectName missing not found in the pod"),
-    ({"secretName": "s", "type": "kubernetes.io/tls", "data": [{"objectName": "a", "key": "ca.crt"}]},
-     "key 'ca.crt' is not supported. Only 'tls.key' and 'tls.crt' are supported"),
-])
+@pytest.mark.parametrize(
+    ("obj", "message"),
+    [
+        ({"type": "Opaque", "data": [{"objectName": "a", "key": "k"}]}, "secret name is empty"),
+        (
+            {"secretName": "s", "data": [{"objectName": "a", "key": "k"}]},
+            "secret s: failed to validate secret object: secret type is empty",
+        ),
+        (
+            {"secretName": "s", "type": "Opaque"},
+            "secret s: failed to validate secret object: data is empty",
+        ),
+        (
+            {"secretName": "s", "type": "Opaque", "data": [{"objectName": "a", "key": " "}]},
+            "secret s: key in secretObjects.data is empty",
+        ),
+        (
+            {"secretName": "s", "type": "Opaque", "data": [{"objectName": "missing", "key": "k"}]},
+            "secret s: file matching objectName missing not found in the pod",
+        ),
+        (
+            {
+                "secretName": "s",
+                "type": "kubernetes.io/tls",
+                "data": [{"objectName": "a", "key": "ca.crt"}],
+            },
+            "key 'ca.crt' is not supported. Only 'tls.key' and 'tls.crt' are supported",
+        ),
+    ],
+)
 def test_errors(tmp_path: Path, obj: dict[str, Any], message: str) -> None:
     target = mount(tmp_path, {"a": b"top-secret-value"})
     with pytest.raises(SyncError) as info:
@@ -76,18 +120,37 @@ def test_errors(tmp_path: Path, obj: dict[str, Any], message: str) -> None:
 
 @pytest.mark.parametrize("kind", ["rsa-pkcs1", "rsa-pkcs8", "ec-pkcs8", "ec-sec1"])
 def test_tls_split(tmp_path: Path, kind: str) -> None:
-    key: Any = (rsa.generate_private_key(65537, 2048) if kind.startswith("rsa")
-                else ec.generate_private_key(ec.SECP256R1()))
-    fmt = (serialization.PrivateFormat.PKCS8 if kind.endswith("pkcs8")
-           else serialization.PrivateFormat.TraditionalOpenSSL)
+    key: Any = (
+        rsa.generate_private_key(65537, 2048)
+        if kind.startswith("rsa")
+        else ec.generate_private_key(ec.SECP256R1())
+    )
+    fmt = (
+        serialization.PrivateFormat.PKCS8
+        if kind.endswith("pkcs8")
+        else serialization.PrivateFormat.TraditionalOpenSSL
+    )
     key_pem = key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption())
-    leaf, ca = cert_for(key, "leaf.example"), cert_for(ec.generate_private_key(ec.SECP256R1()), "ca")
+    leaf, ca = (
+        cert_for(key, "leaf.example"),
+        cert_for(ec.generate_private_key(ec.SECP256R1()), "ca"),
+    )
     bundle = key_pem + pem(leaf) + pem(ca)
     target = mount(tmp_path, {"bundle.pem": bundle})
-    (secret,) = render_secrets([{
-        "secretName": "tls", "type": "kubernetes.io/tls",
-        "data": [{"objectName": "bundle.pem", "key": "tls.crt"},
-                 {"objectName": "bundle.pem", "key": "tls.key"}]}], target, "default")
+    (secret,) = render_secrets(
+        [
+            {
+                "secretName": "tls",
+                "type": "kubernetes.io/tls",
+                "data": [
+                    {"objectName": "bundle.pem", "key": "tls.crt"},
+                    {"objectName": "bundle.pem", "key": "tls.key"},
+                ],
+            }
+        ],
+        target,
+        "default",
+    )
     data = decoded(secret)
     assert data["tls.crt"] == pem(leaf) + pem(ca)
     header = b"RSA PRIVATE KEY" if kind.startswith("rsa") else b"EC PRIVATE KEY"
@@ -105,9 +168,14 @@ def test_hidden_entries_are_not_files(tmp_path: Path) -> None:
 
 def test_dump_round_trips(tmp_path: Path) -> None:
     target = mount(tmp_path, {"a": b"\x00\xffbinary"})
-    secrets = render_secrets([{"secretName": "s1", "type": "Opaque", "data": [{"objectName": "a", "key": "k"}]},
-                              {"secretName": "s2", "type": "Opaque", "data": [{"objectName": "a", "key": "k"}]}],
-                             target, "ns")
+    secrets = render_secrets(
+        [
+            {"secretName": "s1", "type": "Opaque", "data": [{"objectName": "a", "key": "k"}]},
+            {"secretName": "s2", "type": "Opaque", "data": [{"objectName": "a", "key": "k"}]},
+        ],
+        target,
+        "ns",
+    )
     docs = list(yaml.safe_load_all(dump_manifests(secrets)))
     assert [d["metadata"]["name"] for d in docs] == ["s1", "s2"]
     assert base64.b64decode(docs[0]["data"]["k"]) == b"\x00\xffbinary"
@@ -119,13 +187,22 @@ def test_tls_from_pfx(tmp_path: Path) -> None:
 
     key = rsa.generate_private_key(65537, 2048)
     leaf = cert_for(key, "pfx.example")
-    pfx = pkcs12.serialize_key_and_certificates(b"x", key, leaf, None,
-                                                serialization.NoEncryption())
+    pfx = pkcs12.serialize_key_and_certificates(b"x", key, leaf, None, serialization.NoEncryption())
     target = mount(tmp_path, {"cert.pfx": pfx})
-    (secret,) = render_secrets([{
-        "secretName": "tls", "type": "kubernetes.io/tls",
-        "data": [{"objectName": "cert.pfx", "key": "tls.crt"},
-                 {"objectName": "cert.pfx", "key": "tls.key"}]}], target, "default")
+    (secret,) = render_secrets(
+        [
+            {
+                "secretName": "tls",
+                "type": "kubernetes.io/tls",
+                "data": [
+                    {"objectName": "cert.pfx", "key": "tls.crt"},
+                    {"objectName": "cert.pfx", "key": "tls.key"},
+                ],
+            }
+        ],
+        target,
+        "default",
+    )
     data = decoded(secret)
     assert data["tls.crt"] == pem(leaf)
     assert data["tls.key"].startswith(b"-----BEGIN RSA PRIVATE KEY-----")

@@ -18,10 +18,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def spc(tmp_path: Path, provider: str, objects: str, **params: str) -> Path:
     path = tmp_path / f"{provider}-{len(list(tmp_path.iterdir()))}.yaml"
-    path.write_text(json.dumps({
-        "apiVersion": "secrets-store.csi.x-k8s.io/v1", "kind": "SecretProviderClass",
-        "metadata": {"name": "x"},
-        "spec": {"provider": provider, "parameters": {"objects": objects, **params}}}))
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "secrets-store.csi.x-k8s.io/v1",
+                "kind": "SecretProviderClass",
+                "metadata": {"name": "x"},
+                "spec": {"provider": provider, "parameters": {"objects": objects, **params}},
+            }
+        )
+    )
     return path
 
 
@@ -52,15 +58,34 @@ def test_errors_in_each_dialect(tmp_path: Path) -> None:
     assert text.count("invalid (") == 4
 
 
-@pytest.mark.parametrize(("objects", "path"), [
-    ([{"objectName": "a", "backend": "vault"}], "objects[0]"),
-    ([{"objectName": "a", "backend": "aws-kms", "ciphertext": "AA==",
-       "encryptionContext": {"k": 1}}], "objects[0].encryptionContext.k"),
-    ([{"objectName": "a", "backend": "file"}, {"objectName": "b", "backend": "file",
-                                               "expand": "values"}], "objects[1].expand"),
-    ([{"objectName": "a", "backend": "vault", "secretPath": "p", "secretArgs": "x"}],
-     "objects[0].secretArgs"),
-])
+@pytest.mark.parametrize(
+    ("objects", "path"),
+    [
+        ([{"objectName": "a", "backend": "vault"}], "objects[0]"),
+        (
+            [
+                {
+                    "objectName": "a",
+                    "backend": "aws-kms",
+                    "ciphertext": "AA==",
+                    "encryptionContext": {"k": 1},
+                }
+            ],
+            "objects[0].encryptionContext.k",
+        ),
+        (
+            [
+                {"objectName": "a", "backend": "file"},
+                {"objectName": "b", "backend": "file", "expand": "values"},
+            ],
+            "objects[1].expand",
+        ),
+        (
+            [{"objectName": "a", "backend": "vault", "secretPath": "p", "secretArgs": "x"}],
+            "objects[0].secretArgs",
+        ),
+    ],
+)
 def test_schema_paths(objects: list[dict[str, object]], path: str) -> None:
     problem = schema.first_error(objects)
     assert problem is not None and problem.startswith(f"{path}:")
@@ -110,8 +135,10 @@ def test_every_problem_of_every_spc_at_its_file_line(tmp_path: Path) -> None:
     assert code == 1
     assert f"{path}: first: invalid (native dialect)" in text
     assert f"{path}:10: objects[1] (objectName 'bad-backend'): unknown backend 'fil'" in text
-    assert (f"{path}:12: objects[2] (objectName 'bad-mode'): filePermission 440 is the "
-            "decimal number 440 (0o670)") in text
+    assert (
+        f"{path}:12: objects[2] (objectName 'bad-mode'): filePermission 440 is the "
+        "decimal number 440 (0o670)"
+    ) in text
     assert f"{path}:15: objects[3] (objectName 'bad-expand'): expand must be 'keys'" in text
     assert "objects[0]" not in text  # the good object has nothing to say
     # one message per mistake: no JSON Schema echo of what the dialect already said
@@ -131,9 +158,14 @@ def test_a_provider_name_not_served_is_said_plainly(tmp_path: Path) -> None:
 
 
 def test_octal_modes_stay_accepted(tmp_path: Path) -> None:
-    code, text = run(spc(tmp_path, "csiprovider",
-                         "- {objectName: a, backend: file, filePermission: 0777}\n"
-                         "- {objectName: b, backend: file, filePermission: '0440'}"))
+    code, text = run(
+        spc(
+            tmp_path,
+            "csiprovider",
+            "- {objectName: a, backend: file, filePermission: 0777}\n"
+            "- {objectName: b, backend: file, filePermission: '0440'}",
+        )
+    )
     assert code == 0, text
 
 

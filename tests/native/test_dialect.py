@@ -20,8 +20,18 @@ def parse(objects: list[dict[str, Any]] | str, **kw: Any) -> list[Any]:
 
 
 def test_file_object_fields() -> None:
-    (obj,) = parse([{"objectName": "db-password", "backend": "file", "path": "db/password",
-                     "objectAlias": "password", "filePermission": "0640", "encoding": "base64"}])
+    (obj,) = parse(
+        [
+            {
+                "objectName": "db-password",
+                "backend": "file",
+                "path": "db/password",
+                "objectAlias": "password",
+                "filePermission": "0640",
+                "encoding": "base64",
+            }
+        ]
+    )
     assert obj.object_name == "db-password"
     assert obj.file_name == "password"
     assert obj.mode == 0o640
@@ -53,35 +63,66 @@ def test_spec_changes_change_spec_json() -> None:
     [
         (None, "missing parameter objects"),
         ("", "missing parameter objects"),
-        ("- objectName: a\n  backend: [file\n", "failed to parse parameter objects as YAML at line"),
+        (
+            "- objectName: a\n  backend: [file\n",
+            "failed to parse parameter objects as YAML at line",
+        ),
         ("objectName: a", "expected a non-empty YAML list of objects, got dict"),
         ("[]", "expected a non-empty YAML list"),
         ("- just-a-string", "objects[0]: expected a mapping with objectName, got str"),
         ([{"backend": "file"}], "objects[0]: missing required field objectName"),
         ([{"objectName": "a"}], "objects[0] (objectName 'a'): missing required field backend"),
-        ([{"objectName": "a", "backend": "fiel"}],
-         "unknown backend 'fiel' (did you mean 'file'?); supported backends: aws-kms, "
-         "aws-secretsmanager, aws-ssm, file"),
-        ([{"objectName": "a", "backend": "file", "objectAlais": "b"}],
-         "unknown field 'objectAlais' (did you mean 'objectAlias'?)"),
-        ([{"objectName": "a", "backend": "file", "path": "../other/ns"}], "invalid path '../other/ns'"),
-        ([{"objectName": "a", "backend": "file", "path": "/etc/passwd"}], "invalid path '/etc/passwd'"),
+        (
+            [{"objectName": "a", "backend": "fiel"}],
+            "unknown backend 'fiel' (did you mean 'file'?); supported backends: aws-kms, "
+            "aws-secretsmanager, aws-ssm, file",
+        ),
+        (
+            [{"objectName": "a", "backend": "file", "objectAlais": "b"}],
+            "unknown field 'objectAlais' (did you mean 'objectAlias'?)",
+        ),
+        (
+            [{"objectName": "a", "backend": "file", "path": "../other/ns"}],
+            "invalid path '../other/ns'",
+        ),
+        (
+            [{"objectName": "a", "backend": "file", "path": "/etc/passwd"}],
+            "invalid path '/etc/passwd'",
+        ),
         ([{"objectName": "a", "backend": "file", "path": "x/../../y"}], "invalid path 'x/../../y'"),
-        ([{"objectName": "../escape", "backend": "file", "path": "x"}],
-         "objectName '../escape' is not a valid file name"),
-        ([{"objectName": "a", "backend": "file", "objectAlias": "/abs"}],
-         "objectAlias '/abs' is not a valid file name"),
-        ([{"objectName": "a", "backend": "file", "objectAlias": "..data"}],
-         "objectAlias '..data' is not a valid file name"),
-        ([{"objectName": "a", "backend": "file", "filePermission": "999"}], "invalid filePermission"),
-        ([{"objectName": "a", "backend": "file", "filePermission": 1024}], "invalid filePermission"),
+        (
+            [{"objectName": "../escape", "backend": "file", "path": "x"}],
+            "objectName '../escape' is not a valid file name",
+        ),
+        (
+            [{"objectName": "a", "backend": "file", "objectAlias": "/abs"}],
+            "objectAlias '/abs' is not a valid file name",
+        ),
+        (
+            [{"objectName": "a", "backend": "file", "objectAlias": "..data"}],
+            "objectAlias '..data' is not a valid file name",
+        ),
+        (
+            [{"objectName": "a", "backend": "file", "filePermission": "999"}],
+            "invalid filePermission",
+        ),
+        (
+            [{"objectName": "a", "backend": "file", "filePermission": 1024}],
+            "invalid filePermission",
+        ),
         ([{"objectName": "a", "backend": "file", "encoding": "rot13"}], "unknown encoding 'rot13'"),
-        ([{"objectName": "a", "backend": "file"}, {"objectName": "a", "backend": "file"}],
-         "objects[1] (objectName 'a'): duplicate objectName 'a', also used by objects[0]"),
-        ([{"objectName": "a", "backend": "file"},
-          {"objectName": "b", "backend": "file", "objectAlias": "a"}],
-         "objects[1] (objectName 'b'): duplicate file name 'a', also used by objects[0] "
-         "(objectName 'a'); set objectAlias on one of them"),
+        (
+            [{"objectName": "a", "backend": "file"}, {"objectName": "a", "backend": "file"}],
+            "objects[1] (objectName 'a'): duplicate objectName 'a', also used by objects[0]",
+        ),
+        (
+            [
+                {"objectName": "a", "backend": "file"},
+                {"objectName": "b", "backend": "file", "objectAlias": "a"},
+            ],
+            "objects[1] (objectName 'b'): duplicate file name 'a', also used by objects[0] "
+            "(objectName 'a'); set objectAlias on one of them",
+        ),
     ],
 )
 def test_errors_name_object_and_fix(objects: Any, needle: str) -> None:

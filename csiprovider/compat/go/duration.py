@@ -10,9 +10,16 @@ exactly 2^63 ns add up). Error messages quote the input as the time package does
 
 from __future__ import annotations
 
-_UNITS = {b"ns": 1, b"us": 1_000, "µs".encode(): 1_000, "μs".encode(): 1_000,
-          b"ms": 1_000_000, b"s": 1_000_000_000, b"m": 60_000_000_000,
-          b"h": 3_600_000_000_000}
+_UNITS = {
+    b"ns": 1,
+    b"us": 1_000,
+    "µs".encode(): 1_000,
+    "μs".encode(): 1_000,
+    b"ms": 1_000_000,
+    b"s": 1_000_000_000,
+    b"m": 60_000_000_000,
+    b"h": 3_600_000_000_000,
+}
 _LIMIT = 1 << 63
 _UINT64 = (1 << 64) - 1
 _DIGITS = b"0123456789"
@@ -30,12 +37,12 @@ def _quote(raw: bytes) -> str:
             if byte >= 0x80:
                 for size in (2, 3, 4):  # a whole valid rune is escaped byte by byte
                     try:
-                        raw[i:i + size].decode("utf-8")
+                        raw[i : i + size].decode("utf-8")
                     except UnicodeDecodeError:
                         continue
                     width = size
                     break
-            out.extend(f"\\x{b:02x}" for b in raw[i:i + width])
+            out.extend(f"\\x{b:02x}" for b in raw[i : i + width])
             i += width
             continue
         if byte in (0x22, 0x5C):
@@ -103,8 +110,7 @@ def parse_nanoseconds(text: str) -> int:
         name, s = s[:i], s[i:]
         unit = _UNITS.get(name)
         if unit is None:
-            raise ValueError(f"time: unknown unit {_quote(name)} in duration "
-                             f"{_quote(_text(text))}")
+            raise ValueError(f"time: unknown unit {_quote(name)} in duration {_quote(_text(text))}")
         if whole > _LIMIT // unit:
             raise _invalid(text)
         whole *= unit

@@ -23,15 +23,26 @@ from typing import Any
 
 from csiprovider.compat.go.strconv import quote
 
-__all__ = ["InterfaceKeyMap", "Number", "Ordered", "StructFields", "bool_field", "dumps",
-           "int_field", "json_kind", "loads", "object_field", "string_field", "strings_field",
-           "time_field"]
+__all__ = [
+    "InterfaceKeyMap",
+    "Number",
+    "Ordered",
+    "StructFields",
+    "bool_field",
+    "dumps",
+    "int_field",
+    "json_kind",
+    "loads",
+    "object_field",
+    "string_field",
+    "strings_field",
+    "time_field",
+]
 
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 _INTEGER = re.compile(r"-?[0-9]+")
-_ESCAPE = re.compile("[\x00-\x1f\"\\\\<>&\u2028\u2029\ud800-\udfff]")
-_SHORT = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
-          "\t": "\\t"}
+_ESCAPE = re.compile('[\x00-\x1f"\\\\<>&\u2028\u2029\ud800-\udfff]')
+_SHORT = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 _RFC3339 = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})"
@@ -82,8 +93,7 @@ def _reject_constant(name: str) -> Any:
 
 
 _JSON_SPACE = " \t\n\r"
-_DECODER = json.JSONDecoder(parse_int=Number, parse_float=Number,
-                            parse_constant=_reject_constant)
+_DECODER = json.JSONDecoder(parse_int=Number, parse_float=Number, parse_constant=_reject_constant)
 
 
 def loads(text: str | bytes) -> Any:
@@ -103,9 +113,10 @@ def loads(text: str | bytes) -> Any:
     except RecursionError:
         raise ValueError("json: document nested too deeply") from None
     if isinstance(value, Number):  # Go's scanner was still inside the number
-        literal, following = str.__str__(value), text[end:end + 1]
+        literal, following = str.__str__(value), text[end : end + 1]
         if (following == "." and not any(c in literal for c in ".eE")) or (
-                following in ("e", "E") and not any(c in literal for c in "eE")):
+            following in ("e", "E") and not any(c in literal for c in "eE")
+        ):
             raise ValueError(f"invalid character {following!r} in numeric literal")
     return _fix_surrogates(value)
 

@@ -72,9 +72,13 @@ def _go_bytes(exc: UnicodeError) -> tuple[bytes, int]:
     (which Go, like Python, reads as three invalid bytes)."""
     if not isinstance(exc, UnicodeEncodeError):
         raise exc
-    chunk = exc.object[exc.start:exc.end]
-    return b"".join(bytes([ord(ch) - 0xDC00]) if 0xDC80 <= ord(ch) <= 0xDCFF
-                    else ch.encode("utf-8", "surrogatepass") for ch in chunk), exc.end
+    chunk = exc.object[exc.start : exc.end]
+    return b"".join(
+        bytes([ord(ch) - 0xDC00])
+        if 0xDC80 <= ord(ch) <= 0xDCFF
+        else ch.encode("utf-8", "surrogatepass")
+        for ch in chunk
+    ), exc.end
 
 
 def _fffd_per_byte(exc: UnicodeError) -> tuple[str, int]:
@@ -149,8 +153,11 @@ def match_string(source: str | bytes, text: str | bytes) -> bool:
 def _canonical(source: str | bytes) -> str:
     """The pattern as Go's bytes, decoded with surrogateescape: valid UTF-8 as text,
     each invalid byte one lone surrogate U+DC80..U+DCFF."""
-    raw = source if isinstance(source, bytes) else source.encode(
-        "utf-8", "csiprovider.compat.go.regexp.bytes")
+    raw = (
+        source
+        if isinstance(source, bytes)
+        else source.encode("utf-8", "csiprovider.compat.go.regexp.bytes")
+    )
     return raw.decode("utf-8", "surrogateescape")
 
 
@@ -194,7 +201,7 @@ def _go_prepass(src: str) -> tuple[str, tuple[str, RegexpError] | None]:
     except _Refused as refused:
         unused = (chr(c) for c in chain(range(0xE000, 0xF900), range(0xF0000, 0xFFFFE)))
         sentinel = next(ch for ch in unused if ch not in src)
-        return src[:refused.at] + "\\" + sentinel, (sentinel, refused.error)
+        return src[: refused.at] + "\\" + sentinel, (sentinel, refused.error)
     # Invalid UTF-8 the scan did not reach lies past a place where Go (and RE2) refuse
     # the pattern: RE2, which would refuse it first, need not see it.
     bad = _first_bad(src)
@@ -225,12 +232,12 @@ def _escape(src: str, i: int, in_class: bool) -> int:
         return n
     e = src[i + 1]
     if _bad(e):
-        raise _Refused(i, RegexpError("invalid UTF-8", src[i + 1:]))
+        raise _Refused(i, RegexpError("invalid UTF-8", src[i + 1 :]))
     if e == "C":
         raise _Refused(i, RegexpError("invalid escape sequence", "\\C"))
     if e == "Q" and not in_class:
         end = src.find("\\E", i + 2)
-        literal = src[i + 2:] if end < 0 else src[i + 2:end]
+        literal = src[i + 2 :] if end < 0 else src[i + 2 : end]
         bad = _first_bad(literal)
         if bad >= 0:
             raise _Refused(i, RegexpError("invalid UTF-8", literal[bad:]))
@@ -240,10 +247,10 @@ def _escape(src: str, i: int, in_class: bool) -> int:
             raise _Refused(i, RegexpError("invalid character class range", src[i:]))
         if not src.startswith("{", i + 2):  # \pL: one rune names the class
             if i + 2 < n and _bad(src[i + 2]):
-                raise _Refused(i, RegexpError("invalid UTF-8", src[i + 2:]))
+                raise _Refused(i, RegexpError("invalid UTF-8", src[i + 2 :]))
             return min(i + 3, n)
         end = src.find("}", i + 3)
-        checked = src[i:] if end < 0 else src[i + 3:end]  # what Go's checkUTF8 reads
+        checked = src[i:] if end < 0 else src[i + 3 : end]  # what Go's checkUTF8 reads
         bad = _first_bad(checked)
         if bad >= 0:
             raise _Refused(i, RegexpError("invalid UTF-8", checked[bad:]))
@@ -260,7 +267,7 @@ def _hex_escape(src: str, i: int) -> int:
         for k in (i + 2, i + 3):
             if k < n and _bad(src[k]):
                 raise _Refused(i, RegexpError("invalid UTF-8", src[k:]))
-        if not _HEX.issuperset(src[i + 2:i + 4]) or i + 4 > n:
+        if not _HEX.issuperset(src[i + 2 : i + 4]) or i + 4 > n:
             return n  # Go refuses the escape here, and so does RE2
         return i + 4
     k = i + 3
@@ -292,13 +299,13 @@ def _char_class(src: str, i: int) -> int:
         if src.startswith("[:", k):
             end = src.find(":]", k + 2)
             if end >= 0:
-                name = src[k:end + 2]
+                name = src[k : end + 2]
                 if _first_bad(name) >= 0:  # Go looks the name up without a UTF-8 check
                     raise _Refused(k, RegexpError("invalid character class range", name))
                 k = end + 2
                 continue
         if c == "\\":
-            is_char = src[k + 1:k + 2] not in ("d", "D", "s", "S", "w", "W", "p", "P", "")
+            is_char = src[k + 1 : k + 2] not in ("d", "D", "s", "S", "w", "W", "p", "P", "")
             k = _escape(src, k, in_class=True)
         elif _bad(c):
             raise _Refused(k, RegexpError("invalid UTF-8", src[k:]))
@@ -307,7 +314,7 @@ def _char_class(src: str, i: int) -> int:
         if is_char and src.startswith("-", k) and k + 1 < n and src[k + 1] != "]":
             k += 1  # the high end of a range: a character, whatever it looks like
             if src[k] == "\\":
-                if src[k + 1:k + 2] in ("p", "P"):
+                if src[k + 1 : k + 2] in ("p", "P"):
                     return n  # Go: "invalid escape sequence" here, as RE2 says
                 k = _escape(src, k, in_class=True)
             elif _bad(src[k]):
@@ -330,12 +337,12 @@ def _group_head(src: str, i: int) -> int:
             if bad >= 0:
                 raise _Refused(i, RegexpError("invalid UTF-8", t[bad:]))
             raise _Refused(i, RegexpError("invalid named capture", t))
-        name = t[4 if starts_p else 3:end]
+        name = t[4 if starts_p else 3 : end]
         bad = _first_bad(name)
         if bad >= 0:
             raise _Refused(i, RegexpError("invalid UTF-8", name[bad:]))
         if not name or not _NAME.issuperset(name):
-            raise _Refused(i, RegexpError("invalid named capture", t[:end + 1]))
+            raise _Refused(i, RegexpError("invalid named capture", t[: end + 1]))
         return i + end + 1  # RE2 takes Go's names (and repeated ones) as they are
     negated = saw_flag = False  # Go's flag loop
     for k in range(2, len(t)):
@@ -355,8 +362,7 @@ def _group_head(src: str, i: int) -> int:
     return len(src)
 
 
-def _go_error(exc: Exception, pattern: str,
-              refusal: tuple[str, RegexpError] | None) -> RegexpError:
+def _go_error(exc: Exception, pattern: str, refusal: tuple[str, RegexpError] | None) -> RegexpError:
     """RE2's refusal as Go words it (or the pre-pass's, if RE2 stopped at its sentinel)."""
     raw = exc.args[0] if exc.args else ""
     message = raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else str(raw)
@@ -371,7 +377,7 @@ def _go_error(exc: Exception, pattern: str,
         expr = expr.removesuffix("?")  # Go quotes `{2,1}` of `{2,1}?`
     if code == "invalid nested repetition operator":
         # `x*{1001}`: Go refuses the count before the stacking, RE2 the other way round.
-        last = expr[expr.rfind("{"):] if expr.rstrip("?").endswith("}") else ""
+        last = expr[expr.rfind("{") :] if expr.rstrip("?").endswith("}") else ""
         if last and _out_of_range(last):
             return RegexpError("invalid repeat count", last.removesuffix("?"))
     return RegexpError(code, expr)
@@ -383,7 +389,7 @@ def _split(message: str) -> tuple[str, str]:
         if message == re2_code:
             return _CODES[re2_code], ""
         if message.startswith(re2_code + ": "):
-            return _CODES[re2_code], message[len(re2_code) + 2:]
+            return _CODES[re2_code], message[len(re2_code) + 2 :]
     return "regexp/syntax: internal error", message  # pragma: no cover
 
 

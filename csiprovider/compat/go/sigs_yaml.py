@@ -163,8 +163,11 @@ def _explicit(node: Node) -> str:
 
 
 def _is_merge(node: Node) -> bool:
-    return isinstance(node, ScalarNode) and node.value == "<<" and (
-        (not node.tag and not node.style) or _explicit(node) == "!!merge")
+    return (
+        isinstance(node, ScalarNode)
+        and node.value == "<<"
+        and ((not node.tag and not node.style) or _explicit(node) == "!!merge")
+    )
 
 
 class _Yaml2:
@@ -247,9 +250,11 @@ def compose(text: str) -> Node | None:
         for document in yaml.compose_all(text, Loader=yaml_v3.ComposeLoader):
             mark = yaml_v3.flow_question_mark(text)
             if mark is not None:
-                raise DecodeError(f"{_TO_JSON}yaml: line {mark.line + 1}: did not find "
-                                  "expected ',' or ']' or '}' (a `?` inside a plain scalar "
-                                  "in a flow collection)")
+                raise DecodeError(
+                    f"{_TO_JSON}yaml: line {mark.line + 1}: did not find "
+                    "expected ',' or ']' or '}' (a `?` inside a plain scalar "
+                    "in a flow collection)"
+                )
             return document
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -278,8 +283,10 @@ def _key_string(key: Any, value: Any) -> str:
         text = format_float(key, 32)
         return {"+Inf": ".inf", "-Inf": "-.inf", "NaN": ".nan"}.get(text, text)
     kind = "%!s(<nil>)" if key is None else "uint64"
-    raise DecodeError(f"{_TO_JSON}unsupported map key of type: {kind}, key: {sharp_v(key)}, "
-                      f"value: {sharp_v(_plain(value))}")
+    raise DecodeError(
+        f"{_TO_JSON}unsupported map key of type: {kind}, key: {sharp_v(key)}, "
+        f"value: {sharp_v(_plain(value))}"
+    )
 
 
 def _to_json(value: Any, target: GoType | None) -> Any:
@@ -296,8 +303,12 @@ def _to_json(value: Any, target: GoType | None) -> Any:
     if isinstance(value, list):
         elem = target.elem if target is not None and target.kind == "slice" else None
         return [_to_json(item, elem) for item in value]
-    if target is not None and target.kind == "string" and value is not None and not isinstance(
-            value, str):
+    if (
+        target is not None
+        and target.kind == "string"
+        and value is not None
+        and not isinstance(value, str)
+    ):
         if isinstance(value, bool):
             return "true" if value else "false"
         if isinstance(value, int):
@@ -309,8 +320,10 @@ def _to_json(value: Any, target: GoType | None) -> Any:
 def _marshal(value: Any) -> Any:
     """json.Marshal's checks and rewrites: sorted keys, no NaN/Inf, valid UTF-8."""
     if isinstance(value, dict):
-        return {_utf8(k): _marshal(value[k])
-                for k in sorted(value, key=lambda k: k.encode("utf-8", "surrogateescape"))}
+        return {
+            _utf8(k): _marshal(value[k])
+            for k in sorted(value, key=lambda k: k.encode("utf-8", "surrogateescape"))
+        }
     if isinstance(value, list):
         return [_marshal(v) for v in value]
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
@@ -338,8 +351,7 @@ def _json_kind(value: Any) -> str:
     return "object" if isinstance(value, dict) else "array"
 
 
-def _decode(value: Any, target: GoType, current: Any, context: tuple[str, tuple[str, ...]]
-            ) -> Any:
+def _decode(value: Any, target: GoType, current: Any, context: tuple[str, tuple[str, ...]]) -> Any:
     """encoding/json's decode of a JSON value into `current` (a value of `target`)."""
     if target.kind == "ptr":
         if value is None:
@@ -359,21 +371,22 @@ def _decode(value: Any, target: GoType, current: Any, context: tuple[str, tuple[
                 out[i] = _decode(item, target.elem, out[i], context)
             else:
                 out.append(_decode(item, target.elem, _zero(target.elem), context))
-        return out[:len(value)]
+        return out[: len(value)]
     if target.kind == "struct" and isinstance(value, dict):
         fields = dict(current)
         for key, item in value.items():
             found = _field(target, key)
             if found is not None:
                 name, kind = found
-                fields[name] = _decode(item, kind, fields[name],
-                                       (target.short, (*context[1], name)))
+                fields[name] = _decode(
+                    item, kind, fields[name], (target.short, (*context[1], name))
+                )
         return fields
     struct_name, stack = context
-    where = (f"Go struct field {struct_name}.{'.'.join(stack)}" if stack
-             else "Go value")
-    raise DecodeError(f"{_FROM_JSON}json: cannot unmarshal {_json_kind(value)} into {where} "
-                      f"of type {target.name}")
+    where = f"Go struct field {struct_name}.{'.'.join(stack)}" if stack else "Go value"
+    raise DecodeError(
+        f"{_FROM_JSON}json: cannot unmarshal {_json_kind(value)} into {where} of type {target.name}"
+    )
 
 
 def unmarshal(text: str, target: GoType) -> Any:

@@ -17,8 +17,7 @@ from fractions import Fraction
 
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
-_SHORT = {0x07: "\\a", 0x08: "\\b", 0x0C: "\\f", 0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t",
-          0x0B: "\\v"}
+_SHORT = {0x07: "\\a", 0x08: "\\b", 0x0C: "\\f", 0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t", 0x0B: "\\v"}
 
 
 def _is_print(ch: str) -> bool:
@@ -35,7 +34,7 @@ def quote(text: str | bytes) -> str:
         rune = ""
         for size in (1, 2, 3, 4):
             try:
-                rune = raw[i:i + size].decode("utf-8")
+                rune = raw[i : i + size].decode("utf-8")
             except UnicodeDecodeError:
                 continue
             break
@@ -127,13 +126,15 @@ def _rounded(value: float, ndigits: int) -> tuple[str, int]:
     if 0 <= ndigits < len(digits):
         kept = digits[:ndigits]
         rest = digits[ndigits:]
-        up = rest[0] > "5" or (rest[0] == "5" and (rest[1:].strip("0") != "" or (
-            kept != "" and int(kept[-1]) % 2 == 1)))
+        up = rest[0] > "5" or (
+            rest[0] == "5"
+            and (rest[1:].strip("0") != "" or (kept != "" and int(kept[-1]) % 2 == 1))
+        )
         if up:
             bumped = str(int(kept or "0") + 1)
             if len(bumped) > len(kept):  # 99.. → 100..: one more digit before the point
                 point += 1
-            kept = bumped[:max(ndigits, 1)]
+            kept = bumped[: max(ndigits, 1)]
         digits = kept
     return digits.rstrip("0"), point
 
@@ -142,7 +143,7 @@ def _fmt_e(neg: bool, digits: str, point: int, prec: int, letter: str) -> str:
     """Go's fmtE: d.ddd (prec digits after the point, zero-padded) e±dd."""
     mantissa = digits[:1] or "0"
     if prec > 0:
-        mantissa += "." + digits[1:prec + 1].ljust(prec, "0")
+        mantissa += "." + digits[1 : prec + 1].ljust(prec, "0")
     exp = point - 1 if digits else 0
     return f"{'-' if neg else ''}{mantissa}{letter}{'-' if exp < 0 else '+'}{abs(exp):02d}"
 
@@ -152,8 +153,9 @@ def _fmt_f(neg: bool, digits: str, point: int, prec: int) -> str:
     whole = (digits[:point].ljust(point, "0")) if point > 0 else "0"
     text = ("-" if neg else "") + whole
     if prec > 0:
-        text += "." + "".join(digits[point + k] if 0 <= point + k < len(digits) else "0"
-                              for k in range(prec))
+        text += "." + "".join(
+            digits[point + k] if 0 <= point + k < len(digits) else "0" for k in range(prec)
+        )
     return text
 
 
@@ -190,20 +192,23 @@ def format_float(value: float, bits: int = 64, *, fmt: str = "g", prec: int = -1
         ndigits = {"e": prec + 1, "E": prec + 1, "f": exact_point + prec}.get(fmt, prec)
         digits, point = _rounded(magnitude, ndigits)
     if shortest:  # Go's precision for the shortest digits in each form
-        prec = {"e": max(len(digits) - 1, 0), "E": max(len(digits) - 1, 0),
-                "f": max(len(digits) - point, 0)}.get(fmt, len(digits))
+        prec = {
+            "e": max(len(digits) - 1, 0),
+            "E": max(len(digits) - 1, 0),
+            "f": max(len(digits) - point, 0),
+        }.get(fmt, len(digits))
     if fmt in "eE":
         return _fmt_e(neg, digits, point, prec, fmt)
     if fmt == "f":
         return _fmt_f(neg, digits, point, prec)
     # 'g', 'G' (Go's formatDigits): %e when the exponent is below -4 or at least the
     # precision (6 for the shortest digits), trailing zeros never written.
-    eprec = 6 if shortest else (
-        len(digits) if prec > len(digits) and len(digits) >= point else prec)
+    eprec = (
+        6 if shortest else (len(digits) if prec > len(digits) and len(digits) >= point else prec)
+    )
     exp = point - 1
     if exp < -4 or exp >= eprec:
-        return _fmt_e(neg, digits, point, min(prec, len(digits)) - 1,
-                      "e" if fmt == "g" else "E")
+        return _fmt_e(neg, digits, point, min(prec, len(digits)) - 1, "e" if fmt == "g" else "E")
     if prec > point:
         prec = len(digits)
     return _fmt_f(neg, digits, point, max(prec - point, 0))

@@ -47,8 +47,7 @@ _FILE_PERMISSION = "filePermission"
 _SECRET_ARGS = "secretArgs"
 
 _STR, _INT, _FLOAT, _BOOL, _NULL = "!!str", "!!int", "!!float", "!!bool", "!!null"
-_TIMESTAMP, _BINARY, _MERGE, _MAP, _SEQ = (
-    "!!timestamp", "!!binary", "!!merge", "!!map", "!!seq")
+_TIMESTAMP, _BINARY, _MERGE, _MAP, _SEQ = ("!!timestamp", "!!binary", "!!merge", "!!map", "!!seq")
 _RESOLVABLE = frozenset({"", _STR, _BOOL, _INT, _FLOAT, _NULL, _TIMESTAMP})
 _LONG_PREFIX = "tag:yaml.org,2002:"
 _QUOTED_STYLES = frozenset({'"', "'", "|", ">"})
@@ -133,7 +132,7 @@ class _Fatal(Exception):
 
 def short_tag(tag: str) -> str:
     if tag.startswith(_LONG_PREFIX):
-        return "!!" + tag[len(_LONG_PREFIX):]
+        return "!!" + tag[len(_LONG_PREFIX) :]
     return tag
 
 
@@ -240,8 +239,9 @@ def _parse_timestamp(text: str) -> GoTime | None:
     return GoTime(rendered, text)
 
 
-def _resolve_untyped(tag: str, text: str, table: dict[str, tuple[str, Any]] = _RESOLVE_MAP
-                     ) -> tuple[str, Any]:
+def _resolve_untyped(
+    tag: str, text: str, table: dict[str, tuple[str, Any]] = _RESOLVE_MAP
+) -> tuple[str, Any]:
     hint = text[:1] or "N"
     if hint not in "0123456789+-.yYnNtTfFoO~N":
         return _STR, text
@@ -276,8 +276,9 @@ def _resolve_untyped(tag: str, text: str, table: dict[str, tuple[str, Any]] = _R
     return _STR, text
 
 
-def _resolve(tag: str, text: str, table: dict[str, tuple[str, Any]] = _RESOLVE_MAP
-             ) -> tuple[str, Any]:
+def _resolve(
+    tag: str, text: str, table: dict[str, tuple[str, Any]] = _RESOLVE_MAP
+) -> tuple[str, Any]:
     """yaml.v3's resolve(): the tag and Go value of a scalar (tag is short or "")."""
     if tag not in _RESOLVABLE:
         return tag, text
@@ -298,8 +299,9 @@ class ResolveError(ValueError):
     """An explicit tag the scalar does not fit ("cannot decode !!str `x` as a !!int")."""
 
 
-def resolve(tag: str, text: str, yaml11: dict[str, tuple[str, Any]] | None = None
-            ) -> tuple[str, Any]:
+def resolve(
+    tag: str, text: str, yaml11: dict[str, tuple[str, Any]] | None = None
+) -> tuple[str, Any]:
     """The (short) tag and value yaml.v3 resolves a plain scalar to; with `yaml11`, the
     extra words yaml.v2 reads as booleans (yaml.v2's resolver is otherwise the same).
     Timestamps come back as GoTime. Raises ResolveError."""
@@ -399,15 +401,13 @@ class _Decoder:
             # Go slices bytes: a rune cut in two shows as U+FFFD per byte.
             shown = value[:7] + b"..." if len(value) > 10 else value
             text = " `" + shown.decode("utf-8", _FFFD) + "`"
-        self.errors.append(
-            f"line {_line(node)}: cannot unmarshal {tag}{text} into {go_type}"
-        )
+        self.errors.append(f"line {_line(node)}: cannot unmarshal {tag}{text} into {go_type}")
 
     def unique_keys(self, node: MappingNode) -> bool:
         before = len(self.errors)
         pairs = node.value
         for i, (ki, _) in enumerate(pairs):
-            for kj, _ in pairs[i + 1:]:
+            for kj, _ in pairs[i + 1 :]:
                 if type(ki) is type(kj) and _key_text(ki) == _key_text(kj):
                     self.errors.append(
                         f"line {_line(kj)}: mapping key {quote(_key_text(kj))} "
@@ -540,8 +540,7 @@ class _Decoder:
             if not isinstance(node, ScalarNode):
                 if isinstance(node, MappingNode) and not self.unique_keys(node):
                     return 0
-                self.terror(node, _MAP if isinstance(node, MappingNode) else _SEQ,
-                            _T_FILEMODE)
+                self.terror(node, _MAP if isinstance(node, MappingNode) else _SEQ, _T_FILEMODE)
                 return 0
             tag, value = self.scalar(node)
             if value is None:
@@ -551,9 +550,7 @@ class _Decoder:
                     return value
             elif (
                 # Go's uint64(f) truncates toward zero (amd64: -1 < f < 0 gives 0).
-                isinstance(value, float)
-                and -1.0 < value < math.inf
-                and int(value) <= _UINT32_MAX
+                isinstance(value, float) and -1.0 < value < math.inf and int(value) <= _UINT32_MAX
             ):
                 return int(value)
             self.terror(node, tag, _T_FILEMODE)
@@ -644,9 +641,7 @@ class _Decoder:
             if isinstance(node, MappingNode):
                 if not self.unique_keys(node):
                     return _MISSING
-                string_keys = all(
-                    _node_tag(k) in (_STR, _MERGE) for k, _ in node.value
-                )
+                string_keys = all(_node_tag(k) in (_STR, _MERGE) for k, _ in node.value)
                 out: dict[Any, Any] = {} if string_keys else AnyKeyMap()
                 self.map_into(node, out, typed_keys=string_keys)
                 if as_key:
@@ -690,8 +685,11 @@ def anchor_name(text: str, node: Node) -> str:
         except (StopIteration, yaml.YAMLError):  # the first document was read by then
             return ""
         anchor = getattr(event, "anchor", None)
-        if anchor and not isinstance(event, yaml.AliasEvent) and (
-                event.start_mark is not None and event.start_mark.index == index):
+        if (
+            anchor
+            and not isinstance(event, yaml.AliasEvent)
+            and (event.start_mark is not None and event.start_mark.index == index)
+        ):
             return str(anchor)
 
 
@@ -719,8 +717,9 @@ def flow_question_mark(text: str, loader: Any = None) -> yaml.Mark | None:
             depth += 1
         elif isinstance(token, yaml.FlowSequenceEndToken | yaml.FlowMappingEndToken):
             depth -= 1
-        elif (depth > 0 and isinstance(token, yaml.ScalarToken) and token.plain
-              and "?" in token.value):
+        elif (
+            depth > 0 and isinstance(token, yaml.ScalarToken) and token.plain and "?" in token.value
+        ):
             mark: yaml.Mark | None = token.start_mark
             return mark
     return None
@@ -732,9 +731,11 @@ def _compose(text: str) -> Node | None:
         for document in yaml.compose_all(text, Loader=ComposeLoader):
             mark = flow_question_mark(text)
             if mark is not None:
-                raise YamlError(f"yaml: line {mark.line + 1}: did not find expected ',' or "
-                                "']' or '}' (a `?` inside a plain scalar in a flow collection)",
-                                mark.line + 1)
+                raise YamlError(
+                    f"yaml: line {mark.line + 1}: did not find expected ',' or "
+                    "']' or '}' (a `?` inside a plain scalar in a flow collection)",
+                    mark.line + 1,
+                )
             return document
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -742,8 +743,9 @@ def _compose(text: str) -> Node | None:
         if problem.startswith("found undefined alias") and mark is not None:
             # yaml.v3's parser: "unknown anchor 'name' referenced", without a line
             name = anchor_at(text, int(mark.index) + 1)
-            raise YamlError(f"yaml: unknown anchor '{name}' referenced",
-                            int(mark.line) + 1) from None
+            raise YamlError(
+                f"yaml: unknown anchor '{name}' referenced", int(mark.line) + 1
+            ) from None
         line = int(mark.line) + 1 if mark is not None else None
         where = f"line {line}: " if line is not None else ""
         raise YamlError(f"yaml: {where}{problem}", line) from None
@@ -754,9 +756,7 @@ def _compose(text: str) -> Node | None:
     return None
 
 
-def load_objects(
-    text: str, extra_string_fields: Iterable[str] = ()
-) -> list[dict[str, Any]]:
+def load_objects(text: str, extra_string_fields: Iterable[str] = ()) -> list[dict[str, Any]]:
     """Decode `objects` as yaml.v3 decodes it into vault-csi-provider's []config.Secret.
 
     Each entry holds only the keys written in the YAML: string fields as the scalar's
@@ -781,6 +781,6 @@ def load_objects(
         raise YamlError("yaml: document is nested too deeply") from None
     if decoder.errors:
         first = decoder.errors[0]
-        line = int(first[5:first.index(":")]) if first.startswith("line ") else None
+        line = int(first[5 : first.index(":")]) if first.startswith("line ") else None
         raise YamlError("yaml: unmarshal errors:\n  " + "\n  ".join(decoder.errors), line)
     return objects

@@ -39,13 +39,32 @@ from csiprovider.stores.aws.values import (
 )
 
 SERVED_ENTRIES = 20000
-NOT_FOUND = {"ResourceNotFoundException", "ParameterNotFound", "ParameterVersionNotFound",
-             "NotFoundException", "404"}
-DENIED = {"AccessDeniedException", "AccessDenied", "403", "UnrecognizedClientException",
-          "InvalidSignatureException", "ExpiredTokenException", "DecryptionFailure",
-          "KMSInvalidStateException", "IncorrectKeyException", "InvalidCiphertextException"}
-THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException",
-             "RequestLimitExceeded", "ThrottledException"}
+NOT_FOUND = {
+    "ResourceNotFoundException",
+    "ParameterNotFound",
+    "ParameterVersionNotFound",
+    "NotFoundException",
+    "404",
+}
+DENIED = {
+    "AccessDeniedException",
+    "AccessDenied",
+    "403",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "ExpiredTokenException",
+    "DecryptionFailure",
+    "KMSInvalidStateException",
+    "IncorrectKeyException",
+    "InvalidCiphertextException",
+}
+THROTTLED = {
+    "ThrottlingException",
+    "Throttling",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "ThrottledException",
+}
 
 _V = TypeVar("_V", SecretValue, ParameterValues)
 
@@ -82,8 +101,9 @@ class AwsBackend:
     def authorize(self, obj: MountObject, deadline: float) -> Grant:
         """STS (or the agent) with the pod's token, in the object's (primary) region."""
         source = _source(obj)
-        region = source.region if isinstance(source, KmsSource | ParameterPath) \
-            else source.regions[0]
+        region = (
+            source.region if isinstance(source, KmsSource | ParameterPath) else source.regions[0]
+        )
         return self.credentials.authorize(source.identity, region, deadline)
 
     def fetch(self, obj: MountObject, grant: Grant, deadline: float) -> AwsValue:
@@ -114,8 +134,7 @@ class AwsBackend:
 
     # -- Secrets Manager
 
-    def _secret(self, obj: MountObject, grant: AwsGrant,
-                source: SecretSource) -> SecretValue:
+    def _secret(self, obj: MountObject, grant: AwsGrant, source: SecretSource) -> SecretValue:
         """Served before to this class: DescribeSecret proves the version still current
         (the fresh check a first Mount needs) and GetSecretValue is skipped."""
         key = (grant.scope, what_is_read(source))
@@ -126,8 +145,12 @@ class AwsBackend:
                     return served.value
             except MountError:
                 pass  # no DescribeSecret (permission, outage): just read the value
-        value = self._failover(obj, source.regions, lambda region, i: self._get_secret(
-            grant, source, region, i), "secret")
+        value = self._failover(
+            obj,
+            source.regions,
+            lambda region, i: self._get_secret(grant, source, region, i),
+            "secret",
+        )
         with self._lock:
             self._served.put(key, Served(value.version_id, value))
         return value
@@ -138,8 +161,9 @@ class AwsBackend:
         stages = (described.get("VersionIdsToStages") or {}).get(served.version_id, [])
         return (source.stages[0] or "AWSCURRENT") in stages
 
-    def _get_secret(self, grant: AwsGrant, source: SecretSource, region: str,
-                    index: int) -> SecretValue:
+    def _get_secret(
+        self, grant: AwsGrant, source: SecretSource, region: str, index: int
+    ) -> SecretValue:
         client = self.credentials.client(grant, "secretsmanager", region)
         args: dict[str, Any] = {"SecretId": source.names[index]}
         if source.version_id:
@@ -147,23 +171,25 @@ class AwsBackend:
         if source.stages[index]:
             args["VersionStage"] = source.stages[index]
         reply = self._call(client, "GetSecretValue", **args)
-        return SecretValue(version_id=str(reply.get("VersionId", "")),
-                           string=reply.get("SecretString"), binary=reply.get("SecretBinary"),
-                           region=region)
+        return SecretValue(
+            version_id=str(reply.get("VersionId", "")),
+            string=reply.get("SecretString"),
+            binary=reply.get("SecretBinary"),
+            region=region,
+        )
 
     # -- SSM
 
-    def _parameters(self, obj: MountObject, grant: AwsGrant,
-                    batch: ParameterBatch) -> ParameterValues:
+    def _parameters(
+        self, obj: MountObject, grant: AwsGrant, batch: ParameterBatch
+    ) -> ParameterValues:
         def get(region: str, index: int) -> ParameterValues:
             client = self.credentials.client(grant, "ssm", region)
             wanted = batch.selectors[index]
-            reply = self._call(client, "GetParameters", Names=list(wanted),
-                               WithDecryption=True)
+            reply = self._call(client, "GetParameters", Names=list(wanted), WithDecryption=True)
             invalid = reply.get("InvalidParameters") or []
             if invalid:
-                raise NotFound(f"{region}: invalid parameters: "
-                               f"{', '.join(dict.fromkeys(invalid))}")
+                raise NotFound(f"{region}: invalid parameters: {', '.join(dict.fromkeys(invalid))}")
             by_name = {}
             for p in reply.get("Parameters") or []:
                 by_name[p["Name"]] = p
@@ -175,8 +201,9 @@ class AwsBackend:
 
         return self._failover(obj, batch.regions, get, "parameters")
 
-    def _parameter_path(self, obj: MountObject, grant: AwsGrant,
-                        source: ParameterPath) -> ParameterTree:
+    def _parameter_path(
+        self, obj: MountObject, grant: AwsGrant, source: ParameterPath
+    ) -> ParameterTree:
         """Prefix fetch, bounded by maxItems so a typo cannot read a whole store."""
         limit = source.max_items
         client = self.credentials.client(grant, "ssm", source.region)
@@ -184,8 +211,7 @@ class AwsBackend:
         found: dict[str, bytes] = {}
         token = None
         while True:
-            args: dict[str, Any] = {"Path": source.path, "Recursive": True,
-                                    "WithDecryption": True}
+            args: dict[str, Any] = {"Path": source.path, "Recursive": True, "WithDecryption": True}
             if token:
                 args["NextToken"] = token
             try:
@@ -195,17 +221,18 @@ class AwsBackend:
             for p in reply.get("Parameters") or []:
                 found[p["Name"].removeprefix(prefix).lstrip("/")] = str(p["Value"]).encode()
             if len(found) > limit:
-                raise InvalidArgument(f"{obj.label}: more than maxItems {limit} parameters "
-                                      f"under {source.path!r}; narrow pathPrefix or raise "
-                                      "maxItems")
+                raise InvalidArgument(
+                    f"{obj.label}: more than maxItems {limit} parameters "
+                    f"under {source.path!r}; narrow pathPrefix or raise "
+                    "maxItems"
+                )
             token = reply.get("NextToken")
             if not token:
                 return ParameterTree(found)
 
     # -- KMS
 
-    def _decrypt(self, obj: MountObject, grant: AwsGrant,
-                 source: KmsSource) -> Plaintext:
+    def _decrypt(self, obj: MountObject, grant: AwsGrant, source: KmsSource) -> Plaintext:
         client = self.credentials.client(grant, "kms", source.region)
         args: dict[str, Any] = {"CiphertextBlob": source.ciphertext}
         if source.context:
@@ -218,8 +245,9 @@ class AwsBackend:
 
     # -- shared
 
-    def _failover(self, obj: MountObject, regions: tuple[str, ...],
-                  get: Callable[[str, int], _V], what: str) -> _V:
+    def _failover(
+        self, obj: MountObject, regions: tuple[str, ...], get: Callable[[str, int], _V], what: str
+    ) -> _V:
         failures: list[str] = []
         for index, region in enumerate(regions):
             try:
@@ -227,8 +255,9 @@ class AwsBackend:
             except MountError as exc:
                 if not isinstance(exc, Unavailable) or index == len(regions) - 1:
                     if failures:
-                        raise type(exc)(f"{obj.label}: {'; '.join(failures)}; "
-                                        f"{region}: {exc.message}") from None
+                        raise type(exc)(
+                            f"{obj.label}: {'; '.join(failures)}; {region}: {exc.message}"
+                        ) from None
                     raise type(exc)(f"{obj.label}: {exc.message}") from None
                 failures.append(f"{region}: {exc.message}")  # try the failover region
         raise Unavailable(f"{obj.label}: Failed to fetch {what} from all regions")

@@ -53,13 +53,23 @@ MAX_PODS = 10000
 MAX_CLIENTS = 128
 CLIENT_CONFIG = botocore.config.Config(
     retries={"mode": "adaptive", "max_attempts": 5},  # throttling and 5xx, with backoff
-    connect_timeout=3, read_timeout=10, max_pool_connections=32,
+    connect_timeout=3,
+    read_timeout=10,
+    max_pool_connections=32,
 )
-STS_TRANSIENT = {"Throttling", "ThrottlingException", "IDPCommunicationError",
-                 "ServiceUnavailable", "InternalFailure"}
+STS_TRANSIENT = {
+    "Throttling",
+    "ThrottlingException",
+    "IDPCommunicationError",
+    "ServiceUnavailable",
+    "InternalFailure",
+}
 LOCK_STRIPES = 64
-STS_CONFIG = CLIENT_CONFIG.merge(botocore.config.Config(
-    signature_version=UNSIGNED, retries={"mode": "standard", "max_attempts": 3}))
+STS_CONFIG = CLIENT_CONFIG.merge(
+    botocore.config.Config(
+        signature_version=UNSIGNED, retries={"mode": "standard", "max_attempts": 3}
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -81,8 +91,12 @@ class AwsGrant(Grant):
 
 
 class AwsCredentials:
-    def __init__(self, kube: KubeClient | None = None, pod_identity_endpoint: str = "",
-                 pod_identity_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        kube: KubeClient | None = None,
+        pod_identity_endpoint: str = "",
+        pod_identity_timeout: float = 5.0,
+    ) -> None:
         """`pod_identity_timeout`: seconds for the agent call (ASCP's
         --pod-identity-http-timeout)."""
         self._kube = kube
@@ -109,8 +123,9 @@ class AwsCredentials:
             return found
         return None
 
-    def authorize(self, identity: AwsIdentity, region: str,
-                  deadline: float | None = None) -> AwsGrant:
+    def authorize(
+        self, identity: AwsIdentity, region: str, deadline: float | None = None
+    ) -> AwsGrant:
         """Exchange the pod's own token; concurrent fetches of one pod wait for one call."""
         with self._pod_locks[hash(identity) % LOCK_STRIPES]:
             found = self.current(identity)
@@ -122,8 +137,9 @@ class AwsCredentials:
                 grant = AwsGrant(scope=("irsa", principal), credentials=credentials)
             else:
                 credentials = self._pod_identity(identity)
-                grant = AwsGrant(scope=("pod-identity", credentials.access_key),
-                                 credentials=credentials)
+                grant = AwsGrant(
+                    scope=("pod-identity", credentials.access_key), credentials=credentials
+                )
             with self._lock:
                 self._pods.put(identity, grant)
             return grant
@@ -137,12 +153,19 @@ class AwsCredentials:
         key = (grant.scope, role)
         with self._lock:
             found = self._assumed.get(key)
-        if found is not None and found[0] > time.monotonic() and \
-                found[1].credentials.usable(time.time()):
+        if (
+            found is not None
+            and found[0] > time.monotonic()
+            and found[1].credentials.usable(time.time())
+        ):
             return found[1]
         sts = self.client(grant, "sts", region)
-        credentials, principal = _exchange(sts, "AssumeRole", role, lambda: sts.assume_role(
-            RoleArn=role, RoleSessionName=SESSION_NAME))
+        credentials, principal = _exchange(
+            sts,
+            "AssumeRole",
+            role,
+            lambda: sts.assume_role(RoleArn=role, RoleSessionName=SESSION_NAME),
+        )
         assumed = AwsGrant(scope=("assumed", grant.scope, principal), credentials=credentials)
         with self._lock:  # a revoked trust policy is noticed within ASSUMED_TTL
             self._assumed.put(key, (time.monotonic() + ASSUMED_TTL, assumed))
@@ -156,8 +179,9 @@ class AwsCredentials:
         now = time.time()
         with self._lock:
             current = self._class_credentials.get(grant.scope)
-            if current is None or (not current.usable(now)
-                                   and grant.credentials.expires > current.expires):
+            if current is None or (
+                not current.usable(now) and grant.credentials.expires > current.expires
+            ):
                 current = grant.credentials
                 self._class_credentials.put(grant.scope, current)
             key = (grant.scope, service, region)
@@ -167,14 +191,18 @@ class AwsCredentials:
         with self._create_lock:  # one creation at a time: it is CPU-bound
             try:
                 made = self._session.client(
-                    service, region_name=region,  # type: ignore[call-overload]
-                    config=CLIENT_CONFIG, aws_access_key_id=current.access_key,
+                    service,
+                    region_name=region,  # type: ignore[call-overload]
+                    config=CLIENT_CONFIG,
+                    aws_access_key_id=current.access_key,
                     aws_secret_access_key=current.secret_key,
                     aws_session_token=current.session_token or None,
                 )
             except BotoCoreError as exc:  # a region or endpoint botocore cannot use
-                raise InvalidArgument(f"cannot make an AWS {service} client for region "
-                                      f"{quote(region)} ({type(exc).__name__})") from None
+                raise InvalidArgument(
+                    f"cannot make an AWS {service} client for region "
+                    f"{quote(region)} ({type(exc).__name__})"
+                ) from None
         with self._lock:
             self._clients.put(key, (current.access_key, made))
         return made
@@ -191,15 +219,19 @@ class AwsCredentials:
             raise FailedPrecondition(
                 f"failed to get service account {identity.namespace}/"
                 f"{identity.service_account}: no Kubernetes API access (IRSA reads the role "
-                f"from its {ROLE_ANNOTATION} annotation)")
-        account = self._kube.service_account(identity.namespace, identity.service_account,
-                                             deadline=deadline)
-        role = str(((account.get("metadata") or {}).get("annotations") or {}).get(
-            ROLE_ANNOTATION, ""))
+                f"from its {ROLE_ANNOTATION} annotation)"
+            )
+        account = self._kube.service_account(
+            identity.namespace, identity.service_account, deadline=deadline
+        )
+        role = str(
+            ((account.get("metadata") or {}).get("annotations") or {}).get(ROLE_ANNOTATION, "")
+        )
         if not role:
             raise PermissionDenied(
                 f"An IAM role must be associated with service account "
-                f"{identity.service_account} (namespace: {identity.namespace})")
+                f"{identity.service_account} (namespace: {identity.namespace})"
+            )
         with self._lock:
             self._roles.put(key, (time.monotonic() + ROLE_TTL, role))
         return role
@@ -214,53 +246,63 @@ class AwsCredentials:
             try:
                 made = self._session.client("sts", region_name=region, config=STS_CONFIG)
             except BotoCoreError as exc:
-                raise InvalidArgument(f"cannot make an STS client for region {quote(region)} "
-                                      f"({type(exc).__name__})") from None
+                raise InvalidArgument(
+                    f"cannot make an STS client for region {quote(region)} ({type(exc).__name__})"
+                ) from None
         with self._lock:
             self._clients.put(key, ("", made))
         return made
 
-    def _assume(self, identity: AwsIdentity, role: str,
-                region: str) -> tuple[Credentials, str]:
+    def _assume(self, identity: AwsIdentity, role: str, region: str) -> tuple[Credentials, str]:
         sts = self._sts(region)
-        return _exchange(sts, "AssumeRoleWithWebIdentity", role,
-                         lambda: sts.assume_role_with_web_identity(
-                             RoleArn=role, RoleSessionName=SESSION_NAME,
-                             WebIdentityToken=identity.token))
+        return _exchange(
+            sts,
+            "AssumeRoleWithWebIdentity",
+            role,
+            lambda: sts.assume_role_with_web_identity(
+                RoleArn=role, RoleSessionName=SESSION_NAME, WebIdentityToken=identity.token
+            ),
+        )
 
     def _pod_identity(self, identity: AwsIdentity) -> Credentials:
         if self._agent:
             endpoints = [self._agent]
         else:
             endpoints = {"ipv4": [POD_IDENTITY_V4], "ipv6": [POD_IDENTITY_V6]}.get(
-                identity.address_type, [POD_IDENTITY_V4, POD_IDENTITY_V6])
+                identity.address_type, [POD_IDENTITY_V4, POD_IDENTITY_V6]
+            )
         failures = []
         for url in endpoints:  # auto really falls back to IPv6 (ASCP's never does)
             try:
-                reply = requests.get(url, headers={"Authorization": identity.token},
-                                     timeout=self._agent_timeout)
+                reply = requests.get(
+                    url, headers={"Authorization": identity.token}, timeout=self._agent_timeout
+                )
             except requests.RequestException as exc:
                 failures.append(f"{url}: {type(exc).__name__}")
                 continue
             if reply.status_code in (400, 401, 403):
                 raise PermissionDenied(
                     f"EKS Pod Identity agent refused the pod's token: {url}: HTTP "
-                    f"{reply.status_code}")
+                    f"{reply.status_code}"
+                )
             if not reply.ok:
                 failures.append(f"{url}: HTTP {reply.status_code}")
                 continue
             try:
                 body = reply.json()
                 expires = datetime.fromisoformat(str(body["Expiration"]).replace("Z", "+00:00"))
-                return Credentials(str(body["AccessKeyId"]), str(body["SecretAccessKey"]),
-                                   str(body.get("Token") or ""), expires.timestamp())
+                return Credentials(
+                    str(body["AccessKeyId"]),
+                    str(body["SecretAccessKey"]),
+                    str(body.get("Token") or ""),
+                    expires.timestamp(),
+                )
             except (ValueError, KeyError, TypeError):
                 failures.append(f"{url}: a reply without credentials")
         raise Unavailable("EKS Pod Identity agent did not give credentials: " + "; ".join(failures))
 
 
-def _exchange(sts: Any, action: str, role: str, call: Callable[[], Any]
-              ) -> tuple[Credentials, str]:
+def _exchange(sts: Any, action: str, role: str, call: Callable[[], Any]) -> tuple[Credentials, str]:
     """One STS call for `role`: its credentials and principal (the assumed-role ARN), or
     STS's refusal in its own words (UNAVAILABLE when STS could not judge the request)."""
     try:
@@ -273,9 +315,11 @@ def _exchange(sts: Any, action: str, role: str, call: Callable[[], Any]
             raise Unavailable(message) from None  # the token was not judged
         raise PermissionDenied(message) from None
     except BotoCoreError as exc:
-        raise Unavailable(f"cannot reach STS at {sts.meta.endpoint_url} "
-                          f"({type(exc).__name__})") from None
+        raise Unavailable(
+            f"cannot reach STS at {sts.meta.endpoint_url} ({type(exc).__name__})"
+        ) from None
     c = reply["Credentials"]
     principal = str((reply.get("AssumedRoleUser") or {}).get("Arn") or role)
-    return Credentials(c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"],
-                       c["Expiration"].timestamp()), principal
+    return Credentials(
+        c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"], c["Expiration"].timestamp()
+    ), principal

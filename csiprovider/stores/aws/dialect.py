@@ -38,13 +38,15 @@ class AwsDialect:
         if not params.tokens:
             raise InvalidArgument(
                 "CSI token error: serviceAccount.tokens not provided - ensure tokenRequests is "
-                "configured in CSIDriver - ensure tokenRequests is configured in CSIDriver spec")
+                "configured in CSIDriver - ensure tokenRequests is configured in CSIDriver spec"
+            )
         regions = [self._region(params)]
         failover = p.get("failoverRegion", "")
         if failover:
             if failover == regions[0]:
                 raise InvalidArgument(
-                    f"{regions[0]}: failover region cannot be the same as the primary region")
+                    f"{regions[0]}: failover region cannot be the same as the primary region"
+                )
             regions.append(failover)
         for region in regions:
             check_region(region)
@@ -58,8 +60,7 @@ class AwsDialect:
             descriptors = spec.load(p.get("objects", ""), regions, translate)
         except spec.ObjectsError as exc:
             raise InvalidArgument(str(exc)) from None
-        return build_objects(descriptors, identity, tuple(regions), translate,
-                             params.default_mode)
+        return build_objects(descriptors, identity, tuple(regions), translate, params.default_mode)
 
     def _region(self, params: MountParams) -> str:
         region = params.parameters.get("region", "") or os.environ.get("AWS_REGION", "")
@@ -69,7 +70,8 @@ class AwsDialect:
             raise InvalidArgument(
                 "failed to retrieve region from node. error: no region in the "
                 "SecretProviderClass, no AWS_REGION for the daemon and no Kubernetes API "
-                "access; set parameters.region")
+                "access; set parameters.region"
+            )
         try:
             return self._node_region(params.pod.namespace, params.pod.name)
         except MountError as exc:
@@ -82,13 +84,15 @@ _REGION = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?")
 def check_region(region: str, where: str = "") -> str:
     """A region name as botocore accepts it (it refuses others with an exception)."""
     if not _REGION.fullmatch(region):
-        raise InvalidArgument(f"{where}invalid AWS region {quote(region)}: use a region "
-                              "name such as eu-west-1")
+        raise InvalidArgument(
+            f"{where}invalid AWS region {quote(region)}: use a region name such as eu-west-1"
+        )
     return region
 
 
-def native_identity(params: MountParams, region_lookup: RegionLookup | None = None
-                    ) -> tuple[AwsIdentity, str]:
+def native_identity(
+    params: MountParams, region_lookup: RegionLookup | None = None
+) -> tuple[AwsIdentity, str]:
     """Identity and default region for native-dialect AWS objects, from the same SPC
     parameters the aws dialect reads (`region`, `usePodIdentity`, `preferredAddressType`)."""
     return pod_identity(params), AwsDialect(region_lookup)._region(params)
@@ -105,7 +109,8 @@ def pod_identity(params: MountParams) -> AwsIdentity:
     if not params.tokens:
         raise InvalidArgument(
             "no service account tokens in the Mount request: AWS objects need the CSIDriver's "
-            "tokenRequests to include sts.amazonaws.com (IRSA) or pods.eks.amazonaws.com")
+            "tokenRequests to include sts.amazonaws.com (IRSA) or pods.eks.amazonaws.com"
+        )
     return _identity(params, use_agent)
 
 
@@ -116,10 +121,12 @@ def _identity(params: MountParams, pod_identity: bool) -> AwsIdentity:
     if token is None:
         raise InvalidArgument(
             f'{what} token extraction failed: token for audience "{audience}" not found - '
-            "ensure tokenRequests includes this audience in CSIDriver")
+            "ensure tokenRequests includes this audience in CSIDriver"
+        )
     if not token.token:
-        raise InvalidArgument(f'{what} token extraction failed: token for audience '
-                              f'"{audience}" is empty')
+        raise InvalidArgument(
+            f'{what} token extraction failed: token for audience "{audience}" is empty'
+        )
     address = params.parameters.get("preferredAddressType", "").lower()
     return AwsIdentity(
         mode="pod-identity" if pod_identity else "irsa",
@@ -133,8 +140,11 @@ def _identity(params: MountParams, pod_identity: bool) -> AwsIdentity:
 
 
 def build_objects(
-    descriptors: list[spec.Descriptor], identity: AwsIdentity, regions: tuple[str, ...],
-    translate: str, default_mode: int,
+    descriptors: list[spec.Descriptor],
+    identity: AwsIdentity,
+    regions: tuple[str, ...],
+    translate: str,
+    default_mode: int,
 ) -> list[MountObject]:
     out: list[MountObject] = []
     batches = _ssm_batches(descriptors, identity, regions)
@@ -142,45 +152,93 @@ def build_objects(
         label = f"objects[{index}] (objectName {d.object_name!r})"
         if d.secret_type == "secretsmanager":
             source: Any = SecretSource(
-                identity=identity, regions=regions,
-                names=(d.object_name, d.failover.object_name or d.object_name)[:len(regions)],
+                identity=identity,
+                regions=regions,
+                names=(d.object_name, d.failover.object_name or d.object_name)[: len(regions)],
                 version_id=d.object_version,
-                stages=(d.object_version_label,
-                        d.failover.object_version_label or d.object_version_label)[:len(regions)],
+                stages=(
+                    d.object_version_label,
+                    d.failover.object_version_label or d.object_version_label,
+                )[: len(regions)],
             )
             slot = 0
         else:
             source, slot = batches[index]
         mode = int(d.file_permission, 8) if d.file_permission else default_mode
-        out.append(_object(index, label, d.file_name(translate), mode, source,
-                           d.object_name, slot, "", d.encoding))
+        out.append(
+            _object(
+                index,
+                label,
+                d.file_name(translate),
+                mode,
+                source,
+                d.object_name,
+                slot,
+                "",
+                d.encoding,
+            )
+        )
         for entry in d.jmes_path:
-            alias = entry.object_alias.replace("/", translate) if translate else \
-                entry.object_alias.lstrip("/")
+            alias = (
+                entry.object_alias.replace("/", translate)
+                if translate
+                else entry.object_alias.lstrip("/")
+            )
             child_mode = int(entry.file_permission, 8) if entry.file_permission else mode
-            out.append(_object(index, f"{label} jmesPath {entry.path!r}", alias, child_mode,
-                               source, d.object_name, slot, entry.path, entry.encoding))
+            out.append(
+                _object(
+                    index,
+                    f"{label} jmesPath {entry.path!r}",
+                    alias,
+                    child_mode,
+                    source,
+                    d.object_name,
+                    slot,
+                    entry.path,
+                    entry.encoding,
+                )
+            )
     return out
 
 
-def _object(index: int, label: str, file_name: str, mode: int, source: Any, name: str,
-            slot: int, jmes_path: str, decode: str) -> MountObject:
+def _object(
+    index: int,
+    label: str,
+    file_name: str,
+    mode: int,
+    source: Any,
+    name: str,
+    slot: int,
+    jmes_path: str,
+    decode: str,
+) -> MountObject:
     try:
         validate_path(file_name)
     except PayloadError as exc:
         raise InvalidArgument(f"{label}: {file_name!r} cannot be a file name ({exc})") from None
     if decode not in ("", "base64"):
         raise InvalidArgument(f"{label}: encoding must be base64 when set")
-    spec: dict[str, Any] = {"file": file_name, "mode": mode, "name": name,
-                            "selector_index": slot, "decode": decode}
+    spec: dict[str, Any] = {
+        "file": file_name,
+        "mode": mode,
+        "name": name,
+        "selector_index": slot,
+        "decode": decode,
+    }
     if jmes_path:
         spec["jmes_path"] = jmes_path
     return MountObject(
-        index=index, backend="aws", object_name=file_name, file_name=file_name, mode=mode,
-        encoding=Encoding.BASE64 if decode else Encoding.UTF8, source=source,
+        index=index,
+        backend="aws",
+        object_name=file_name,
+        file_name=file_name,
+        mode=mode,
+        encoding=Encoding.BASE64 if decode else Encoding.UTF8,
+        source=source,
         spec_json=canonical_json(spec),
         extraction=Extraction(jmes_path=jmes_path, wording=Wording.AWS, subject=name),
-        part=slot, store_version=True,
+        part=slot,
+        store_version=True,
     )
 
 
@@ -202,7 +260,8 @@ def _ssm_batches(
             else:
                 rest.append(item)
         per_region = tuple(
-            tuple(_selector(d, failover=r > 0) for _, d in chosen) for r in range(len(regions)))
+            tuple(_selector(d, failover=r > 0) for _, d in chosen) for r in range(len(regions))
+        )
         batch = ParameterBatch(identity=identity, regions=regions, selectors=per_region)
         for slot, (i, _) in enumerate(chosen):
             result[i] = (batch, slot)
@@ -213,8 +272,11 @@ def _ssm_batches(
 def _selector(d: spec.Descriptor, failover: bool) -> str:
     name = d.failover.object_name if failover and d.failover.object_name else d.object_name
     version = d.object_version
-    label = (d.failover.object_version_label if failover and d.failover.object_version_label
-             else d.object_version_label)
+    label = (
+        d.failover.object_version_label
+        if failover and d.failover.object_version_label
+        else d.object_version_label
+    )
     if version:
         return f"{name}:{version}"
     if label:

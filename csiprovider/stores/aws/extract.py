@@ -20,8 +20,9 @@ def render(obj: MountObject, fetched: AwsValue) -> Rendered:
     if isinstance(fetched, ParameterValues):
         found = fetched.found.get(obj.part)
         if found is None:
-            raise NotFound(f"{obj.label}: parameter {obj.extraction.subject!r} not found in "
-                           f"{fetched.region}")
+            raise NotFound(
+                f"{obj.label}: parameter {obj.extraction.subject!r} not found in {fetched.region}"
+            )
         return str(found["Value"]).encode()
     if isinstance(fetched, SecretValue):
         if fetched.string is not None:

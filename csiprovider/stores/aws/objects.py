@@ -103,8 +103,10 @@ def validate(d: Descriptor, regions: list[str], translate: str) -> None:
         raise ObjectsError("Object name must be specified")
     _validate_name(d.object_name, d.object_type, regions[0])
     if d.secret_type == "ssmparameter" and d.object_version and d.object_version_label:
-        raise ObjectsError("ssm parameters can not specify both objectVersion and "
-                           f"objectVersionLabel: {d.object_name}")
+        raise ObjectsError(
+            "ssm parameters can not specify both objectVersion and "
+            f"objectVersionLabel: {d.object_name}"
+        )
     if _BAD_PATH.search(d.file_name(translate)):
         raise ObjectsError(f"path can not contain ../: {d.object_name}")
     _validate_permission(d.file_permission)
@@ -116,19 +118,27 @@ def validate(d: Descriptor, regions: list[str], translate: str) -> None:
         _validate_permission(entry.file_permission)
     if d.failover.object_name:
         if not d.object_alias:
-            raise ObjectsError("object alias must be specified for objects with failover "
-                               f"entries: {d.object_name}")
+            raise ObjectsError(
+                f"object alias must be specified for objects with failover entries: {d.object_name}"
+            )
         if len(regions) < 2:
-            raise ObjectsError("failover object allowed only when failover region is "
-                               f"defined: {d.object_name}")
+            raise ObjectsError(
+                f"failover object allowed only when failover region is defined: {d.object_name}"
+            )
         _validate_name(d.failover.object_name, d.object_type, regions[1])
-        if (d.secret_type == "ssmparameter" and d.failover.object_version
-                and d.failover.object_version_label):
-            raise ObjectsError("ssm parameters can not specify both objectVersion and "
-                               f"objectVersionLabel: {d.object_name}")
+        if (
+            d.secret_type == "ssmparameter"
+            and d.failover.object_version
+            and d.failover.object_version_label
+        ):
+            raise ObjectsError(
+                "ssm parameters can not specify both objectVersion and "
+                f"objectVersionLabel: {d.object_name}"
+            )
         if d.failover.object_version != d.object_version:
-            raise ObjectsError("object versions must match between primary and failover "
-                               f"regions: {d.object_name}")
+            raise ObjectsError(
+                f"object versions must match between primary and failover regions: {d.object_name}"
+            )
 
 
 def check_duplicates(descriptors: list[Descriptor]) -> None:
@@ -141,16 +151,32 @@ def check_duplicates(descriptors: list[Descriptor]) -> None:
             a, fa = bool(d.object_alias), bool(found.object_alias)
             lab, flab = bool(d.object_version_label), bool(found.object_version_label)
             if a and fa and not lab and not flab and d.object_alias == found.object_alias:
-                raise ObjectsError(f"{prefix}, duplicate object alias {d.object_alias}, and no "
-                                   "version label")
-            if (not a and not fa and lab and flab
-                    and d.object_version_label == found.object_version_label):
-                raise ObjectsError(f"{prefix}, no object alias, and duplicate version label "
-                                   f"{d.object_version_label}")
-            if (a and fa and lab and flab and d.object_alias == found.object_alias
-                    and d.object_version_label == found.object_version_label):
-                raise ObjectsError(f"{prefix}, duplicate object alias {d.object_alias}, and "
-                                   f"duplicate version label {d.object_version_label}")
+                raise ObjectsError(
+                    f"{prefix}, duplicate object alias {d.object_alias}, and no version label"
+                )
+            if (
+                not a
+                and not fa
+                and lab
+                and flab
+                and d.object_version_label == found.object_version_label
+            ):
+                raise ObjectsError(
+                    f"{prefix}, no object alias, and duplicate version label "
+                    f"{d.object_version_label}"
+                )
+            if (
+                a
+                and fa
+                and lab
+                and flab
+                and d.object_alias == found.object_alias
+                and d.object_version_label == found.object_version_label
+            ):
+                raise ObjectsError(
+                    f"{prefix}, duplicate object alias {d.object_alias}, and "
+                    f"duplicate version label {d.object_version_label}"
+                )
             if not a and not fa and not lab and not flab:
                 raise ObjectsError(f"{prefix}, no object alias, and no version label")
         seen[d.object_name] = d
@@ -160,8 +186,10 @@ def check_duplicates(descriptors: list[Descriptor]) -> None:
             aliases.add(d.object_alias)
         for entry in d.jmes_path:
             if entry.object_alias in aliases:
-                raise ObjectsError("Name already in use for objectAlias: found duplicate object "
-                                   f"alias {entry.object_alias} in JMES path entry {entry.path}")
+                raise ObjectsError(
+                    "Name already in use for objectAlias: found duplicate object "
+                    f"alias {entry.object_alias} in JMES path entry {entry.path}"
+                )
             aliases.add(entry.object_alias)
 
 
@@ -202,30 +230,63 @@ def _validate_permission(permission: str) -> None:
 
 # ASCP's provider.SecretDescriptor and its parts (json tags, Go types), plus our own
 # `encoding` key in SecretDescriptor and JMESPathEntry.
-_JMES = sigs_yaml.struct("provider.JMESPathEntry", [
-    ("path", sigs_yaml.STRING), ("objectAlias", sigs_yaml.STRING),
-    ("filePermission", sigs_yaml.STRING), ("encoding", sigs_yaml.STRING)])
-_FAILOVER = sigs_yaml.struct("provider.FailoverObjectEntry", [
-    ("objectName", sigs_yaml.STRING), ("objectVersion", sigs_yaml.STRING),
-    ("objectVersionLabel", sigs_yaml.STRING)])
-_DESCRIPTOR = sigs_yaml.struct("provider.SecretDescriptor", [
-    ("objectName", sigs_yaml.STRING), ("objectAlias", sigs_yaml.STRING),
-    ("objectVersion", sigs_yaml.STRING), ("objectVersionLabel", sigs_yaml.STRING),
-    ("objectType", sigs_yaml.STRING), ("filePermission", sigs_yaml.STRING),
-    ("jmesPath", sigs_yaml.slice_of(_JMES)), ("failoverObject", _FAILOVER),
-    ("encoding", sigs_yaml.STRING)])
+_JMES = sigs_yaml.struct(
+    "provider.JMESPathEntry",
+    [
+        ("path", sigs_yaml.STRING),
+        ("objectAlias", sigs_yaml.STRING),
+        ("filePermission", sigs_yaml.STRING),
+        ("encoding", sigs_yaml.STRING),
+    ],
+)
+_FAILOVER = sigs_yaml.struct(
+    "provider.FailoverObjectEntry",
+    [
+        ("objectName", sigs_yaml.STRING),
+        ("objectVersion", sigs_yaml.STRING),
+        ("objectVersionLabel", sigs_yaml.STRING),
+    ],
+)
+_DESCRIPTOR = sigs_yaml.struct(
+    "provider.SecretDescriptor",
+    [
+        ("objectName", sigs_yaml.STRING),
+        ("objectAlias", sigs_yaml.STRING),
+        ("objectVersion", sigs_yaml.STRING),
+        ("objectVersionLabel", sigs_yaml.STRING),
+        ("objectType", sigs_yaml.STRING),
+        ("filePermission", sigs_yaml.STRING),
+        ("jmesPath", sigs_yaml.slice_of(_JMES)),
+        ("failoverObject", _FAILOVER),
+        ("encoding", sigs_yaml.STRING),
+    ],
+)
 _DESCRIPTORS = sigs_yaml.slice_of(sigs_yaml.pointer_to(_DESCRIPTOR))
 
 
 def _descriptor(value: Mapping[str, Any]) -> Descriptor:
-    jmes = tuple(JmesEntry(path=j["path"], object_alias=j["objectAlias"],
-                           file_permission=j["filePermission"], encoding=j["encoding"])
-                 for j in value["jmesPath"] or ())
+    jmes = tuple(
+        JmesEntry(
+            path=j["path"],
+            object_alias=j["objectAlias"],
+            file_permission=j["filePermission"],
+            encoding=j["encoding"],
+        )
+        for j in value["jmesPath"] or ()
+    )
     f = value["failoverObject"]
     return Descriptor(
-        object_name=value["objectName"], object_alias=value["objectAlias"],
-        object_version=value["objectVersion"], object_version_label=value["objectVersionLabel"],
-        object_type=value["objectType"], file_permission=value["filePermission"],
-        jmes_path=jmes, encoding=value["encoding"],
-        failover=Failover(object_name=f["objectName"], object_version=f["objectVersion"],
-                          object_version_label=f["objectVersionLabel"]))
+        object_name=value["objectName"],
+        object_alias=value["objectAlias"],
+        object_version=value["objectVersion"],
+        object_version_label=value["objectVersionLabel"],
+        object_type=value["objectType"],
+        file_permission=value["filePermission"],
+        jmes_path=jmes,
+        encoding=value["encoding"],
+        failover=Failover(
+            object_name=f["objectName"],
+            object_version=f["objectVersion"],
+            object_version_label=f["objectVersionLabel"],
+        ),
+    )

@@ -76,8 +76,9 @@ class FileBackend:
     def object_version(self, obj: MountObject, fetched: Any) -> str | None:
         return None  # the keyed hash of the content
 
-    def fetch(self, obj: MountObject, grant: Grant | None = None,
-              deadline: float = 0.0) -> bytes | dict[str, bytes]:
+    def fetch(
+        self, obj: MountObject, grant: Grant | None = None, deadline: float = 0.0
+    ) -> bytes | dict[str, bytes]:
         source = obj.source
         assert isinstance(source, FileSource)
         with metrics.backend_call("file", "list" if source.listing else "read"):
@@ -95,11 +96,14 @@ class FileBackend:
             items = self._snapshot(obj, source, base, limit)
             if items is not None:
                 return items
-        raise Unavailable(f"{obj.label}: prefix {source.path!r} changed while it was read, "
-                          f"{SNAPSHOT_ATTEMPTS} times in a row; the driver will retry")
+        raise Unavailable(
+            f"{obj.label}: prefix {source.path!r} changed while it was read, "
+            f"{SNAPSHOT_ATTEMPTS} times in a row; the driver will retry"
+        )
 
-    def _snapshot(self, obj: MountObject, source: FileSource, base: str, limit: int
-                  ) -> dict[str, bytes] | None:
+    def _snapshot(
+        self, obj: MountObject, source: FileSource, base: str, limit: int
+    ) -> dict[str, bytes] | None:
         """One attempt at reading the prefix as it is at one instant; None when it changed
         meanwhile.
 
@@ -122,9 +126,11 @@ class FileBackend:
         except FileNotFoundError:  # a directory of the listing deleted under us
             return None
         if len(found) > limit:  # a racing listing only ever finds fewer files
-            raise InvalidArgument(f"{obj.label}: {len(found)} files under prefix "
-                                  f"{source.path!r}, more than maxItems {limit}; narrow the "
-                                  "prefix or raise maxItems")
+            raise InvalidArgument(
+                f"{obj.label}: {len(found)} files under prefix "
+                f"{source.path!r}, more than maxItems {limit}; narrow the "
+                "prefix or raise maxItems"
+            )
         # Past HELD_FILES descriptors (maxItems goes up to 10000), files are read at once:
         # still a snapshot, the check below just covers a longer time.
         hold = len(found) <= HELD_FILES
@@ -155,7 +161,8 @@ class FileBackend:
                 finally:
                     os.close(fd)
             if _real(obj, source, prefix) != top or any(
-                    os.path.realpath(link) != path for link, path in followed):
+                os.path.realpath(link) != path for link, path in followed
+            ):
                 return None
             for name, shown, fd in opened:
                 items[name] = _read_fd(obj, shown, fd)
@@ -165,14 +172,15 @@ class FileBackend:
         return dict(sorted(items.items()))
 
     @staticmethod
-    def _prefix_dir(obj: MountObject, source: FileSource, base: str, prefix: str
-                    ) -> str | None:
+    def _prefix_dir(obj: MountObject, source: FileSource, base: str, prefix: str) -> str | None:
         """The prefix's real directory, confined to the namespace; None when the directory
         it resolved to was deleted before it could be looked at (swapped out meanwhile)."""
         top = _real(obj, source, prefix)
         if not _inside(top, base):
-            raise PermissionDenied(f"{obj.label}: prefix {source.path!r} resolves outside "
-                                   f"namespace {source.namespace!r}")
+            raise PermissionDenied(
+                f"{obj.label}: prefix {source.path!r} resolves outside "
+                f"namespace {source.namespace!r}"
+            )
         try:
             is_dir = stat.S_ISDIR(os.stat(top).st_mode)
         except (FileNotFoundError, NotADirectoryError):
@@ -184,8 +192,10 @@ class FileBackend:
                 f"{obj.label}: cannot resolve prefix {source.path!r} ({_reason(exc)})"
             ) from None
         if not is_dir:
-            raise NotFound(f"{obj.label}: prefix {source.path!r} is not a directory in the "
-                           f"file backend for namespace {source.namespace!r}")
+            raise NotFound(
+                f"{obj.label}: prefix {source.path!r} is not a directory in the "
+                f"file backend for namespace {source.namespace!r}"
+            )
         return top
 
     def _read(self, obj: MountObject) -> bytes:
@@ -252,8 +262,7 @@ def _open_file(obj: MountObject, shown: str, path: str) -> int | None:
         if exc.errno == errno.ELOOP:  # became a symlink since it was resolved
             return None
         raise InvalidArgument(
-            f"{obj.label}: cannot read {shown!r} ({_reason(exc)}); make it readable by the "
-            "daemon"
+            f"{obj.label}: cannot read {shown!r} ({_reason(exc)}); make it readable by the daemon"
         ) from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
@@ -273,8 +282,7 @@ def _read_fd(obj: MountObject, shown: str, fd: int) -> bytes:
             chunks.append(chunk)
     except OSError as exc:
         raise InvalidArgument(
-            f"{obj.label}: cannot read {shown!r} ({_reason(exc)}); make it readable by the "
-            "daemon"
+            f"{obj.label}: cannot read {shown!r} ({_reason(exc)}); make it readable by the daemon"
         ) from None
     return b"".join(chunks)
 

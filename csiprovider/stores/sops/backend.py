@@ -80,8 +80,13 @@ class SopsBackend:
 
     def principal(self, obj: MountObject) -> Hashable:
         source = _source(obj)
-        return ("sops", source.pod_uid, _fingerprint(source.age),
-                source.vault and source.vault.identity, source.aws)
+        return (
+            "sops",
+            source.pod_uid,
+            _fingerprint(source.age),
+            source.vault and source.vault.identity,
+            source.aws,
+        )
 
     def grant(self, obj: MountObject) -> Grant:
         return Grant(scope=self.principal(obj))
@@ -103,8 +108,11 @@ class SopsBackend:
         def unwrap(kind: str, entry: dict[str, Any]) -> bytes | None:
             if time.monotonic() >= deadline:
                 if not any(isinstance(f, DeadlineExceeded) for f in failures):
-                    failures.append(DeadlineExceeded("the Mount deadline passed before "
-                                                     f"the {kind} master keys were tried"))
+                    failures.append(
+                        DeadlineExceeded(
+                            f"the Mount deadline passed before the {kind} master keys were tried"
+                        )
+                    )
                 return None
             if kind == "age":
                 return keys.unwrap_age(entry, source.age)
@@ -152,59 +160,76 @@ class SopsBackend:
             return source.document
         files = self._stores.get("file")
         if files is None:
-            raise InvalidArgument(f"{obj.label}: path needs the file backend; start the "
-                                  "daemon with --file-root DIR, or put the document in the "
-                                  "SPC (document)")
+            raise InvalidArgument(
+                f"{obj.label}: path needs the file backend; start the "
+                "daemon with --file-root DIR, or put the document in the "
+                "SPC (document)"
+            )
         read = dataclasses.replace(obj, source=source.file, backend="file")
         content = files.fetch(read, files.authorize(read, deadline), deadline)
         if not isinstance(content, bytes):
-            raise InvalidArgument(f"{obj.label}: path {source.file.path!r} is a directory; "
-                                  "name one sops document")
+            raise InvalidArgument(
+                f"{obj.label}: path {source.file.path!r} is a directory; name one sops document"
+            )
         try:
             return content.decode()
         except UnicodeDecodeError:
-            raise InvalidArgument(f"{obj.label}: {source.file.path!r} is not a sops "
-                                  "document (not UTF-8 text)") from None
+            raise InvalidArgument(
+                f"{obj.label}: {source.file.path!r} is not a sops document (not UTF-8 text)"
+            ) from None
 
     # -- master keys
 
-    def _unwrap(self, obj: MountObject, source: SopsSource, kind: str,
-                entry: dict[str, Any], deadline: float) -> bytes | None:
+    def _unwrap(
+        self,
+        obj: MountObject,
+        source: SopsSource,
+        kind: str,
+        entry: dict[str, Any],
+        deadline: float,
+    ) -> bytes | None:
         if kind == "hc_vault" and "vault" in self._stores:
             return self._vault(obj, source, entry, deadline)
         if kind == "kms" and "aws-kms" in self._stores:
             return self._kms(obj, source, entry, deadline)
         return None
 
-    def _vault(self, obj: MountObject, source: SopsSource, entry: dict[str, Any],
-               deadline: float) -> bytes:
+    def _vault(
+        self, obj: MountObject, source: SopsSource, entry: dict[str, Any], deadline: float
+    ) -> bytes:
         engine = str(entry.get("engine_path") or "").strip("/")
         name = str(entry.get("key_name") or "")
         enc = entry.get("enc")
         if not isinstance(enc, str) or not all(
-                _VAULT_NAME.fullmatch(part) for part in [*engine.split("/"), name]):
-            raise InvalidArgument(f"{obj.label}: an hc_vault entry has no enc, or an "
-                                  "engine_path or key_name that is not a Vault name")
+            _VAULT_NAME.fullmatch(part) for part in [*engine.split("/"), name]
+        ):
+            raise InvalidArgument(
+                f"{obj.label}: an hc_vault entry has no enc, or an "
+                "engine_path or key_name that is not a Vault name"
+            )
         assert source.vault is not None
         path = f"/v1/{engine}/decrypt/{name}"
-        request = dataclasses.replace(source.vault, path=path, method="POST", query=(),
-                                      body=json.dumps({"ciphertext": enc}))
+        request = dataclasses.replace(
+            source.vault, path=path, method="POST", query=(), body=json.dumps({"ciphertext": enc})
+        )
         vault = self._stores["vault"]
         read = dataclasses.replace(obj, source=request, backend="vault")
         try:
             reply = vault.fetch(read, vault.authorize(read, deadline), deadline)
         except MountError as exc:
-            raise type(exc)(f"hc_vault {_name(f'{engine}/{name}')}: "
-                            f"{exc.message}") from None
+            raise type(exc)(f"hc_vault {_name(f'{engine}/{name}')}: {exc.message}") from None
         try:
             return base64.b64decode(reply["data"]["plaintext"], validate=True)
         except (KeyError, TypeError, binascii.Error, ValueError):
-            raise FailedPrecondition(f"hc_vault {_name(f'{engine}/{name}')}: Vault's "
-                                     "reply holds no plaintext; is it a transit "
-                                     "engine?") from None
+            raise FailedPrecondition(
+                f"hc_vault {_name(f'{engine}/{name}')}: Vault's "
+                "reply holds no plaintext; is it a transit "
+                "engine?"
+            ) from None
 
-    def _kms(self, obj: MountObject, source: SopsSource, entry: dict[str, Any],
-             deadline: float) -> bytes:
+    def _kms(
+        self, obj: MountObject, source: SopsSource, entry: dict[str, Any], deadline: float
+    ) -> bytes:
         from csiprovider.stores.aws.backend import AwsBackend
         from csiprovider.stores.aws.credentials import AwsGrant
         from csiprovider.stores.aws.dialect import check_region
@@ -213,23 +238,36 @@ class SopsBackend:
         arn = str(entry.get("arn") or "")
         parts = arn.split(":")
         enc = entry.get("enc")
-        if len(parts) < 6 or parts[0] != "arn" or parts[2] != "kms" or not parts[3] \
-                or not isinstance(enc, str):
-            raise InvalidArgument(f"{obj.label}: a kms entry has no key ARN with a region "
-                                  f"(arn:aws:kms:REGION:ACCOUNT:key/ID) or no enc")
+        if (
+            len(parts) < 6
+            or parts[0] != "arn"
+            or parts[2] != "kms"
+            or not parts[3]
+            or not isinstance(enc, str)
+        ):
+            raise InvalidArgument(
+                f"{obj.label}: a kms entry has no key ARN with a region "
+                f"(arn:aws:kms:REGION:ACCOUNT:key/ID) or no enc"
+            )
         try:
             blob = base64.b64decode(enc, validate=True)
         except (binascii.Error, ValueError):
-            raise InvalidArgument(f"{obj.label}: the enc of kms entry {_name(arn)} "
-                                  "is not base64") from None
+            raise InvalidArgument(
+                f"{obj.label}: the enc of kms entry {_name(arn)} is not base64"
+            ) from None
         context = entry.get("context") or {}
         if not isinstance(context, dict):
-            raise InvalidArgument(f"{obj.label}: the context of kms entry "
-                                  f"{_name(arn)} is not a map")
+            raise InvalidArgument(
+                f"{obj.label}: the context of kms entry {_name(arn)} is not a map"
+            )
         assert source.aws is not None
         region = check_region(parts[3], f"{obj.label}: kms entry {_name(arn)}: ")
-        kms = KmsSource(identity=source.aws, region=region, ciphertext=blob,
-                        context=tuple(sorted((str(k), str(v)) for k, v in context.items())))
+        kms = KmsSource(
+            identity=source.aws,
+            region=region,
+            ciphertext=blob,
+            context=tuple(sorted((str(k), str(v)) for k, v in context.items())),
+        )
         aws = self._stores["aws-kms"]
         read = dataclasses.replace(obj, source=kms, backend="aws-kms")
         try:
@@ -252,8 +290,10 @@ def _remote_entries(metadata: document.Metadata, source: SopsSource) -> set[int]
     MAX_REMOTE_KEYS of them: each is a store call within the Mount's deadline."""
     found: list[int] = []
     for group in metadata.key_groups[:1]:
-        for kind, usable in (("hc_vault", source.vault is not None),
-                             ("kms", source.aws is not None)):
+        for kind, usable in (
+            ("hc_vault", source.vault is not None),
+            ("kms", source.aws is not None),
+        ):
             entries = group.get(kind)
             if usable and isinstance(entries, list):
                 found += [id(e) for e in entries if isinstance(e, dict)]
@@ -266,21 +306,26 @@ def _bounded(obj: MountObject, text: str, fmt: str) -> None:
     event stream; aliases are refused (sops expands them when it encrypts): they would be
     the one way to make a small document a huge tree."""
     if len(text) > MAX_DOCUMENT_BYTES:
-        raise InvalidArgument(f"{obj.label}: the sops document is {len(text)} characters, "
-                              f"more than {MAX_DOCUMENT_BYTES}; split it")
+        raise InvalidArgument(
+            f"{obj.label}: the sops document is {len(text)} characters, "
+            f"more than {MAX_DOCUMENT_BYTES}; split it"
+        )
     if fmt in ("json", "binary"):
         bare = json_skeleton(text)  # brackets and commas inside strings do not count
         if sum(map(bare.count, ",[]{}")) > MAX_NODES:
-            raise InvalidArgument(f"{obj.label}: the sops document has more than "
-                                  f"{MAX_NODES} values; split it")
+            raise InvalidArgument(
+                f"{obj.label}: the sops document has more than {MAX_NODES} values; split it"
+            )
         if json_nested_deeper(bare, MAX_DEPTH):
-            raise InvalidArgument(f"{obj.label}: the sops document is nested deeper "
-                                  f"than {MAX_DEPTH} levels")
+            raise InvalidArgument(
+                f"{obj.label}: the sops document is nested deeper than {MAX_DEPTH} levels"
+            )
         return
     if fmt in ("dotenv", "ini"):
         if text.count("\n") > MAX_NODES:
-            raise InvalidArgument(f"{obj.label}: the sops document has more than "
-                                  f"{MAX_NODES} lines; split it")
+            raise InvalidArgument(
+                f"{obj.label}: the sops document has more than {MAX_NODES} lines; split it"
+            )
         return
     import yaml
 
@@ -288,38 +333,53 @@ def _bounded(obj: MountObject, text: str, fmt: str) -> None:
     try:
         for event in yaml_events(text):
             if isinstance(event, yaml.AliasEvent):
-                raise InvalidArgument(f"{obj.label}: the sops document uses a YAML alias"
-                                      " (sops expands aliases when it encrypts, so it "
-                                      "never writes one); encrypt the document with sops")
+                raise InvalidArgument(
+                    f"{obj.label}: the sops document uses a YAML alias"
+                    " (sops expands aliases when it encrypts, so it "
+                    "never writes one); encrypt the document with sops"
+                )
             if isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
                 if depth > MAX_DEPTH:
-                    raise InvalidArgument(f"{obj.label}: the sops document is nested deeper "
-                                          f"than {MAX_DEPTH} levels")
+                    raise InvalidArgument(
+                        f"{obj.label}: the sops document is nested deeper than {MAX_DEPTH} levels"
+                    )
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
             if isinstance(event, yaml.NodeEvent):
                 nodes += 1
                 if nodes > MAX_NODES:
-                    raise InvalidArgument(f"{obj.label}: the sops document has more than "
-                                          f"{MAX_NODES} values; split it")
+                    raise InvalidArgument(
+                        f"{obj.label}: the sops document has more than {MAX_NODES} values; split it"
+                    )
     except yaml.YAMLError:
         return  # the document parser words the syntax error
 
 
-def _refusal(obj: MountObject, source: SopsSource, metadata: document.Metadata,
-             summary: str, failures: list[MountError]) -> MountError:
+def _refusal(
+    obj: MountObject,
+    source: SopsSource,
+    metadata: document.Metadata,
+    summary: str,
+    failures: list[MountError],
+) -> MountError:
     """Why no master key opened the document: each store's refusal, and for each kind
     of master key the pod brought nothing for, what it lacks."""
-    kinds = {kind for group in metadata.key_groups for kind, entries in group.items()
-             if isinstance(entries, list) and entries}
+    kinds = {
+        kind
+        for group in metadata.key_groups
+        for kind, entries in group.items()
+        if isinstance(entries, list) and entries
+    }
     reasons = [f.message for f in failures]
     for missing in source.unusable:
         if missing.kind in kinds:
             reasons.append(f"{missing.kind}: {missing.reason}")
     if "age" in kinds and source.age:
-        reasons.append(f"age: the pod's {keys.AGE_SECRET} (nodePublishSecretRef) holds no "
-                       "identity of the document's age recipients")
+        reasons.append(
+            f"age: the pod's {keys.AGE_SECRET} (nodePublishSecretRef) holds no "
+            "identity of the document's age recipients"
+        )
     for kind in sorted(kinds & {"gcp_kms", "azure_kv", "pgp"}):
         reasons.append(f"{kind}: not supported by this provider")
     detail = "; ".join(reasons) or "the document names no master key"

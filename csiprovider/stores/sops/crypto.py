@@ -29,10 +29,42 @@ from csiprovider.stores.sops.document import (
 # Linear: no group can take another's `,` or `]` (with `.+` a crafted value backtracks
 # for minutes while holding the GIL).
 _ENC = re.compile(r"ENC\[AES256_GCM,data:([^,\]]*),iv:([^,\]]*),tag:([^,\]]*),type:([a-z]+)\]")
-_MAC_ONLY_ENCRYPTED_INIT = bytes([
-    0x8a, 0x3f, 0xd2, 0xad, 0x54, 0xce, 0x66, 0x52, 0x7b, 0x10, 0x34, 0xf3, 0xd1, 0x47, 0xbe,
-    0x0b, 0x0b, 0x97, 0x5b, 0x3b, 0xf4, 0x4f, 0x72, 0xc6, 0xfd, 0xad, 0xec, 0x81, 0x76, 0xf2,
-    0x7d, 0x69])
+_MAC_ONLY_ENCRYPTED_INIT = bytes(
+    [
+        0x8A,
+        0x3F,
+        0xD2,
+        0xAD,
+        0x54,
+        0xCE,
+        0x66,
+        0x52,
+        0x7B,
+        0x10,
+        0x34,
+        0xF3,
+        0xD1,
+        0x47,
+        0xBE,
+        0x0B,
+        0x0B,
+        0x97,
+        0x5B,
+        0x3B,
+        0xF4,
+        0x4F,
+        0x72,
+        0xC6,
+        0xFD,
+        0xAD,
+        0xEC,
+        0x81,
+        0x76,
+        0xF2,
+        0x7D,
+        0x69,
+    ]
+)
 
 MAX_REGEX_CHARS = 1024  # a key regex; sops writes what the user typed
 REGEX_MAX_MEM = 8 << 20  # RE2's default budget: a hostile regex costs milliseconds
@@ -44,11 +76,13 @@ def data_key(metadata: Metadata, unwrap: Callable[[str, dict[str, Any]], bytes |
     groups = len(metadata.key_groups)
     if groups != 1:
         threshold = metadata.shamir_threshold or groups
-        raise SopsError(f"document splits its data key across {groups} key groups (Shamir "
-                        f"secret sharing, shamir_threshold {threshold}), which this provider "
-                        "does not support: re-encrypt it with one key group (list the master "
-                        "keys directly in the .sops.yaml creation rule, not under key_groups, "
-                        "and run `sops updatekeys`)")
+        raise SopsError(
+            f"document splits its data key across {groups} key groups (Shamir "
+            f"secret sharing, shamir_threshold {threshold}), which this provider "
+            "does not support: re-encrypt it with one key group (list the master "
+            "keys directly in the .sops.yaml creation rule, not under key_groups, "
+            "and run `sops updatekeys`)"
+        )
     tried: list[str] = []
     for kind in ("age", "hc_vault", "kms", "gcp_kms", "azure_kv", "pgp"):
         entries = metadata.key_groups[0].get(kind) or []
@@ -84,8 +118,7 @@ def decrypt_value(value: str, key: bytes, aad: str) -> Any:
     try:
         plain = AESGCM(key).decrypt(_b64(iv), _b64(data) + _b64(tag), aad.encode())
     except (InvalidTag, ValueError):
-        raise SopsError("a value failed to decrypt (tampered, or moved to another key)"
-                        ) from None
+        raise SopsError("a value failed to decrypt (tampered, or moved to another key)") from None
     text = plain.decode("utf-8", "surrogateescape")
     try:
         if kind == "str":
@@ -143,8 +176,9 @@ def decrypt(parsed: Parsed, key: bytes) -> dict[str, Any]:
         source = getattr(meta, name)
         if source:
             if len(source) > MAX_REGEX_CHARS:
-                raise SopsError(f"sops.{name} is {len(source)} characters, more than "
-                                f"{MAX_REGEX_CHARS}")
+                raise SopsError(
+                    f"sops.{name} is {len(source)} characters, more than {MAX_REGEX_CHARS}"
+                )
             from csiprovider.compat.go import regexp as go_regexp  # RE2: with a regex
 
             try:  # Go's regexp, as sops matches keys: RE2, its memory bounded
@@ -159,7 +193,8 @@ def decrypt(parsed: Parsed, key: bytes) -> dict[str, Any]:
         if meta.encrypted_suffix:
             result = any(p.endswith(meta.encrypted_suffix) for p in path)
         if "unencrypted_regex" in patterns and any(
-                patterns["unencrypted_regex"].search(p) for p in path):
+            patterns["unencrypted_regex"].search(p) for p in path
+        ):
             result = False
         if "encrypted_regex" in patterns:
             result = any(patterns["encrypted_regex"].search(p) for p in path)
@@ -209,6 +244,7 @@ def decrypt(parsed: Parsed, key: bytes) -> dict[str, Any]:
     except SopsError:
         raise SopsError("MAC mismatch: the MAC does not decrypt (tampered metadata)") from None
     if not isinstance(stored, str) or not hmac.compare_digest(
-            stored.encode("utf-8", "surrogateescape"), computed.encode()):
+        stored.encode("utf-8", "surrogateescape"), computed.encode()
+    ):
         raise SopsError("MAC mismatch: the document was tampered with or reordered")
     return plain

@@ -40,14 +40,22 @@ def emit(fmt: str, tree: dict[str, Any]) -> bytes:
             elif isinstance(value, dict | list):
                 raise SopsError(f"dotenv cannot hold a complex value (key {key!r})")
             else:
-                shown = value.replace("\n", "\\n") if isinstance(value, str) else \
-                    _scalar_text(value)
+                shown = (
+                    value.replace("\n", "\\n") if isinstance(value, str) else _scalar_text(value)
+                )
                 lines.append(f"{key}={shown}\n")
         return "".join(lines).encode("utf-8", "surrogateescape")
     if fmt == "ini":
         return _ini(tree).encode("utf-8", "surrogateescape")
-    text = yaml.dump(_yaml_data(tree), Dumper=_Dumper, sort_keys=False, allow_unicode=True,
-                     default_flow_style=False, indent=4, width=1 << 30)
+    text = yaml.dump(
+        _yaml_data(tree),
+        Dumper=_Dumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+        indent=4,
+        width=1 << 30,
+    )
     return text.encode()
 
 
@@ -70,9 +78,12 @@ def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
     style = None  # plain where the emitter can, as yaml.v3's stringv
     if "\n" in data:
         style = "|"  # the emitter falls back to quotes where a block cannot hold it
-    elif (data in _YAML11_BOOLS or _BASE60.fullmatch(data)
-          or yaml_v3.resolve("", data)[0] != "!!str"
-          or any(ord(ch) > 0xFFFF for ch in data)):  # yaml.v3 escapes these: \U0001F511
+    elif (
+        data in _YAML11_BOOLS
+        or _BASE60.fullmatch(data)
+        or yaml_v3.resolve("", data)[0] != "!!str"
+        or any(ord(ch) > 0xFFFF for ch in data)
+    ):  # yaml.v3 escapes these: \U0001F511
         style = '"'
     return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 

@@ -40,21 +40,23 @@ def age_identities(text: str) -> tuple[AgeIdentity, ...]:
         if not line or line.startswith("#"):
             continue
         if not line.upper().startswith(_PREFIX):
-            raise IdentityError(f"line {number} of {AGE_SECRET} is not an age identity "
-                                f"({_PREFIX}...)")
+            raise IdentityError(
+                f"line {number} of {AGE_SECRET} is not an age identity ({_PREFIX}...)"
+            )
         lines.append(line)
     if not lines:
         raise IdentityError(f"{AGE_SECRET} holds no age identity ({_PREFIX}...)")
     if len(lines) > MAX_IDENTITIES:
-        raise IdentityError(f"{AGE_SECRET} holds {len(lines)} age identities, more than "
-                            f"{MAX_IDENTITIES}; give the pod the keys it needs")
+        raise IdentityError(
+            f"{AGE_SECRET} holds {len(lines)} age identities, more than "
+            f"{MAX_IDENTITIES}; give the pod the keys it needs"
+        )
     found = []
     for number, line in enumerate(lines, 1):
         try:
             recipient = str(pyrage.x25519.Identity.from_str(line).to_public())
         except Exception:  # pyrage.IdentityError; pyrage raises its own types
-            raise IdentityError(f"age identity {number} of {AGE_SECRET} is malformed"
-                                ) from None
+            raise IdentityError(f"age identity {number} of {AGE_SECRET} is malformed") from None
         found.append(AgeIdentity(recipient, line))
     return tuple(found)
 
@@ -72,7 +74,8 @@ def unwrap_age(entry: dict[str, Any], identities: Sequence[AgeIdentity]) -> byte
         if identity.recipient == recipient:
             try:
                 key: bytes = pyrage.decrypt(
-                    enc.encode(), [pyrage.x25519.Identity.from_str(identity.secret)])
+                    enc.encode(), [pyrage.x25519.Identity.from_str(identity.secret)]
+                )
             except Exception:  # pyrage.DecryptError: corrupt, or not this identity's
                 return None
             return key

@@ -72,8 +72,7 @@ def _yaml_value(node: Node, built: dict[int, Any], open_: set[int]) -> Any:
         for key_node, value_node in node.value:
             key = _yaml_scalar(key_node) if isinstance(key_node, ScalarNode) else None
             if type(key) is not str:  # sops: "Tree contains a non-string key"
-                raise SopsError("document has a non-string key; sops supports string keys "
-                                "only")
+                raise SopsError("document has a non-string key; sops supports string keys only")
             if key in value:
                 raise SopsError("document has a key repeated in one mapping")
             value[key] = _yaml_value(value_node, built, open_)
@@ -98,8 +97,7 @@ def _yaml_scalar(node: ScalarNode) -> Any:
     try:
         rtag, value = yaml_v3.resolve(tag, str(node.value))
     except yaml_v3.ResolveError:
-        raise SopsError("document has a YAML value that does not fit its explicit tag"
-                        ) from None
+        raise SopsError("document has a YAML value that does not fit its explicit tag") from None
     if rtag == "!!merge":
         return "<<"
     return value
@@ -111,8 +109,9 @@ def parse(text: str, fmt: str) -> Parsed:
         try:
             tree = json.loads(text, parse_int=_json_int)
         except json.JSONDecodeError as exc:
-            raise SopsError(f"document is not valid JSON ({exc.msg} at line {exc.lineno})"
-                            ) from None
+            raise SopsError(
+                f"document is not valid JSON ({exc.msg} at line {exc.lineno})"
+            ) from None
         except ValueError:
             raise SopsError("document is not valid JSON") from None
         if not isinstance(tree, dict):
@@ -121,8 +120,9 @@ def parse(text: str, fmt: str) -> Parsed:
     elif fmt == "yaml":
         docs = [d for d in _load_yaml(text) if d is not None]
         if len(docs) != 1 or not isinstance(docs[0], dict):
-            raise SopsError("document must be one YAML mapping (multi-document YAML is not "
-                            "supported)")
+            raise SopsError(
+                "document must be one YAML mapping (multi-document YAML is not supported)"
+            )
         tree = docs[0]
         raw = tree.pop("sops", None)
     elif fmt == "dotenv":
@@ -141,8 +141,7 @@ def _check_keys(value: Any) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str | Comment):
-                raise SopsError("document has a non-string key; sops supports string keys "
-                                "only")
+                raise SopsError("document has a non-string key; sops supports string keys only")
             _check_keys(item)
     elif isinstance(value, list):
         for item in value:
@@ -163,7 +162,7 @@ def _parse_dotenv(text: str) -> tuple[dict[Any, Any], dict[str, Any]]:
             raise SopsError(f"invalid dotenv line {number}: no '='")
         value = value.replace("\\n", "\n")
         if key.startswith("sops_"):
-            flat[key[len("sops_"):]] = value
+            flat[key[len("sops_") :]] = value
         else:
             tree[key] = value
     return tree, _unflatten(flat)
@@ -207,14 +206,16 @@ def _parse_ini(text: str) -> tuple[dict[str, Any], dict[str, Any]]:
             if close < 0:
                 raise SopsError(f"ini line {number}: unclosed section")
             name = line[1:close]
-            inline = _ini_inline_comment(line[close + 1:])
+            inline = _ini_inline_comment(line[close + 1 :])
             if inline:
                 comment.append(inline)
             section_comment = "".join(comment).strip()
             comment = []
             if name in sections:
-                raise SopsError(f"ini line {number}: section [{name}] appears twice (sops "
-                                "would keep both; not supported)")
+                raise SopsError(
+                    f"ini line {number}: section [{name}] appears twice (sops "
+                    "would keep both; not supported)"
+                )
             current = {}
             sections[name] = (section_comment, current)
             continue
@@ -252,7 +253,7 @@ def _strip_comment(comment: str) -> str:
 def _ini_inline_comment(text: str) -> str:
     """go-ini cleanComment: from the first `#` or `;` on."""
     found = [i for i in (text.find("#"), text.find(";")) if i >= 0]
-    return text[min(found):] if found else ""
+    return text[min(found) :] if found else ""
 
 
 def _ini_key(line: str, number: int) -> tuple[str, int]:
@@ -273,25 +274,25 @@ def _ini_key(line: str, number: int) -> tuple[str, int]:
         raise SopsError(f"ini line {number}: no '=' or ':'")
     delimiter = min(found)
     if quote:
-        return line[len(quote):close].strip(), delimiter + 1
+        return line[len(quote) : close].strip(), delimiter + 1
     if delimiter == 0:
         raise SopsError(f"ini line {number}: empty key name")
     return line[:delimiter].strip(), delimiter + 1
 
 
-def _ini_read_value(rest: str, next_line: Callable[[], tuple[str, bool]],
-                    comment: list[str], number: int) -> str:
+def _ini_read_value(
+    rest: str, next_line: Callable[[], tuple[str, bool]], comment: list[str], number: int
+) -> str:
     """go-ini readValue (and its multi-line and continuation readers)."""
     line = rest.lstrip()
     if not line:
         return ""
-    quote = '"""' if len(line) > 3 and line.startswith('"""') else \
-        "`" if line[0] == "`" else ""
+    quote = '"""' if len(line) > 3 and line.startswith('"""') else "`" if line[0] == "`" else ""
     if quote:
         close = line.rfind(quote, len(quote))
         if close >= 0:
-            return line[len(quote):close]
-        parts = [line[len(quote):]]
+            return line[len(quote) : close]
+        parts = [line[len(quote) :]]
         while True:  # readMultilines
             data, eof = next_line()
             close = data.rfind(quote)
@@ -318,10 +319,9 @@ def _ini_read_value(rest: str, next_line: Callable[[], tuple[str, bool]],
     inline = _ini_inline_comment(line)
     if inline:
         comment.append(inline)
-        line = line[:len(line) - len(inline)].strip()
+        line = line[: len(line) - len(inline)].strip()
     for mark in "'\"":
-        if len(line) >= 2 and line[0] == mark == line[-1] and \
-                line.find(mark, 1) == len(line) - 1:
+        if len(line) >= 2 and line[0] == mark == line[-1] and line.find(mark, 1) == len(line) - 1:
             return line[1:-1]
     return line
 
@@ -349,8 +349,10 @@ def _unflatten(flat: dict[str, str]) -> dict[str, Any]:
                 if not isinstance(node, list):
                     raise SopsError("invalid flattened sops metadata")
                 if token >= len(flat):  # each item needs a key of its own: a forgery
-                    raise SopsError(f"invalid flattened sops metadata (list index {token} "
-                                    f"among {len(flat)} keys)")
+                    raise SopsError(
+                        f"invalid flattened sops metadata (list index {token} "
+                        f"among {len(flat)} keys)"
+                    )
                 while len(node) <= token:  # keys come in any order (ini's are sorted)
                     node.append(None)
                 if node[token] is None or last:
@@ -365,8 +367,10 @@ def _unflatten(flat: dict[str, str]) -> dict[str, Any]:
     return root
 
 
-_RFC3339 = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.[0-9]+)?"
-                      r"(Z|[-+][0-9]{2}:[0-9]{2})")
+_RFC3339 = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.[0-9]+)?"
+    r"(Z|[-+][0-9]{2}:[0-9]{2})"
+)
 
 
 def _go_rfc3339(text: str) -> str:
@@ -392,8 +396,7 @@ def _metadata(raw: dict[str, Any], fmt: str) -> Metadata:
 
     mac = text("mac")
     if not mac:
-        raise SopsError("document has no MAC (sops.mac); refusing an unauthenticated "
-                        "document")
+        raise SopsError("document has no MAC (sops.mac); refusing an unauthenticated document")
     groups = raw.get("key_groups")
     if not groups:
         groups = [raw]
@@ -412,12 +415,17 @@ def _metadata(raw: dict[str, Any], fmt: str) -> Metadata:
     else:
         mac_only = only is True
     return Metadata(
-        key_groups=groups, shamir_threshold=threshold,
+        key_groups=groups,
+        shamir_threshold=threshold,
         last_modified=_go_rfc3339(text("lastmodified")),
-        mac=mac, unencrypted_suffix=text("unencrypted_suffix"),
+        mac=mac,
+        unencrypted_suffix=text("unencrypted_suffix"),
         encrypted_suffix=text("encrypted_suffix"),
-        unencrypted_regex=text("unencrypted_regex"), encrypted_regex=text("encrypted_regex"),
+        unencrypted_regex=text("unencrypted_regex"),
+        encrypted_regex=text("encrypted_regex"),
         mac_only_encrypted=mac_only,
-        comment_regexes=bool(raw.get("unencrypted_comment_regex")
-                             or raw.get("encrypted_comment_regex")),
-        raw=raw)
+        comment_regexes=bool(
+            raw.get("unencrypted_comment_regex") or raw.get("encrypted_comment_regex")
+        ),
+        raw=raw,
+    )

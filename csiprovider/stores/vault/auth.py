@@ -65,10 +65,17 @@ class BoundedAdapter(hvac.adapters.RawAdapter):  # type: ignore[misc]
     reply can take the daemon past its memory limit. It answers a `Reply` and never
     raises for an HTTP status: callers word Vault's answers as vault-csi-provider does."""
 
-    def request(self, method: str, url: str, headers: dict[str, str] | None = None,
-                raise_exception: bool = True, **kwargs: Any) -> Reply:
+    def request(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str] | None = None,
+        raise_exception: bool = True,
+        **kwargs: Any,
+    ) -> Reply:
         response: requests.Response = super().request(
-            method, url, headers=headers, raise_exception=False, stream=True, **kwargs)
+            method, url, headers=headers, raise_exception=False, stream=True, **kwargs
+        )
         with response:
             body = bytearray()
             for chunk in response.iter_content(64 * 1024):
@@ -76,7 +83,8 @@ class BoundedAdapter(hvac.adapters.RawAdapter):  # type: ignore[misc]
                 if len(body) > MAX_REPLY_BYTES:
                     raise FailedPrecondition(
                         f"Vault's reply to {method.upper()} {self.base_uri}{url} is larger "
-                        f"than {MAX_REPLY_BYTES} bytes, more than one object may hold")
+                        f"than {MAX_REPLY_BYTES} bytes, more than one object may hold"
+                    )
         return Reply(response.status_code, bytes(body))
 
 
@@ -92,20 +100,32 @@ class Client:
     def api(self, token: str = "", timeout: float = REQUEST_TIMEOUT) -> Any:
         """hvac's client API for one call as one pod. `token=""` also keeps hvac from
         picking up VAULT_TOKEN or ~/.vault-token: only a pod's own token is ever sent."""
-        return hvac.Client(url=self.base_url, token=token, namespace=self.namespace,
-                           session=self.session, verify=self.session.verify,
-                           cert=self.session.cert,  # hvac ignores a session's False verify
-                           adapter=BoundedAdapter, timeout=timeout)
+        return hvac.Client(
+            url=self.base_url,
+            token=token,
+            namespace=self.namespace,
+            session=self.session,
+            verify=self.session.verify,
+            cert=self.session.cert,  # hvac ignores a session's False verify
+            adapter=BoundedAdapter,
+            timeout=timeout,
+        )
 
-    def request(self, method: str, path: str, token: str = "",
-                timeout: float = REQUEST_TIMEOUT, **kw: Any) -> Reply:
+    def request(
+        self, method: str, path: str, token: str = "", timeout: float = REQUEST_TIMEOUT, **kw: Any
+    ) -> Reply:
         """vault-csi-provider's arbitrary request (any path, method, query and body),
         for which hvac has no API method: its adapter alone, as the pod. Every Vault
         read of a Mount comes here, so no whole hvac.Client (~90 µs) is built for it."""
-        adapter = BoundedAdapter(base_uri=self.base_url, token=token,
-                                 namespace=self.namespace, session=self.session,
-                                 verify=self.session.verify, cert=self.session.cert,
-                                 timeout=timeout)
+        adapter = BoundedAdapter(
+            base_uri=self.base_url,
+            token=token,
+            namespace=self.namespace,
+            session=self.session,
+            verify=self.session.verify,
+            cert=self.session.cert,
+            timeout=timeout,
+        )
         reply: Reply = adapter.request(method, path, **kw)
         return reply
 
@@ -154,11 +174,16 @@ def scope_of(identity: VaultIdentity, auth: Mapping[str, Any]) -> Hashable:
         policies = auth.get("policies")
     metadata = auth.get("metadata")
     return (
-        "entity", identity.connection, identity.auth_mount, identity.role, entity,
+        "entity",
+        identity.connection,
+        identity.auth_mount,
+        identity.role,
+        entity,
         tuple(sorted(str(p) for p in policies or ())),
         tuple(sorted(str(p) for p in auth.get("identity_policies") or ())),
         tuple(sorted((str(k), str(v)) for k, v in (metadata or {}).items()))
-        if isinstance(metadata, Mapping) else ("?", str(metadata)),
+        if isinstance(metadata, Mapping)
+        else ("?", str(metadata)),
     )
 
 
@@ -187,8 +212,7 @@ class Authenticator:
                 http, base = session_for(connection)
             except ValueError as exc:
                 raise FailedPrecondition(f"invalid Vault TLS settings: {exc}") from None
-            created = Client(session=http, base_url=base,
-                             namespace=connection.namespace or None)
+            created = Client(session=http, base_url=base, namespace=connection.namespace or None)
             self._clients.put(connection, created)
             return created
 
@@ -212,8 +236,15 @@ class Authenticator:
         self.token(login, client, jwt)
         return VaultGrant(scope=login.scope, login=login, client=client)
 
-    def token(self, login: Login, client: Client, jwt: str, *, stale: str | None = None,
-              renew: bool = True) -> str:
+    def token(
+        self,
+        login: Login,
+        client: Client,
+        jwt: str,
+        *,
+        stale: str | None = None,
+        renew: bool = True,
+    ) -> str:
         """A valid token for the pod; `stale` is a token Vault just refused (403).
         `renew=False`: a token past its renewal point is still used (reads right after
         `authorize`, which renewed it when due)."""
@@ -265,13 +296,16 @@ class Authenticator:
         url = client.base_url + path
         try:
             response = client.api().auth.kubernetes.login(  # jwt auth takes the same body
-                role=identity.role, jwt=jwt, use_token=False, mount_point=identity.auth_mount)
+                role=identity.role, jwt=jwt, use_token=False, mount_point=identity.auth_mount
+            )
         except requests.RequestException as exc:
-            raise Unavailable(f"failed to login: cannot reach Vault at {url} "
-                              f"({type(exc).__name__})") from None
+            raise Unavailable(
+                f"failed to login: cannot reach Vault at {url} ({type(exc).__name__})"
+            ) from None
         if not response.ok:
-            raise for_status(response.status_code,
-                             f"failed to login: {api_error('POST', url, response)}")
+            raise for_status(
+                response.status_code, f"failed to login: {api_error('POST', url, response)}"
+            )
         auth = _json(response).get("auth")
         if not isinstance(auth, dict) or not isinstance(auth.get("client_token"), str):
             # vault-csi-provider dereferences a missing auth block and crashes (its #310).
@@ -281,8 +315,10 @@ class Authenticator:
             )
         login.scope = scope_of(identity, auth)
         login.token = Token(
-            value=auth["client_token"], obtained=time.monotonic(),
-            ttl=float(auth.get("lease_duration") or 0), renewable=bool(auth.get("renewable")),
+            value=auth["client_token"],
+            obtained=time.monotonic(),
+            ttl=float(auth.get("lease_duration") or 0),
+            renewable=bool(auth.get("renewable")),
         )
         return login.token.value
 
@@ -295,5 +331,14 @@ def _json(response: Reply) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-__all__ = ["Authenticator", "BoundedAdapter", "Client", "Login", "Reply", "Token",
-           "TokenSource", "VaultGrant", "scope_of"]
+__all__ = [
+    "Authenticator",
+    "BoundedAdapter",
+    "Client",
+    "Login",
+    "Reply",
+    "Token",
+    "TokenSource",
+    "VaultGrant",
+    "scope_of",
+]

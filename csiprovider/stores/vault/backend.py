@@ -67,15 +67,13 @@ class VaultBackend:
     def render(self, obj: MountObject, fetched: Mapping[str, Any] | KvItems) -> Rendered:
         if isinstance(fetched, KvItems):
             rendered = {k: extract.render(obj, v) for k, v in fetched.items.items()}
-            return Listing({k: v for k, v in rendered.items()
-                            if isinstance(v, bytes | Document)})
+            return Listing({k: v for k, v in rendered.items() if isinstance(v, bytes | Document)})
         return extract.render(obj, fetched)
 
     def object_version(self, obj: MountObject, fetched: Any) -> str | None:
         return None  # the keyed hash of the content, as vault-csi-provider does
 
-    def fetch(self, obj: MountObject, grant: Grant,
-              deadline: float) -> Mapping[str, Any] | KvItems:
+    def fetch(self, obj: MountObject, grant: Grant, deadline: float) -> Mapping[str, Any] | KvItems:
         """Read, or hand out a lease (or certificate) issued to the same class. A lease is
         only handed out once Vault confirms it is still live (lookup or renew): the
         resolver calls this for every first Mount, which must see current data."""
@@ -86,8 +84,7 @@ class VaultBackend:
         now = time.monotonic()
         if lease is not None and now < lease.expires():
             if now < lease.renew_point(self.leases.renew_fraction):
-                if not lease.lease_id or self._lease_live(grant, source, lease.lease_id,
-                                                          deadline):
+                if not lease.lease_id or self._lease_live(grant, source, lease.lease_id, deadline):
                     return lease.response
             elif lease.renewable:
                 ttl = self._renew_lease(grant, source, lease.lease_id, deadline)
@@ -105,17 +102,24 @@ class VaultBackend:
         return response
 
     def _read_prefix(
-        self, obj: MountObject, grant: VaultGrant, source: VaultSource, listing: KvListing,
+        self,
+        obj: MountObject,
+        grant: VaultGrant,
+        source: VaultSource,
+        listing: KvListing,
         deadline: float,
     ) -> KvItems:
         """KV prefix fetch: LIST the keys, read each (in this thread: bounded by maxItems)."""
         listed = self._read(obj, grant, source, deadline)
-        keys = [str(k) for k in (listed.get("data") or {}).get("keys") or []
-                if not str(k).endswith("/")]
+        keys = [
+            str(k) for k in (listed.get("data") or {}).get("keys") or [] if not str(k).endswith("/")
+        ]
         limit = listing.max_items
         if len(keys) > limit:
-            raise InvalidArgument(f"{obj.label}: {len(keys)} secrets under the prefix, more "
-                                  f"than maxItems {limit}; narrow the prefix or raise maxItems")
+            raise InvalidArgument(
+                f"{obj.label}: {len(keys)} secrets under the prefix, more "
+                f"than maxItems {limit}; narrow the prefix or raise maxItems"
+            )
         base = "/v1/" + listing.read_base.lstrip("/")
         items = {}
         for key in keys:
@@ -139,13 +143,17 @@ class VaultBackend:
                 f"way?); point secretPath at an API path that returns JSON; {obj.label}"
             ) from None
         if not isinstance(parsed, dict):
-            raise Unavailable(f"{where}: the reply from {url} is not a JSON object; "
-                              f"{obj.label}")
+            raise Unavailable(f"{where}: the reply from {url} is not a JSON object; {obj.label}")
         return parsed
 
     def _send(
-        self, obj: MountObject, grant: VaultGrant, source: VaultSource, deadline: float,
-        where: str, url: str,
+        self,
+        obj: MountObject,
+        grant: VaultGrant,
+        source: VaultSource,
+        deadline: float,
+        where: str,
+        url: str,
     ) -> Reply:
         """Send with the pod's token: one re-login on 403, retries on 5xx/network."""
         backoff = FIRST_BACKOFF
@@ -155,9 +163,12 @@ class VaultBackend:
             try:
                 with metrics.backend_call("vault", source.method.upper()):
                     response = grant.client.request(
-                        source.method, source.path, token,
+                        source.method,
+                        source.path,
+                        token,
                         max(0.1, deadline - time.monotonic()),
-                        params=list(source.query) or None, data=source.body or None,
+                        params=list(source.query) or None,
+                        data=source.body or None,
                     )
             except requests.RequestException as exc:
                 failure: MountError = Unavailable(
@@ -185,8 +196,9 @@ class VaultBackend:
             time.sleep(backoff / 2 + random.uniform(0, backoff / 2))  # jitter: nodes spread out
             backoff = min(backoff * 2, MAX_BACKOFF)
 
-    def _lease_live(self, grant: VaultGrant, source: VaultSource, lease_id: str,
-                    deadline: float) -> bool:
+    def _lease_live(
+        self, grant: VaultGrant, source: VaultSource, lease_id: str, deadline: float
+    ) -> bool:
         """Vault still holds the lease (not revoked, not expired): looked up with the
         pod's own token (Vault's default policy allows it). Any doubt: re-issue."""
         reply = self._lease_call(grant, source, lease_id, deadline, renew=False)
@@ -195,8 +207,9 @@ class VaultBackend:
         except (AttributeError, TypeError, ValueError):
             return False
 
-    def _renew_lease(self, grant: VaultGrant, source: VaultSource, lease_id: str,
-                     deadline: float) -> float | None:
+    def _renew_lease(
+        self, grant: VaultGrant, source: VaultSource, lease_id: str, deadline: float
+    ) -> float | None:
         """Renew a lease; its new TTL, or None when it cannot be renewed (re-issue)."""
         reply = self._lease_call(grant, source, lease_id, deadline, renew=True)
         try:
@@ -205,15 +218,17 @@ class VaultBackend:
             return None
         return ttl if ttl > 0 else None
 
-    def _lease_call(self, grant: VaultGrant, source: VaultSource, lease_id: str,
-                    deadline: float, *, renew: bool) -> dict[str, Any] | None:
+    def _lease_call(
+        self, grant: VaultGrant, source: VaultSource, lease_id: str, deadline: float, *, renew: bool
+    ) -> dict[str, Any] | None:
         """sys/leases/lookup or sys/leases/renew through hvac's API, as the pod."""
         token = self.auth.token(grant.login, grant.client, source.jwt, renew=False)
         sys_api = grant.client.api(token, max(0.1, deadline - time.monotonic())).sys
         try:
             with metrics.backend_call("vault", "PUT"):
-                response: Reply = (sys_api.renew_lease(lease_id) if renew
-                                   else sys_api.read_lease(lease_id))
+                response: Reply = (
+                    sys_api.renew_lease(lease_id) if renew else sys_api.read_lease(lease_id)
+                )
         except (requests.RequestException, FailedPrecondition):
             return None
         if not response.ok:

@@ -54,9 +54,7 @@ class VaultDialect:
     def __call__(self, params: MountParams) -> list[MountObject]:
         p = params.parameters
         if "vaultKubernetesMountPath" in p and "vaultAuthMountPath" in p:
-            raise InvalidArgument(
-                "cannot set both vaultKubernetesMountPath and vaultAuthMountPath"
-            )
+            raise InvalidArgument("cannot set both vaultKubernetesMountPath and vaultAuthMountPath")
         skip = False
         if "vaultSkipTLSVerify" in p:
             try:
@@ -64,8 +62,9 @@ class VaultDialect:
             except ValueError as exc:
                 raise InvalidArgument(str(exc)) from None
         try:
-            raw_objects = load_objects(p.get("objects", ""),
-                                       extra_string_fields=("secretFormat", "jmesPath"))
+            raw_objects = load_objects(
+                p.get("objects", ""), extra_string_fields=("secretFormat", "jmesPath")
+            )
         except YamlError as exc:
             raise InvalidArgument(f"failed to parse objects: {exc}") from None
         role = p.get("roleName", "")
@@ -76,8 +75,9 @@ class VaultDialect:
                 "no secrets configured - the provider will not read any secret material"
             )
         objects = [_vault_object(i, raw) for i, raw in enumerate(raw_objects)]
-        duplicated = [n for n, c in Counter(o.object_name for o in objects).items()
-                      for _ in range(c - 1)]
+        duplicated = [
+            n for n, c in Counter(o.object_name for o in objects).items() for _ in range(c - 1)
+        ]
         if duplicated:
             raise InvalidArgument(
                 "each `objectName` within a SecretProviderClass must be unique, but the "
@@ -137,7 +137,7 @@ def split_query(path: str, object_name: str) -> tuple[str, tuple[tuple[str, str]
     bad = _BAD_ESCAPE.search(query)
     problem = ""
     if bad:
-        problem = f'invalid URL escape "{query[bad.start():bad.start() + 3]}"'
+        problem = f'invalid URL escape "{query[bad.start() : bad.start() + 3]}"'
     elif ";" in query:
         problem = "invalid semicolon separator in query"
     if problem:
@@ -176,9 +176,7 @@ def _vault_object(index: int, raw: Mapping[str, Any]) -> VaultObject:
     secret_key = str(raw.get("secretKey") or "")
     jmes_path = str(raw.get("jmesPath") or "")
     if sum(bool(x) for x in (secret_key, whole, jmes_path)) > 1:
-        raise InvalidArgument(
-            f"{label}: set only one of secretKey, secretFormat and jmesPath"
-        )
+        raise InvalidArgument(f"{label}: set only one of secretKey, secretFormat and jmesPath")
     base, query = split_query(str(raw.get("secretPath") or ""), name)
     return VaultObject(
         object_name=name,
@@ -208,20 +206,31 @@ def _mount_object(
     mode = obj.file_permission or default_mode
     if not 0 <= mode <= 0o777:
         raise InvalidArgument(
-            f"{label}: filePermission {oct(mode)} is not a file mode; write it as octal, "
-            "e.g. 0640"
+            f"{label}: filePermission {oct(mode)} is not a file mode; write it as octal, e.g. 0640"
         )
     try:  # the bytes Go's json.Marshal would send
         body = gojson.dumps(obj.secret_args).decode() if obj.secret_args is not None else ""
     except (TypeError, ValueError) as exc:
         raise InvalidArgument(f"{label}: secretArgs cannot be sent as JSON ({exc})") from None
-    source = VaultSource(identity=identity, path=obj.secret_path, method=obj.method,
-                         query=obj.query, body=body, jwt=jwt)
+    source = VaultSource(
+        identity=identity,
+        path=obj.secret_path,
+        method=obj.method,
+        query=obj.query,
+        body=body,
+        jwt=jwt,
+    )
     spec = {
-        "ObjectName": obj.object_name, "SecretPath": obj.secret_path, "Query": obj.query,
-        "SecretKey": obj.secret_key, "Method": obj.method, "SecretArgs": body,
-        "FilePermission": mode, "Encoding": obj.encoding.value,
-        "SecretFormat": obj.whole_secret, "JMESPath": obj.jmes_path,
+        "ObjectName": obj.object_name,
+        "SecretPath": obj.secret_path,
+        "Query": obj.query,
+        "SecretKey": obj.secret_key,
+        "Method": obj.method,
+        "SecretArgs": body,
+        "FilePermission": mode,
+        "Encoding": obj.encoding.value,
+        "SecretFormat": obj.whole_secret,
+        "JMESPath": obj.jmes_path,
     }
     return MountObject(
         index=index,
@@ -233,7 +242,11 @@ def _mount_object(
         source=source,
         spec_json=canonical_json(spec),
         extraction=Extraction(
-            key=obj.secret_key, jmes_path=obj.jmes_path, expand=obj.whole_secret == "files",
-            wording=Wording.VAULT, subject=obj.secret_path,
-            reply=not (obj.secret_key or obj.jmes_path or obj.whole_secret)),
+            key=obj.secret_key,
+            jmes_path=obj.jmes_path,
+            expand=obj.whole_secret == "files",
+            wording=Wording.VAULT,
+            subject=obj.secret_path,
+            reply=not (obj.secret_key or obj.jmes_path or obj.whole_secret),
+        ),
     )

@@ -26,10 +26,30 @@ from csiprovider.compat.go.encoding_json import (
     time_field,
 )
 
-_SECRET = ["request_id", "lease_id", "lease_duration", "renewable", "data", "warnings",
-           "auth", "wrap_info", "mount_type"]
-_AUTH = ["client_token", "accessor", "policies", "token_policies", "identity_policies",
-         "metadata", "orphan", "entity_id", "lease_duration", "renewable", "mfa_requirement"]
+_SECRET = [
+    "request_id",
+    "lease_id",
+    "lease_duration",
+    "renewable",
+    "data",
+    "warnings",
+    "auth",
+    "wrap_info",
+    "mount_type",
+]
+_AUTH = [
+    "client_token",
+    "accessor",
+    "policies",
+    "token_policies",
+    "identity_policies",
+    "metadata",
+    "orphan",
+    "entity_id",
+    "lease_duration",
+    "renewable",
+    "mfa_requirement",
+]
 _WRAP = ["token", "accessor", "ttl", "creation_time", "creation_path", "wrapped_accessor"]
 _MFA_REQ = ["mfa_request_id", "mfa_constraints"]
 _MFA_METHOD = ["type", "id", "uses_passcode", "name"]
@@ -38,8 +58,9 @@ _MFA_METHOD = ["type", "id", "uses_passcode", "name"]
 def _auth(obj: Mapping[str, Any], path: str) -> Ordered:
     f = StructFields("Secret", path, _AUTH)
     out = Ordered((name, None) for name in _AUTH)
-    out.update(client_token="", accessor="", orphan=False, entity_id="", lease_duration=0,
-               renewable=False)
+    out.update(
+        client_token="", accessor="", orphan=False, entity_id="", lease_duration=0, renewable=False
+    )
     for name, field, value in f.items(obj):
         if name in ("client_token", "accessor", "entity_id"):
             out[name] = string_field(f, field, value, out[name])
@@ -58,8 +79,13 @@ def _auth(obj: Mapping[str, Any], path: str) -> Ordered:
         elif name == "lease_duration":
             out[name] = int_field(f, field, value, out[name])
         elif name == "mfa_requirement":
-            out[name] = None if value is None else _mfa_requirement(
-                object_field(f, field, value, "api.MFARequirement"), field + ".")
+            out[name] = (
+                None
+                if value is None
+                else _mfa_requirement(
+                    object_field(f, field, value, "api.MFARequirement"), field + "."
+                )
+            )
     return out
 
 
@@ -73,10 +99,14 @@ def _mfa_requirement(obj: Mapping[str, Any], path: str) -> Ordered:
             constraints = None
         else:
             merged = dict(constraints or {})
-            for key, item in object_field(f, field, value, "map[string]*api.MFAConstraintAny"
-                                        ).items():
-                merged[key] = None if item is None else _mfa_any(
-                    object_field(f, field, item, "api.MFAConstraintAny"), field + ".")
+            for key, item in object_field(
+                f, field, value, "map[string]*api.MFAConstraintAny"
+            ).items():
+                merged[key] = (
+                    None
+                    if item is None
+                    else _mfa_any(object_field(f, field, item, "api.MFAConstraintAny"), field + ".")
+                )
             constraints = merged
     out = Ordered()
     if request_id:
@@ -95,8 +125,12 @@ def _mfa_any(obj: Mapping[str, Any], path: str) -> Ordered:
             continue
         if not isinstance(value, list | tuple):
             raise f.error(value, field, "[]*api.MFAMethodID")
-        methods = [None if m is None else _mfa_method(
-            object_field(f, field, m, "api.MFAMethodID"), field + ".") for m in value]
+        methods = [
+            None
+            if m is None
+            else _mfa_method(object_field(f, field, m, "api.MFAMethodID"), field + ".")
+            for m in value
+        ]
     return Ordered(any=methods) if methods else Ordered()
 
 
@@ -113,8 +147,9 @@ def _mfa_method(obj: Mapping[str, Any], path: str) -> Ordered:
 
 def _wrap_info(obj: Mapping[str, Any], path: str) -> Ordered:
     f = StructFields("Secret", path, _WRAP)
-    out = Ordered(token="", accessor="", ttl=0, creation_time=ZERO_TIME, creation_path="",
-                  wrapped_accessor="")
+    out = Ordered(
+        token="", accessor="", ttl=0, creation_time=ZERO_TIME, creation_path="", wrapped_accessor=""
+    )
     for name, field, value in f.items(obj):
         if name == "ttl":
             out[name] = int_field(f, field, value, out[name])
@@ -156,19 +191,36 @@ def parse_secret(response: Mapping[str, Any] | None) -> Ordered | None:
         elif name == "renewable":
             renewable = bool_field(f, field, value, renewable)
         elif name == "data":
-            data = None if value is None else {
-                **(data or {}), **object_field(f, field, value, "map[string]interface {}")}
+            data = (
+                None
+                if value is None
+                else {**(data or {}), **object_field(f, field, value, "map[string]interface {}")}
+            )
         elif name == "warnings":
             warnings = strings_field(f, field, value)
         elif name == "auth":
-            auth = None if value is None else _auth(
-                object_field(f, field, value, "api.SecretAuth"), "auth.")
+            auth = (
+                None
+                if value is None
+                else _auth(object_field(f, field, value, "api.SecretAuth"), "auth.")
+            )
         elif name == "wrap_info":
-            wrap = None if value is None else _wrap_info(
-                object_field(f, field, value, "api.SecretWrapInfo"), "wrap_info.")
-    zero = (not request_id and not lease_id and not mount_type and lease_duration == 0
-            and not renewable and data is None and warnings is None and auth is None
-            and wrap is None)
+            wrap = (
+                None
+                if value is None
+                else _wrap_info(object_field(f, field, value, "api.SecretWrapInfo"), "wrap_info.")
+            )
+    zero = (
+        not request_id
+        and not lease_id
+        and not mount_type
+        and lease_duration == 0
+        and not renewable
+        and data is None
+        and warnings is None
+        and auth is None
+        and wrap is None
+    )
     if zero and response:
         raw = dict(response)
         if "errors" in raw:
@@ -176,18 +228,26 @@ def parse_secret(response: Mapping[str, Any] | None) -> Ordered | None:
                 return None
             errors = raw["errors"]
             if errors is not None and not isinstance(errors, list | tuple):
-                raise ValueError(f"json: cannot unmarshal {json_kind(errors)} into Go "
-                                 "value of type []string")
+                raise ValueError(
+                    f"json: cannot unmarshal {json_kind(errors)} into Go value of type []string"
+                )
             texts = []
             for item in errors or ():
                 if item is not None and (not isinstance(item, str) or isinstance(item, Number)):
-                    raise ValueError(f"json: cannot unmarshal {json_kind(item)} into Go "
-                                     "value of type string")
+                    raise ValueError(
+                        f"json: cannot unmarshal {json_kind(item)} into Go value of type string"
+                    )
                 texts.append(item or "")
             raise ValueError(" ".join(texts))
         data = raw
-    out = Ordered(request_id=request_id, lease_id=lease_id, lease_duration=lease_duration,
-                  renewable=renewable, data=data, warnings=warnings)
+    out = Ordered(
+        request_id=request_id,
+        lease_id=lease_id,
+        lease_duration=lease_duration,
+        renewable=renewable,
+        data=data,
+        warnings=warnings,
+    )
     if auth is not None:
         out["auth"] = auth
     if wrap is not None:

@@ -37,8 +37,10 @@ def api_error(method: str, url: str, response: Reply) -> str:
     except ValueError:
         pass
     listed = "".join(f" * {e}" for e in errors)
-    return (f"Error making API request. URL: {method.upper()} {url} Code: "
-            f"{response.status_code}. Errors:{listed}")
+    return (
+        f"Error making API request. URL: {method.upper()} {url} Code: "
+        f"{response.status_code}. Errors:{listed}"
+    )
 
 
 def for_status(status: int, message: str) -> MountError:

@@ -80,8 +80,9 @@ def session_for(connection: VaultConnection) -> tuple[requests.Session, str]:
     session.trust_env = False  # proxies and netrc from the daemon's env are not Vault settings
     if connection.skip_verify:
         # The SPC or the operator asked for it; say so once per session, not per request.
-        log.warning("TLS verification disabled for Vault",
-                    extra={"fields": {"address": connection.address}})
+        log.warning(
+            "TLS verification disabled for Vault", extra={"fields": {"address": connection.address}}
+        )
         session.verify = False
     elif connection.ca_cert:
         session.verify = connection.ca_cert

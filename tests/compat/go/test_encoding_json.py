@@ -50,8 +50,17 @@ def test_string_escaping(text: str, expected: bytes) -> None:
 
 @pytest.mark.parametrize(
     "literal",
-    ["0", "-0", "1.0", "1e3", "1E+3", "1.5e-10", "12345678901234567890", "-0.000",
-     "123456789012345678901234567890.123456789"],
+    [
+        "0",
+        "-0",
+        "1.0",
+        "1e3",
+        "1E+3",
+        "1.5e-10",
+        "12345678901234567890",
+        "-0.000",
+        "123456789012345678901234567890.123456789",
+    ],
 )
 def test_numbers_preserved(literal: str) -> None:
     assert dumps(loads(f'{{"n":{literal}}}')) == f'{{"n":{literal}}}'.encode()
@@ -69,12 +78,26 @@ def test_number_validation() -> None:
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        (0, b"0"), (-7, b"-7"), (2**70, b"1180591620717411303424"),
-        (True, b"true"), (False, b"false"), (None, b"null"),
-        (0.0, b"0"), (-0.0, b"-0"), (1.0, b"1"), (0.1, b"0.1"), (1e20, b"100000000000000000000"),
-        (1e21, b"1e+21"), (1e-6, b"0.000001"), (1.5e-7, b"1.5e-7"), (1e-100, b"1e-100"),
-        (123456.789, b"123456.789"), (5e-324, b"5e-324"),
-        ((1, "a"), b'[1,"a"]'), ([], b"[]"), ({}, b"{}"),
+        (0, b"0"),
+        (-7, b"-7"),
+        (2**70, b"1180591620717411303424"),
+        (True, b"true"),
+        (False, b"false"),
+        (None, b"null"),
+        (0.0, b"0"),
+        (-0.0, b"-0"),
+        (1.0, b"1"),
+        (0.1, b"0.1"),
+        (1e20, b"100000000000000000000"),
+        (1e21, b"1e+21"),
+        (1e-6, b"0.000001"),
+        (1.5e-7, b"1.5e-7"),
+        (1e-100, b"1e-100"),
+        (123456.789, b"123456.789"),
+        (5e-324, b"5e-324"),
+        ((1, "a"), b'[1,"a"]'),
+        ([], b"[]"),
+        ({}, b"{}"),
     ],
 )
 def test_python_scalars(value: Any, expected: bytes) -> None:
@@ -94,7 +117,10 @@ def test_non_string_keys_rejected() -> None:
 
 def test_nested_round_trip() -> None:
     text = '{"z":{"b":[1.10,{"d":null,"c":"<"}],"a":true},"a":"\\u00e9\\/"}'
-    assert dumps(loads(text)) == '{"a":"é/","z":{"a":true,"b":[1.10,{"c":"\\u003c","d":null}]}}'.encode()
+    assert (
+        dumps(loads(text))
+        == '{"a":"é/","z":{"a":true,"b":[1.10,{"c":"\\u003c","d":null}]}}'.encode()
+    )
 
 
 def test_no_trailing_newline_and_no_spaces() -> None:

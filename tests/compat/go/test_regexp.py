@@ -27,8 +27,7 @@ def test_refusals_read_as_go_words_them() -> None:
         regexp.compile("a(?=b)")
     assert isinstance(refused.value, ValueError)
     assert str(refused.value) == "error parsing regexp: invalid or unsupported Perl syntax: `(?=`"
-    assert (refused.value.code, refused.value.expr) == ("invalid or unsupported Perl syntax",
-                                                        "(?=")
+    assert (refused.value.code, refused.value.expr) == ("invalid or unsupported Perl syntax", "(?=")
     for pattern, message in [
         (r"(a)\1", "invalid escape sequence: `\\1`"),
         (r"\C", "invalid escape sequence: `\\C`"),  # RE2 would take it
@@ -50,12 +49,13 @@ def test_a_pattern_past_re2s_budget_is_too_large() -> None:
 
 def test_re2_logs_nothing() -> None:
     """RE2 logs a refused pattern on stderr (absl) unless told not to: we tell it."""
-    code = ("from csiprovider.compat.go import regexp\n"
-            "for p in ('a(?=b)', '(', '.{1000}' * 1000):\n"
-            "    try:\n        regexp.compile(p)\n"
-            "    except regexp.RegexpError:\n        pass\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)
+    code = (
+        "from csiprovider.compat.go import regexp\n"
+        "for p in ('a(?=b)', '(', '.{1000}' * 1000):\n"
+        "    try:\n        regexp.compile(p)\n"
+        "    except regexp.RegexpError:\n        pass\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stderr == ""
 
 

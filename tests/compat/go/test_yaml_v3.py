@@ -91,34 +91,89 @@ def test_file_permission(text: str, expected: int) -> None:
 def test_file_permission_errors(text: str, shown: str) -> None:
     with pytest.raises(YamlError) as err:
         load_objects(f"- objectName: a\n  filePermission: {text}\n")
-    assert str(err.value) == f"yaml: unmarshal errors:\n  line 2: cannot unmarshal {shown} into fs.FileMode"
+    assert (
+        str(err.value)
+        == f"yaml: unmarshal errors:\n  line 2: cannot unmarshal {shown} into fs.FileMode"
+    )
     assert err.value.line == 2
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("true", True), ("True", True), ("TRUE", True),
-        ("false", False), ("False", False), ("FALSE", False),
-        ("tRUE", "tRUE"), ("yes", "yes"), ("no", "no"), ("on", "on"), ("off", "off"),
-        ("y", "y"), ("n", "n"), ("Yes", "Yes"),
-        ("~", None), ("null", None), ("Null", None), ("NULL", None), ("", None),
-        ("nULL", "nULL"), ("'~'", "~"), ('"null"', "null"),
-        ("0", 0), ("42", 42), ("-42", -42), ("+42", 42), ("0777", 511), ("0o777", 511),
-        ("-0o17", -15), ("0x1F", 31), ("-0x1f", -31), ("0b101", 5), ("-0b101", -5),
-        ("1_000", 1000), ("0x_1f", 31), ("1__0", 10),
+        ("true", True),
+        ("True", True),
+        ("TRUE", True),
+        ("false", False),
+        ("False", False),
+        ("FALSE", False),
+        ("tRUE", "tRUE"),
+        ("yes", "yes"),
+        ("no", "no"),
+        ("on", "on"),
+        ("off", "off"),
+        ("y", "y"),
+        ("n", "n"),
+        ("Yes", "Yes"),
+        ("~", None),
+        ("null", None),
+        ("Null", None),
+        ("NULL", None),
+        ("", None),
+        ("nULL", "nULL"),
+        ("'~'", "~"),
+        ('"null"', "null"),
+        ("0", 0),
+        ("42", 42),
+        ("-42", -42),
+        ("+42", 42),
+        ("0777", 511),
+        ("0o777", 511),
+        ("-0o17", -15),
+        ("0x1F", 31),
+        ("-0x1f", -31),
+        ("0b101", 5),
+        ("-0b101", -5),
+        ("1_000", 1000),
+        ("0x_1f", 31),
+        ("1__0", 10),
         ("9223372036854775807", 9223372036854775807),
         ("18446744073709551615", 18446744073709551615),  # uint64
         ("0xffffffffffffffffff", "0xffffffffffffffffff"),
-        ("'42'", "42"), ('"0777"', "0777"), ("!!str 42", "42"),
-        ("!!int '42'", 42), ("!!float 1", 1.0), ("!!bool true", True), ("!!null ''", None),
-        ("1.5", 1.5), ("-1.5e3", -1500.0), ("1.", 1.0), (".5", 0.5), ("+.5", 0.5),
-        ("1e3", 1000.0), ("1E3", 1000.0), ("089", 89.0), ("1_0.5", 10.5),
-        ("99999999999999999999", 1e20), ("1e400", "1e400"), (".5e", ".5e"), ("._5", "._5"),
-        ("1:30", "1:30"), ("1:30:00", "1:30:00"), ("0x", "0x"), ("0b", "0b"), ("1_", 1),
-        ("_1", "_1"), ("1.2.3", "1.2.3"), ("0b102", "0b102"), ("09", 9.0),
-        ("abc", "abc"), ("'yes'", "yes"), ("!!binary aGVsbG8=", "hello"),
-        ("!custom 12", "12"), ("|\n      12\n", "12\n"),
+        ("'42'", "42"),
+        ('"0777"', "0777"),
+        ("!!str 42", "42"),
+        ("!!int '42'", 42),
+        ("!!float 1", 1.0),
+        ("!!bool true", True),
+        ("!!null ''", None),
+        ("1.5", 1.5),
+        ("-1.5e3", -1500.0),
+        ("1.", 1.0),
+        (".5", 0.5),
+        ("+.5", 0.5),
+        ("1e3", 1000.0),
+        ("1E3", 1000.0),
+        ("089", 89.0),
+        ("1_0.5", 10.5),
+        ("99999999999999999999", 1e20),
+        ("1e400", "1e400"),
+        (".5e", ".5e"),
+        ("._5", "._5"),
+        ("1:30", "1:30"),
+        ("1:30:00", "1:30:00"),
+        ("0x", "0x"),
+        ("0b", "0b"),
+        ("1_", 1),
+        ("_1", "_1"),
+        ("1.2.3", "1.2.3"),
+        ("0b102", "0b102"),
+        ("09", 9.0),
+        ("abc", "abc"),
+        ("'yes'", "yes"),
+        ("!!binary aGVsbG8=", "hello"),
+        ("!custom 12", "12"),
+        ("|\n      12\n", "12\n"),
     ],
 )
 def test_secret_args_scalars(text: str, expected: Any) -> None:
@@ -159,8 +214,15 @@ def test_secret_args_timestamps(text: str, rendered: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["2001-13-14", "2001-02-30", "2001-12-14 21:59:43 -5", "2001-12-14T21:59:43",
-             "'2001-12-14'", "20011-12-14"],
+    "text",
+    [
+        "2001-13-14",
+        "2001-02-30",
+        "2001-12-14 21:59:43 -5",
+        "2001-12-14T21:59:43",
+        "'2001-12-14'",
+        "20011-12-14",
+    ],
 )
 def test_secret_args_not_timestamps(text: str) -> None:
     value = arg(text)
@@ -248,7 +310,10 @@ def test_extra_string_fields() -> None:
         ("- objectName: {a: 1}", "line 1: cannot unmarshal !!map into string"),
         ("- objectName: [a]", "line 1: cannot unmarshal !!seq into string"),
         ("- secretArgs: [a]", "line 1: cannot unmarshal !!seq into map[string]interface {}"),
-        ("- secretArgs: text", "line 1: cannot unmarshal !!str `text` into map[string]interface {}"),
+        (
+            "- secretArgs: text",
+            "line 1: cannot unmarshal !!str `text` into map[string]interface {}",
+        ),
     ],
 )
 def test_type_errors(text: str, message: str) -> None:
@@ -298,7 +363,10 @@ def test_all_type_errors_reported() -> None:
         ("- secretArgs: {a: !!bool yes}\n", "yaml: cannot decode !!str `yes` as a !!bool"),
         ("- secretArgs: {a: !!float x}\n", "yaml: cannot decode !!str `x` as a !!float"),
         ("- secretArgs: {a: !!binary '@@'}\n", "yaml: !!binary value contains invalid base64 data"),
-        ("- secretArgs: {<<: 1}\n", "yaml: map merge requires map or sequence of maps as the value"),
+        (
+            "- secretArgs: {<<: 1}\n",
+            "yaml: map merge requires map or sequence of maps as the value",
+        ),
         ("- secretArgs: &a {b: *a}\n", "yaml: anchor 'a' value contains itself"),
     ],
 )

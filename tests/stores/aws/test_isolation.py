@@ -45,21 +45,33 @@ def secret_object(name: str) -> str:
     return f"- {{objectName: {name}, objectType: secretsmanager}}"
 
 
-def pod_mount(signer: Signer, uid: str, objects: str, *, service_account: str = "app",
-              region: str = "us-east-1", token: str | None = None) -> pb.MountRequest:
+def pod_mount(
+    signer: Signer,
+    uid: str,
+    objects: str,
+    *,
+    service_account: str = "app",
+    region: str = "us-east-1",
+    token: str | None = None,
+) -> pb.MountRequest:
     """The driver's Mount for one pod (its own uid, name, target and token)."""
     name = f"app-{uid}"
     if token is None:
-        token = signer.token("default", service_account, ["sts.amazonaws.com"], pod=name,
-                             pod_uid=uid)
-    tokens = {"sts.amazonaws.com": {"token": token,
-                                    "expirationTimestamp": "2030-01-01T00:00:00Z"}}
-    return mount_request(objects, target_path=f"/var/lib/kubelet/pods/{uid}/volumes/secrets",
-                         extra={"region": region,
-                                "csi.storage.k8s.io/pod.uid": uid,
-                                "csi.storage.k8s.io/pod.name": name,
-                                "csi.storage.k8s.io/serviceAccount.name": service_account,
-                                "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(tokens)})
+        token = signer.token(
+            "default", service_account, ["sts.amazonaws.com"], pod=name, pod_uid=uid
+        )
+    tokens = {"sts.amazonaws.com": {"token": token, "expirationTimestamp": "2030-01-01T00:00:00Z"}}
+    return mount_request(
+        objects,
+        target_path=f"/var/lib/kubelet/pods/{uid}/volumes/secrets",
+        extra={
+            "region": region,
+            "csi.storage.k8s.io/pod.uid": uid,
+            "csi.storage.k8s.io/pod.name": name,
+            "csi.storage.k8s.io/serviceAccount.name": service_account,
+            "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(tokens),
+        },
+    )
 
 
 def new_uid() -> str:
@@ -74,7 +86,8 @@ def roles(kube_api: KubeAPI) -> Iterator[Callable[[str], str]]:
     def annotate(service_account: str) -> str:
         role = f"arn:aws:iam::{ACCOUNT}:role/{service_account}"
         kube_api.service_accounts[("default", service_account)] = {
-            "eks.amazonaws.com/role-arn": role}
+            "eks.amazonaws.com/role-arn": role
+        }
         made.append(("default", service_account))
         return role
 
@@ -96,8 +109,11 @@ def guard(moto: str, signer: Signer, monkeypatch: pytest.MonkeyPatch) -> Iterato
 
 
 async def test_pods_whose_tokens_sts_refuses_get_nothing_after_a_good_pod_mounted(
-    serve_config: Callable[..., ServeConfig], kube_api: KubeAPI, guard: StsGuard,
-    signer: Signer, roles: Callable[[str], str],
+    serve_config: Callable[..., ServeConfig],
+    kube_api: KubeAPI,
+    guard: StsGuard,
+    signer: Signer,
+    roles: Callable[[str], str],
 ) -> None:
     sa = unique("sa")
     role = roles(sa)
@@ -107,10 +123,12 @@ async def test_pods_whose_tokens_sts_refuses_get_nothing_after_a_good_pod_mounte
     good = new_uid()
     bad_tokens = {
         "garbage": "not-a-jwt",
-        "expired": signer.token("default", sa, ["sts.amazonaws.com"], pod="app-x",
-                                pod_uid="x", ttl=-600),
-        "other issuer": Signer().token("default", sa, ["sts.amazonaws.com"], pod="app-y",
-                                       pod_uid="y"),
+        "expired": signer.token(
+            "default", sa, ["sts.amazonaws.com"], pod="app-x", pod_uid="x", ttl=-600
+        ),
+        "other issuer": Signer().token(
+            "default", sa, ["sts.amazonaws.com"], pod="app-y", pod_uid="y"
+        ),
     }
     config = serve_config(names=["aws"], kube_api_url=kube_api.url, cache_ttl=60.0)
     async with running(config) as stubs:
@@ -126,15 +144,17 @@ async def test_pods_whose_tokens_sts_refuses_get_nothing_after_a_good_pod_mounte
             assert "s3cret" not in details
     # one exchange per pod, the refused pods included: nobody rode on the good pod's
     assert guard.count(ASSUME) == 4
-    assert [c.token_valid for c in guard.calls if c.action == ASSUME] == [
-        True, False, False, False]
+    assert [c.token_valid for c in guard.calls if c.action == ASSUME] == [True, False, False, False]
     # AWS_ENDPOINT_URL_STS is honoured: every exchange came to the guard, by its address
     assert {c.host for c in guard.calls} == {urlsplit(guard.url).netloc}
 
 
 async def test_every_pod_exchanges_its_own_token_and_republishes_do_not(
-    serve_config: Callable[..., ServeConfig], kube_api: KubeAPI, guard: StsGuard,
-    signer: Signer, roles: Callable[[str], str],
+    serve_config: Callable[..., ServeConfig],
+    kube_api: KubeAPI,
+    guard: StsGuard,
+    signer: Signer,
+    roles: Callable[[str], str],
 ) -> None:
     sa = unique("sa")
     roles(sa)
@@ -155,8 +175,11 @@ async def test_every_pod_exchanges_its_own_token_and_republishes_do_not(
 
 
 async def test_a_new_pod_after_an_update_gets_the_new_value(
-    serve_config: Callable[..., ServeConfig], kube_api: KubeAPI, guard: StsGuard,
-    signer: Signer, roles: Callable[[str], str],
+    serve_config: Callable[..., ServeConfig],
+    kube_api: KubeAPI,
+    guard: StsGuard,
+    signer: Signer,
+    roles: Callable[[str], str],
 ) -> None:
     sa = unique("sa")
     roles(sa)
@@ -173,23 +196,43 @@ async def test_a_new_pod_after_an_update_gets_the_new_value(
         assert files(await stubs["aws"].Mount(second)) == {secret: b"v2"}
 
 
-@pytest.mark.parametrize(("region", "endpoint"), [
-    ("eu-west-1", "sts.eu-west-1.amazonaws.com:443"),
-    ("cn-north-1", "sts.cn-north-1.amazonaws.com.cn:443"),
-])
+@pytest.mark.parametrize(
+    ("region", "endpoint"),
+    [
+        ("eu-west-1", "sts.eu-west-1.amazonaws.com:443"),
+        ("cn-north-1", "sts.cn-north-1.amazonaws.com.cn:443"),
+    ],
+)
 async def test_sts_is_called_at_the_spc_regions_endpoint(
-    serve_config: Callable[..., ServeConfig], kube_api: KubeAPI, signer: Signer,
-    roles: Callable[[str], str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-    region: str, endpoint: str,
+    serve_config: Callable[..., ServeConfig],
+    kube_api: KubeAPI,
+    signer: Signer,
+    roles: Callable[[str], str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    region: str,
+    endpoint: str,
 ) -> None:
     """No endpoint override: botocore's own resolution for the SPC's region, seen as the
     CONNECT target at an HTTPS proxy that lets nothing through."""
     server, proxy_url, targets = start_connect_recorder()
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_SECRETS_MANAGER",
-                 "AWS_STS_REGIONAL_ENDPOINTS", "AWS_USE_FIPS_ENDPOINT",
-                 "AWS_USE_DUALSTACK_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                 "AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "NO_PROXY", "no_proxy",
-                 "HTTP_PROXY", "http_proxy"):
+    for name in (
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_STS",
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+        "AWS_STS_REGIONAL_ENDPOINTS",
+        "AWS_USE_FIPS_ENDPOINT",
+        "AWS_USE_DUALSTACK_ENDPOINT",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_PROFILE",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "NO_PROXY",
+        "no_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
@@ -197,8 +240,9 @@ async def test_sts_is_called_at_the_spc_regions_endpoint(
     monkeypatch.setenv("https_proxy", proxy_url)
     sa = unique("sa")
     roles(sa)
-    req = pod_mount(signer, new_uid(), secret_object(unique("regional")), service_account=sa,
-                    region=region)
+    req = pod_mount(
+        signer, new_uid(), secret_object(unique("regional")), service_account=sa, region=region
+    )
     try:
         async with running(serve_config(names=["aws"], kube_api_url=kube_api.url)) as stubs:
             with pytest.raises(grpc.aio.AioRpcError) as info:
@@ -207,7 +251,8 @@ async def test_sts_is_called_at_the_spc_regions_endpoint(
         server.shutdown()
     assert info.value.code() is grpc.StatusCode.UNAVAILABLE, info.value.details()
     assert f"cannot reach STS at https://{endpoint.removesuffix(':443')}" in (
-        info.value.details() or "")
+        info.value.details() or ""
+    )
     assert targets and set(targets) == {endpoint}
 
 
@@ -221,8 +266,12 @@ def counting(guard: StsGuard, monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsPr
 
 
 async def test_pods_of_different_roles_never_share_a_read(
-    serve_config: Callable[..., ServeConfig], kube_api: KubeAPI, guard: StsGuard,
-    counting: AwsProxy, signer: Signer, roles: Callable[[str], str],
+    serve_config: Callable[..., ServeConfig],
+    kube_api: KubeAPI,
+    guard: StsGuard,
+    counting: AwsProxy,
+    signer: Signer,
+    roles: Callable[[str], str],
 ) -> None:
     sa_a, sa_b = unique("sa-a"), unique("sa-b")
     roles(sa_a)
@@ -253,8 +302,11 @@ async def test_pods_of_different_roles_never_share_a_read(
 
 
 async def test_many_identities_share_one_botocore_session(
-    serve_config: Callable[..., ServeConfig], kube_api: KubeAPI, guard: StsGuard,
-    signer: Signer, roles: Callable[[str], str],
+    serve_config: Callable[..., ServeConfig],
+    kube_api: KubeAPI,
+    guard: StsGuard,
+    signer: Signer,
+    roles: Callable[[str], str],
 ) -> None:
     """30 service accounts, each its own IAM role, each reading Secrets Manager and SSM:
     every client comes from one shared session (service models parsed once), so the
@@ -265,21 +317,20 @@ async def test_many_identities_share_one_botocore_session(
     admin(guard.target, "secretsmanager").create_secret(Name=secret, SecretString="v")
     parameter = unique("param")
     admin(guard.target, "ssm").put_parameter(Name=parameter, Value="p", Type="String")
-    objects = (f"{secret_object(secret)}\n"
-               f"- {{objectName: {parameter}, objectType: ssmparameter}}")
+    objects = f"{secret_object(secret)}\n- {{objectName: {parameter}, objectType: ssmparameter}}"
     config = serve_config(names=["aws"], kube_api_url=kube_api.url)
     async with running(config) as stubs:
         for _ in range(2):  # the first identity loads the models; measure the rest
             sa = unique("warm")
             roles(sa)
-            await stubs["aws"].Mount(pod_mount(signer, new_uid(), objects,
-                                               service_account=sa))
+            await stubs["aws"].Mount(pod_mount(signer, new_uid(), objects, service_account=sa))
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         for _ in range(30):
             sa = unique("sa")
             roles(sa)
-            reply = await stubs["aws"].Mount(pod_mount(signer, new_uid(), objects,
-                                                       service_account=sa))
+            reply = await stubs["aws"].Mount(
+                pod_mount(signer, new_uid(), objects, service_account=sa)
+            )
             assert files(reply) == {secret: b"v", parameter: b"p"}
         grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert guard.count(ASSUME, valid=True) == 32

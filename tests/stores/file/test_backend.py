@@ -21,8 +21,16 @@ from testkit.requests import mount_request
 
 
 def obj(path: str, namespace: str = "default") -> MountObject:
-    return MountObject(index=0, backend="file", object_name="o", file_name="o", mode=0o644,
-                       encoding=Encoding.UTF8, source=FileSource(namespace, path), spec_json="{}")
+    return MountObject(
+        index=0,
+        backend="file",
+        object_name="o",
+        file_name="o",
+        mode=0o644,
+        encoding=Encoding.UTF8,
+        source=FileSource(namespace, path),
+        spec_json="{}",
+    )
 
 
 def test_reads_file(file_root: Path) -> None:
@@ -81,6 +89,7 @@ async def test_no_cross_namespace_sharing_with_the_cache_on(
         for _ in range(2):
             mine, theirs = await asyncio.gather(
                 stub.Mount(mount_request(objects, namespace="default")),
-                stub.Mount(mount_request(objects, namespace="other")))
+                stub.Mount(mount_request(objects, namespace="other")),
+            )
             assert [f.contents for f in mine.files] == [b"app_user"]
             assert [f.contents for f in theirs.files] == [b"other_user"]

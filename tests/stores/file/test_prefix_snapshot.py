@@ -48,9 +48,16 @@ while True:
 
 
 def prefix_obj(path: str, namespace: str = "default") -> MountObject:
-    return MountObject(index=0, backend="file", object_name="conf", file_name="conf",
-                       mode=0o644, encoding=Encoding.UTF8,
-                       source=FileSource(namespace, path, listing=True), spec_json="{}")
+    return MountObject(
+        index=0,
+        backend="file",
+        object_name="conf",
+        file_name="conf",
+        mode=0o644,
+        encoding=Encoding.UTF8,
+        source=FileSource(namespace, path, listing=True),
+        spec_json="{}",
+    )
 
 
 def layout(ns: Path) -> None:
@@ -75,8 +82,9 @@ def test_prefix_swapped_atomically_is_read_as_one_snapshot(
     obj = prefix_obj("conf")
     assert backend.fetch(obj) == {"a": b"1", "b": b"1", "c": b"1", "sub/d": b"1"}
 
-    proc = subprocess.Popen([sys.executable, "-c", SWAPPER, str(ns)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SWAPPER, str(ns)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
     outcomes: Counter[str] = Counter()
     generations: set[bytes] = set()
@@ -108,8 +116,10 @@ def test_prefix_swapped_atomically_is_read_as_one_snapshot(
     # attempts: UNAVAILABLE, which the driver retries. Never a mixed or partial set.
     assert set(outcomes) <= {"snapshot", "UNAVAILABLE"}, dict(outcomes)
     assert outcomes["UNAVAILABLE"] <= sum(outcomes.values()) // 100, dict(outcomes)
-    assert outcomes["snapshot"] >= 100 and len(generations) >= 20, (dict(outcomes),
-                                                                    len(generations))
+    assert outcomes["snapshot"] >= 100 and len(generations) >= 20, (
+        dict(outcomes),
+        len(generations),
+    )
 
 
 def test_prefix_symlink_loop_is_invalid_argument(file_root: Path) -> None:
@@ -134,8 +144,7 @@ def test_prefix_confinement_still_holds(file_root: Path) -> None:
         with pytest.raises(MountError) as info:
             FileBackend(file_root).fetch(prefix_obj(path))
         assert info.value.code is grpc.StatusCode.PERMISSION_DENIED, path
-        assert where in info.value.message and "outside namespace 'default'" in (
-            info.value.message)
+        assert where in info.value.message and "outside namespace 'default'" in (info.value.message)
         assert "other-namespace-secret" not in info.value.message
     # Symlinks inside the namespace are followed; dangling ones and links to directories
     # are not files of the prefix.
@@ -144,7 +153,9 @@ def test_prefix_confinement_still_holds(file_root: Path) -> None:
     os.symlink("nowhere", ns / "mixed" / "dangling")
     os.symlink("../db", ns / "mixed" / "dir")
     assert FileBackend(file_root).fetch(prefix_obj("mixed")) == {
-        "mine": b"mine", "user": b"app_user"}
+        "mine": b"mine",
+        "user": b"app_user",
+    }
 
 
 def test_missing_prefix_is_not_found(file_root: Path) -> None:
@@ -162,8 +173,9 @@ async def test_prefix_symlink_loop_through_the_daemon_is_invalid_argument(
     os.symlink("loop2", ns / "loop1")
     os.symlink("loop1", ns / "loop2")
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await stub.Mount(mount_request([{"objectName": "conf", "backend": "file",
-                                         "prefix": "loop1"}]))
+        await stub.Mount(
+            mount_request([{"objectName": "conf", "backend": "file", "prefix": "loop1"}])
+        )
     assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert "objectName 'conf'" in (info.value.details() or "")
 
@@ -175,7 +187,6 @@ def test_prefix_on_a_volume_written_atomically_lists_the_payload_only(file_root:
 
     volume = file_root / "default" / "mounted"
     volume.mkdir()
-    write_atomic(str(volume), {"a": FileProjection(b"1", 0o644),
-                               "b": FileProjection(b"2", 0o644)})
+    write_atomic(str(volume), {"a": FileProjection(b"1", 0o644), "b": FileProjection(b"2", 0o644)})
     fetched = FileBackend(file_root).fetch(prefix_obj("mounted"))
     assert fetched == {"a": b"1", "b": b"2"}

@@ -28,14 +28,27 @@ async def vault(serve_config: Callable[..., ServeConfig]) -> AsyncIterator[Any]:
         yield stubs["vault"]
 
 
-def request(bao: OpenBao, signer: Signer, objects: str, *, role: str = "app",
-            sa: str = "app", namespace: str = "default", audience: str = "vault",
-            **params: str) -> Any:
+def request(
+    bao: OpenBao,
+    signer: Signer,
+    objects: str,
+    *,
+    role: str = "app",
+    sa: str = "app",
+    namespace: str = "default",
+    audience: str = "vault",
+    **params: str,
+) -> Any:
     token = signer.token(namespace, sa, [audience], pod="app-0", pod_uid=POD_UID)
-    extra = {"roleName": role, "vaultAddress": bao.addr, **params,
-             "csi.storage.k8s.io/serviceAccount.name": sa,
-             "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(
-                 {audience: {"token": token, "expirationTimestamp": "2030-01-01T00:00:00Z"}})}
+    extra = {
+        "roleName": role,
+        "vaultAddress": bao.addr,
+        **params,
+        "csi.storage.k8s.io/serviceAccount.name": sa,
+        "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(
+            {audience: {"token": token, "expirationTimestamp": "2030-01-01T00:00:00Z"}}
+        ),
+    }
     return mount_request(objects, namespace=namespace, extra=extra)
 
 
@@ -45,28 +58,59 @@ def files(reply: Any) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def kv(openbao: OpenBao) -> OpenBao:
-    openbao.api("POST", "secret/data/app", {"data": {"user": "app_user", "password": "p@ss<&>",
-                                                     "port": 5432, "nested": {"k": [1, "x"]}}})
+    openbao.api(
+        "POST",
+        "secret/data/app",
+        {
+            "data": {
+                "user": "app_user",
+                "password": "p@ss<&>",
+                "port": 5432,
+                "nested": {"k": [1, "x"]},
+            }
+        },
+    )
     openbao.api("POST", "kv1/app", {"user": "v1-user", "ratio": 1.50})
     return openbao
 
 
 async def test_kv2_and_kv1_keys_and_encodings(vault: Any, kv: OpenBao, signer: Signer) -> None:
-    kv.api("POST", "secret/data/encoded", {"data": {"b64": base64.b64encode(b"\x00bin").decode(),
-                                                    "hex": "cafe"}})
-    reply = await vault.Mount(request(kv, signer, """
+    kv.api(
+        "POST",
+        "secret/data/encoded",
+        {"data": {"b64": base64.b64encode(b"\x00bin").decode(), "hex": "cafe"}},
+    )
+    reply = await vault.Mount(
+        request(
+            kv,
+            signer,
+            """
 - {objectName: password, secretPath: secret/data/app, secretKey: password}
 - {objectName: port, secretPath: secret/data/app, secretKey: port}
 - {objectName: nested, secretPath: secret/data/app, secretKey: nested, filePermission: 0600}
 - {objectName: v1user, secretPath: /v1/kv1/app, secretKey: user}
 - {objectName: b64, secretPath: secret/data/encoded, secretKey: b64, encoding: base64}
 - {objectName: hex, secretPath: secret/data/encoded, secretKey: hex, encoding: hex}
-"""))
-    assert files(reply) == {"password": b"p@ss<&>", "port": b"5432", "nested": b'{"k":[1,"x"]}',
-                            "v1user": b"v1-user", "b64": b"\x00bin", "hex": b"\xca\xfe"}
+""",
+        )
+    )
+    assert files(reply) == {
+        "password": b"p@ss<&>",
+        "port": b"5432",
+        "nested": b'{"k":[1,"x"]}',
+        "v1user": b"v1-user",
+        "b64": b"\x00bin",
+        "hex": b"\xca\xfe",
+    }
     assert {f.path: f.mode for f in reply.files}["nested"] == 0o600
-    assert [v.id for v in reply.object_version] == ["password", "port", "nested", "v1user",
-                                                    "b64", "hex"]
+    assert [v.id for v in reply.object_version] == [
+        "password",
+        "port",
+        "nested",
+        "v1user",
+        "b64",
+        "hex",
+    ]
 
 
 async def test_whole_envelope_is_byte_compatible(vault: Any, kv: OpenBao, signer: Signer) -> None:
@@ -75,43 +119,66 @@ async def test_whole_envelope_is_byte_compatible(vault: Any, kv: OpenBao, signer
     request_id = json.loads(text)["request_id"]
     assert text == (
         f'{{"request_id":"{request_id}","lease_id":"","lease_duration":2764800,'
-        '"renewable":false,"data":{"ratio":1.5,"user":"v1-user"},"warnings":null}')
+        '"renewable":false,"data":{"ratio":1.5,"user":"v1-user"},"warnings":null}'
+    )
 
 
 async def test_missing_key_and_path_errors(vault: Any, kv: OpenBao, signer: Signer) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await vault.Mount(request(kv, signer,
-                                  "- {objectName: x, secretPath: secret/data/app, secretKey: nope}"))
+        await vault.Mount(
+            request(kv, signer, "- {objectName: x, secretPath: secret/data/app, secretKey: nope}")
+        )
     assert info.value.code() is grpc.StatusCode.NOT_FOUND
-    assert info.value.details() == ('couldn\'t read secret "x": {/v1/secret/data/app}: '
-                                    '{key "nope" does not exist at the secret path}')
+    assert info.value.details() == (
+        'couldn\'t read secret "x": {/v1/secret/data/app}: '
+        '{key "nope" does not exist at the secret path}'
+    )
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await vault.Mount(request(kv, signer, "- {objectName: x, secretPath: secret/data/none, "
-                                              "secretKey: a}"))
+        await vault.Mount(
+            request(kv, signer, "- {objectName: x, secretPath: secret/data/none, secretKey: a}")
+        )
     assert info.value.code() is grpc.StatusCode.NOT_FOUND
-    assert (f'couldn\'t read secret "x": error requesting secret: Error making API request. '
-            f'URL: GET {kv.addr}/v1/secret/data/none Code: 404.') in (info.value.details() or "")
+    assert (
+        f'couldn\'t read secret "x": error requesting secret: Error making API request. '
+        f"URL: GET {kv.addr}/v1/secret/data/none Code: 404."
+    ) in (info.value.details() or "")
 
 
 async def test_query_version(vault: Any, openbao: OpenBao, signer: Signer) -> None:
     openbao.api("POST", "secret/data/versioned", {"data": {"v": "one"}})
     openbao.api("POST", "secret/data/versioned", {"data": {"v": "two"}})
-    reply = await vault.Mount(request(openbao, signer, """
+    reply = await vault.Mount(
+        request(
+            openbao,
+            signer,
+            """
 - {objectName: old, secretPath: 'secret/data/versioned?version=1', secretKey: v}
 - {objectName: new, secretPath: secret/data/versioned, secretKey: v}
-"""))
+""",
+        )
+    )
     assert files(reply) == {"old": b"one", "new": b"two"}
 
 
 async def test_whole_data_files_and_jmespath(vault: Any, kv: OpenBao, signer: Signer) -> None:
-    reply = await vault.Mount(request(kv, signer, """
+    reply = await vault.Mount(
+        request(
+            kv,
+            signer,
+            """
 - {objectName: data.json, secretPath: secret/data/app, secretFormat: data}
 - {objectName: app, secretPath: secret/data/app, secretFormat: files}
 - {objectName: deep, secretPath: secret/data/app, jmesPath: 'nested.k[1]'}
-"""))
+""",
+        )
+    )
     got = files(reply)
-    assert json.loads(got["data.json"]) == {"user": "app_user", "password": "p@ss<&>",
-                                            "port": 5432, "nested": {"k": [1, "x"]}}
+    assert json.loads(got["data.json"]) == {
+        "user": "app_user",
+        "password": "p@ss<&>",
+        "port": 5432,
+        "nested": {"k": [1, "x"]},
+    }
     assert b"\\u003c" in got["data.json"]  # Go escaping, as vault-csi-provider would write it
     assert got["app/user"] == b"app_user" and got["app/port"] == b"5432"
     assert got["deep"] == b"x"
@@ -123,14 +190,21 @@ def cert_cn(pem: str) -> str:
     return str(cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
 
 
-async def test_pki_put_with_args_dedups_by_args(vault: Any, openbao: OpenBao,
-                                                signer: Signer) -> None:
+async def test_pki_put_with_args_dedups_by_args(
+    vault: Any, openbao: OpenBao, signer: Signer
+) -> None:
     before = openbao.requests_to("pki/issue/example-dot-com")
-    reply = await vault.Mount(request(openbao, signer, """
+    reply = await vault.Mount(
+        request(
+            openbao,
+            signer,
+            """
 - {objectName: a, secretPath: pki/issue/example-dot-com, method: PUT, secretArgs: {common_name: a.example.com, ttl: 1h}}
 - {objectName: b, secretPath: pki/issue/example-dot-com, method: PUT, secretArgs: {common_name: b.example.com, ttl: 1h}}
 - {objectName: a-key, secretPath: pki/issue/example-dot-com, method: PUT, secretKey: private_key, secretArgs: {common_name: a.example.com, ttl: 1h}}
-"""))
+""",
+        )
+    )
     got = files(reply)
     a, b = json.loads(got["a"]), json.loads(got["b"])
     assert cert_cn(a["data"]["certificate"]) == "a.example.com"
@@ -140,10 +214,13 @@ async def test_pki_put_with_args_dedups_by_args(vault: Any, openbao: OpenBao,
     assert openbao.requests_to("pki/issue/example-dot-com") - before == 2
 
 
-async def test_certificate_reused_across_mounts(vault: Any, openbao: OpenBao,
-                                                signer: Signer) -> None:
-    objects = ("- {objectName: c, secretPath: pki/issue/example-dot-com, method: PUT, "
-               "secretKey: certificate, secretArgs: {common_name: reuse.example.com, ttl: 1h}}")
+async def test_certificate_reused_across_mounts(
+    vault: Any, openbao: OpenBao, signer: Signer
+) -> None:
+    objects = (
+        "- {objectName: c, secretPath: pki/issue/example-dot-com, method: PUT, "
+        "secretKey: certificate, secretArgs: {common_name: reuse.example.com, ttl: 1h}}"
+    )
     before = openbao.requests_to("pki/issue/example-dot-com")
     first = await vault.Mount(request(openbao, signer, objects))
     again = await vault.Mount(request(openbao, signer, objects))
@@ -172,11 +249,15 @@ async def test_database_pair_from_one_read_logs_in(
 
 
 async def test_lease_renewed_past_renewal_point(
-    serve_config: Callable[..., ServeConfig], openbao_db: OpenBao, postgres: Postgres,
+    serve_config: Callable[..., ServeConfig],
+    openbao_db: OpenBao,
+    postgres: Postgres,
     signer: Signer,
 ) -> None:
-    objects = "- {objectName: u, secretPath: database/creds/app, secretKey: username}\n" \
-              "- {objectName: p, secretPath: database/creds/app, secretKey: password}"
+    objects = (
+        "- {objectName: u, secretPath: database/creds/app, secretKey: username}\n"
+        "- {objectName: p, secretPath: database/creds/app, secretKey: password}"
+    )
     async with running(serve_config(names=["vault"], renew_fraction=0.0)) as stubs:
         before_read = openbao_db.requests_to("database/creds/app")
         before_renew = openbao_db.requests_to("sys/leases/renew")
@@ -189,20 +270,35 @@ async def test_lease_renewed_past_renewal_point(
 
 
 async def test_jwt_auth_mount(vault: Any, kv: OpenBao, signer: Signer) -> None:
-    reply = await vault.Mount(request(kv, signer, "- {objectName: u, secretPath: secret/data/app, "
-                                                  "secretKey: user}", vaultAuthMountPath="jwt"))
+    reply = await vault.Mount(
+        request(
+            kv,
+            signer,
+            "- {objectName: u, secretPath: secret/data/app, secretKey: user}",
+            vaultAuthMountPath="jwt",
+        )
+    )
     assert files(reply) == {"u": b"app_user"}
 
 
-async def test_wrong_service_account_gets_vaults_error(vault: Any, kv: OpenBao,
-                                                       signer: Signer) -> None:
+async def test_wrong_service_account_gets_vaults_error(
+    vault: Any, kv: OpenBao, signer: Signer
+) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await vault.Mount(request(kv, signer, "- {objectName: u, secretPath: secret/data/app, "
-                                              "secretKey: user}", sa="intruder"))
+        await vault.Mount(
+            request(
+                kv,
+                signer,
+                "- {objectName: u, secretPath: secret/data/app, secretKey: user}",
+                sa="intruder",
+            )
+        )
     assert info.value.code() is grpc.StatusCode.PERMISSION_DENIED
     details = info.value.details() or ""
-    assert details.startswith("failed to login: Error making API request. URL: POST "
-                              f"{kv.addr}/v1/auth/kubernetes/login Code: 403.")
+    assert details.startswith(
+        "failed to login: Error making API request. URL: POST "
+        f"{kv.addr}/v1/auth/kubernetes/login Code: 403."
+    )
     assert "service account name not authorized" in details
 
 
@@ -219,8 +315,11 @@ async def test_token_reused_and_relogin_on_403(vault: Any, kv: OpenBao, signer: 
 
 
 async def test_daemon_environment_token_is_never_used(
-    serve_config: Callable[..., ServeConfig], kv: OpenBao, signer: Signer,
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    serve_config: Callable[..., ServeConfig],
+    kv: OpenBao,
+    signer: Signer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     # An operator's VAULT_TOKEN or ~/.vault-token must not leak into pod reads.
     monkeypatch.setenv("VAULT_TOKEN", kv.token)
@@ -228,7 +327,9 @@ async def test_daemon_environment_token_is_never_used(
     (tmp_path / ".vault-token").write_text(kv.token)
     async with running(serve_config(names=["vault"])) as stubs:
         with pytest.raises(grpc.aio.AioRpcError) as info:
-            await stubs["vault"].Mount(request(kv, signer, "- {objectName: m, secretPath: sys/mounts}"))
+            await stubs["vault"].Mount(
+                request(kv, signer, "- {objectName: m, secretPath: sys/mounts}")
+            )
     assert info.value.code() is grpc.StatusCode.PERMISSION_DENIED
     assert "permission denied" in (info.value.details() or "")
 
@@ -245,8 +346,9 @@ def proxy(kv: OpenBao) -> Any:
 USER = "- {objectName: u, secretPath: secret/data/app, secretKey: user}"
 
 
-async def test_transient_errors_are_retried(vault: Any, kv: OpenBao, proxy: Any,
-                                            signer: Signer) -> None:
+async def test_transient_errors_are_retried(
+    vault: Any, kv: OpenBao, proxy: Any, signer: Signer
+) -> None:
     proxy.faults["/v1/secret/data/app"] = [503, 502]
     reply = await vault.Mount(request(kv, signer, USER, vaultAddress=proxy.url))
     assert files(reply) == {"u": b"app_user"}
@@ -263,7 +365,8 @@ async def test_persistent_outage_names_object_path_and_cause(
     assert info.value.code() is grpc.StatusCode.UNAVAILABLE
     assert info.value.details() == (
         'couldn\'t read secret "u": error requesting secret: Error making API request. '
-        f"URL: GET {proxy.url}/v1/secret/data/app Code: 503. Errors: * injected fault")
+        f"URL: GET {proxy.url}/v1/secret/data/app Code: 503. Errors: * injected fault"
+    )
 
 
 async def test_vault_unreachable_is_unavailable(
@@ -277,7 +380,8 @@ async def test_vault_unreachable_is_unavailable(
             await stubs["vault"].Mount(request(kv, signer, USER, vaultAddress=down))
     assert info.value.code() is grpc.StatusCode.UNAVAILABLE
     assert f"failed to login: cannot reach Vault at {down}/v1/auth/kubernetes/login" in (
-        info.value.details() or "")
+        info.value.details() or ""
+    )
 
 
 async def test_login_reply_without_auth_is_an_error_not_a_crash(
@@ -293,22 +397,30 @@ async def test_login_reply_without_auth_is_an_error_not_a_crash(
     assert files(reply) == {"u": b"app_user"}  # the daemon is still serving
 
 
-async def test_objects_are_fetched_in_parallel(vault: Any, kv: OpenBao, proxy: Any,
-                                               signer: Signer) -> None:
+async def test_objects_are_fetched_in_parallel(
+    vault: Any, kv: OpenBao, proxy: Any, signer: Signer
+) -> None:
     kv.api("POST", "secret/data/p1", {"data": {"k": "1"}})
     kv.api("POST", "secret/data/p2", {"data": {"k": "2"}})
     kv.api("POST", "secret/data/p3", {"data": {"k": "3"}})
     await vault.Mount(request(kv, signer, USER, vaultAddress=proxy.url))  # log in first
     proxy.delay = 0.3
-    reply = await vault.Mount(request(kv, signer, "".join(
-        f"- {{objectName: s{i}, secretPath: secret/data/p{i}, secretKey: k}}\n"
-        for i in (1, 2, 3)), vaultAddress=proxy.url))
+    reply = await vault.Mount(
+        request(
+            kv,
+            signer,
+            "".join(
+                f"- {{objectName: s{i}, secretPath: secret/data/p{i}, secretKey: k}}\n"
+                for i in (1, 2, 3)
+            ),
+            vaultAddress=proxy.url,
+        )
+    )
     assert files(reply) == {"s1": b"1", "s2": b"2", "s3": b"3"}
     assert proxy.max_in_flight == 3
 
 
-async def test_unix_socket_address(vault: Any, kv: OpenBao, signer: Signer,
-                                   tmp_path: Path) -> None:
+async def test_unix_socket_address(vault: Any, kv: OpenBao, signer: Signer, tmp_path: Path) -> None:
     from testkit.servers import start_vault_proxy
 
     agent = start_vault_proxy(kv.addr, unix_path=tmp_path / "agent.sock")
@@ -327,7 +439,8 @@ async def test_token_renewed_instead_of_new_login(
     async with running(serve_config(names=["vault"], renew_fraction=0.0)) as stubs:
         for _ in range(3):
             assert files(await stubs["vault"].Mount(request(kv, signer, USER))) == {
-                "u": b"app_user"}
+                "u": b"app_user"
+            }
     assert kv.requests_to("auth/kubernetes/login") - logins == 1
     assert kv.requests_to("auth/token/renew-self") - renewals == 2
 
@@ -344,8 +457,9 @@ async def test_token_request_when_driver_sent_no_token_for_audience(
         req.attributes = json.dumps(params)
         for _ in range(2):
             assert files(await stubs["vault"].Mount(req)) == {"u": b"app_user"}
-    assert kube_api.count("POST", "/api/v1/namespaces/default/serviceaccounts/app/token") \
-        - before == 1  # the Vault token is cached: one TokenRequest, one login
+    assert (
+        kube_api.count("POST", "/api/v1/namespaces/default/serviceaccounts/app/token") - before == 1
+    )  # the Vault token is cached: one TokenRequest, one login
 
 
 async def test_no_token_and_no_kubernetes_api_is_a_clear_error(
@@ -417,8 +531,10 @@ async def test_concurrent_identical_mounts_coalesce(
 async def test_certificate_reissued_past_renewal_point(
     serve_config: Callable[..., ServeConfig], openbao: OpenBao, signer: Signer
 ) -> None:
-    objects = ("- {objectName: c, secretPath: pki/issue/example-dot-com, method: PUT, "
-               "secretKey: serial_number, secretArgs: {common_name: due.example.com, ttl: 1h}}")
+    objects = (
+        "- {objectName: c, secretPath: pki/issue/example-dot-com, method: PUT, "
+        "secretKey: serial_number, secretArgs: {common_name: due.example.com, ttl: 1h}}"
+    )
     before = openbao.requests_to("pki/issue/example-dot-com")
     async with running(serve_config(names=["vault"], renew_fraction=0.0)) as stubs:
         first = files(await stubs["vault"].Mount(request(openbao, signer, objects)))
@@ -432,8 +548,9 @@ async def test_backend_concurrency_is_limited(
 ) -> None:
     for i in range(6):
         kv.api("POST", f"secret/data/lim{i}", {"data": {"k": str(i)}})
-    objects = "".join(f"- {{objectName: s{i}, secretPath: secret/data/lim{i}, secretKey: k}}\n"
-                      for i in range(6))
+    objects = "".join(
+        f"- {{objectName: s{i}, secretPath: secret/data/lim{i}, secretKey: k}}\n" for i in range(6)
+    )
     async with running(serve_config(names=["vault"], backend_concurrency=2)) as stubs:
         await stubs["vault"].Mount(request(kv, signer, USER, vaultAddress=proxy.url))
         proxy.delay, proxy.max_in_flight = 0.2, 0

@@ -16,9 +16,14 @@ from csiprovider.stores.vault.dialect import VaultDialect, normalise_path
 from csiprovider.stores.vault.source import VaultSource
 from testkit.requests import mount_request
 
-TOKENS = {"csi.storage.k8s.io/serviceAccount.tokens": json.dumps(
-    {"vault": {"token": "jwt-vault", "expirationTimestamp": "2030-01-01T00:00:00Z"},
-     "custom": {"token": "jwt-custom", "expirationTimestamp": "2030-01-01T00:00:00Z"}})}
+TOKENS = {
+    "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(
+        {
+            "vault": {"token": "jwt-vault", "expirationTimestamp": "2030-01-01T00:00:00Z"},
+            "custom": {"token": "jwt-custom", "expirationTimestamp": "2030-01-01T00:00:00Z"},
+        }
+    )
+}
 
 
 def parse(params: dict[str, str], defaults: VaultDefaults | None = None) -> list[Any]:
@@ -36,19 +41,32 @@ def error(params: dict[str, str]) -> str:
 OBJ = "- objectName: db\n  secretPath: secret/data/db\n  secretKey: password\n"
 
 
-@pytest.mark.parametrize(("raw", "want"), [
-    ("secret/foo", "/v1/secret/foo"), ("/secret/foo", "/v1/secret/foo"),
-    ("v1/secret/foo", "/v1/secret/foo"), ("/v1/secret/foo", "/v1/secret/foo"),
-    ("", "/v1/"), ("/v2/x", "/v1/v2/x"), ("/v1/v1/", "/v1/v1/"),
-])
+@pytest.mark.parametrize(
+    ("raw", "want"),
+    [
+        ("secret/foo", "/v1/secret/foo"),
+        ("/secret/foo", "/v1/secret/foo"),
+        ("v1/secret/foo", "/v1/secret/foo"),
+        ("/v1/secret/foo", "/v1/secret/foo"),
+        ("", "/v1/"),
+        ("/v2/x", "/v1/v2/x"),
+        ("/v1/v1/", "/v1/v1/"),
+    ],
+)
 def test_path_normalisation(raw: str, want: str) -> None:
     assert normalise_path(raw) == want
 
 
 def test_objects_and_identity() -> None:
-    (obj,) = parse({"roleName": "app", "vaultAddress": "http://vault:8200",
-                    "vaultAuthMountPath": "jwt", "audience": "custom",
-                    "objects": OBJ + "  filePermission: 0600\n  encoding: BASE64\n"})
+    (obj,) = parse(
+        {
+            "roleName": "app",
+            "vaultAddress": "http://vault:8200",
+            "vaultAuthMountPath": "jwt",
+            "audience": "custom",
+            "objects": OBJ + "  filePermission: 0600\n  encoding: BASE64\n",
+        }
+    )
     source = obj.source
     assert isinstance(source, VaultSource)
     assert source.path == "/v1/secret/data/db" and source.method == "GET"
@@ -61,16 +79,29 @@ def test_objects_and_identity() -> None:
 
 
 def test_precedence_env_flags_spc() -> None:
-    env = {"VAULT_ADDR": "http://env:8200", "VAULT_NAMESPACE": "env-ns",
-           "VAULT_CACERT": "/env/ca.pem"}
+    env = {
+        "VAULT_ADDR": "http://env:8200",
+        "VAULT_NAMESPACE": "env-ns",
+        "VAULT_CACERT": "/env/ca.pem",
+    }
     flags = VaultDefaults.build(auth_mount="flagmount", env=env, address="http://flag:8200")
     (obj,) = parse({"roleName": "r", "objects": OBJ}, flags)
     conn = obj.source.identity.connection
-    assert (conn.address, conn.namespace, conn.ca_cert) == ("http://flag:8200", "env-ns",
-                                                             "/env/ca.pem")
+    assert (conn.address, conn.namespace, conn.ca_cert) == (
+        "http://flag:8200",
+        "env-ns",
+        "/env/ca.pem",
+    )
     assert obj.source.identity.auth_mount == "flagmount"
-    (obj,) = parse({"roleName": "r", "objects": OBJ, "vaultAddress": "unix:///run/agent.sock",
-                    "vaultKubernetesMountPath": "k8s"}, flags)
+    (obj,) = parse(
+        {
+            "roleName": "r",
+            "objects": OBJ,
+            "vaultAddress": "unix:///run/agent.sock",
+            "vaultKubernetesMountPath": "k8s",
+        },
+        flags,
+    )
     assert obj.source.identity.connection.address == "unix:///run/agent.sock"
     assert obj.source.identity.auth_mount == "k8s"
 
@@ -84,36 +115,70 @@ def test_skip_verify_can_only_turn_off_verification() -> None:
 
 
 def test_query_and_args_are_part_of_the_request() -> None:
-    a, b = parse({"roleName": "r", "objects": (
-        "- {objectName: a, secretPath: 'pki/issue/web?b=2&a=1', method: PUT,"
-        " secretArgs: {common_name: a.example.com}}\n"
-        "- {objectName: b, secretPath: 'pki/issue/web?b=2&a=1', method: PUT,"
-        " secretArgs: {common_name: b.example.com}}\n")})
+    a, b = parse(
+        {
+            "roleName": "r",
+            "objects": (
+                "- {objectName: a, secretPath: 'pki/issue/web?b=2&a=1', method: PUT,"
+                " secretArgs: {common_name: a.example.com}}\n"
+                "- {objectName: b, secretPath: 'pki/issue/web?b=2&a=1', method: PUT,"
+                " secretArgs: {common_name: b.example.com}}\n"
+            ),
+        }
+    )
     assert a.source.query == (("a", "1"), ("b", "2"))
     assert a.source.body == '{"common_name":"a.example.com"}'
     assert a.source != b.source  # vault-csi-provider would hand both the same certificate
 
 
-@pytest.mark.parametrize(("params", "message"), [
-    ({"roleName": "r", "objects": OBJ, "vaultKubernetesMountPath": "a", "vaultAuthMountPath": ""},
-     "cannot set both vaultKubernetesMountPath and vaultAuthMountPath"),
-    ({"roleName": "r", "objects": OBJ, "vaultSkipTLSVerify": "yes"},
-     'strconv.ParseBool: parsing "yes": invalid syntax'),
-    ({"objects": OBJ}, "missing 'roleName' in SecretProviderClass definition"),
-    ({"roleName": "r"}, "no secrets configured - the provider will not read any secret material"),
-    ({"roleName": "r", "objects": OBJ + OBJ + OBJ},
-     "each `objectName` within a SecretProviderClass must be unique, but the following keys "
-     "were duplicated: db, db"),
-    ({"roleName": "r", "objects": OBJ + "  encoding: rot13\n"},
-     "invalid encoding type. Should be utf-8, base64, or hex"),
-    ({"roleName": "r", "objects": "- {objectName: a, secretPath: 'x?a=%zz'}"},
-     "failed to parse query parameters from secretPath 'x?a=%zz' for objectName 'a': "
-     'invalid URL escape "%zz"'),
-    ({"roleName": "r", "objects": "- {objectName: ../a, secretPath: x}"},
-     "objectName '../a' cannot be a file name"),
-    ({"roleName": "r", "objects": "- {objectName: a, secretPath: x, secretFormat: xml}"},
-     "invalid secretFormat 'xml'"),
-    ({"roleName": "r", "objects": "- objectName: a\n  objectName: b\n"}, "failed to parse objects"),
-])
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (
+            {
+                "roleName": "r",
+                "objects": OBJ,
+                "vaultKubernetesMountPath": "a",
+                "vaultAuthMountPath": "",
+            },
+            "cannot set both vaultKubernetesMountPath and vaultAuthMountPath",
+        ),
+        (
+            {"roleName": "r", "objects": OBJ, "vaultSkipTLSVerify": "yes"},
+            'strconv.ParseBool: parsing "yes": invalid syntax',
+        ),
+        ({"objects": OBJ}, "missing 'roleName' in SecretProviderClass definition"),
+        (
+            {"roleName": "r"},
+            "no secrets configured - the provider will not read any secret material",
+        ),
+        (
+            {"roleName": "r", "objects": OBJ + OBJ + OBJ},
+            "each `objectName` within a SecretProviderClass must be unique, but the following keys "
+            "were duplicated: db, db",
+        ),
+        (
+            {"roleName": "r", "objects": OBJ + "  encoding: rot13\n"},
+            "invalid encoding type. Should be utf-8, base64, or hex",
+        ),
+        (
+            {"roleName": "r", "objects": "- {objectName: a, secretPath: 'x?a=%zz'}"},
+            "failed to parse query parameters from secretPath 'x?a=%zz' for objectName 'a': "
+            'invalid URL escape "%zz"',
+        ),
+        (
+            {"roleName": "r", "objects": "- {objectName: ../a, secretPath: x}"},
+            "objectName '../a' cannot be a file name",
+        ),
+        (
+            {"roleName": "r", "objects": "- {objectName: a, secretPath: x, secretFormat: xml}"},
+            "invalid secretFormat 'xml'",
+        ),
+        (
+            {"roleName": "r", "objects": "- objectName: a\n  objectName: b\n"},
+            "failed to parse objects",
+        ),
+    ],
+)
 def test_validation_messages(params: dict[str, str], message: str) -> None:
     assert message in error(params)

@@ -102,8 +102,14 @@ def test_envelope_empty_object() -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ('{"lease_duration":"5"}', "cannot unmarshal string into Go struct field Secret.lease_duration of type int"),
-        ('{"lease_duration":1.5}', "cannot unmarshal number 1.5 into Go struct field Secret.lease_duration of type int"),
+        (
+            '{"lease_duration":"5"}',
+            "cannot unmarshal string into Go struct field Secret.lease_duration of type int",
+        ),
+        (
+            '{"lease_duration":1.5}',
+            "cannot unmarshal number 1.5 into Go struct field Secret.lease_duration of type int",
+        ),
         ('{"renewable":"true"}', "of type bool"),
         ('{"data":[1]}', "cannot unmarshal array into Go struct field Secret.data"),
         ('{"warnings":[1]}', "Secret.warnings of type string"),

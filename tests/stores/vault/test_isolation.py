@@ -33,46 +33,100 @@ def roles(openbao: OpenBao) -> OpenBao:
     openbao.api("POST", "secret/data/iso/web0", {"data": {"v": SECRET}})
     openbao.api("POST", "secret/data/pods/web-0", {"data": {"v": "pod web-0's own"}})
     openbao.api("POST", "secret/data/pods/web-1", {"data": {"v": "pod web-1's own"}})
-    openbao.api("PUT", "sys/policies/acl/iso", {"policy":
-                'path "secret/data/iso/*" { capabilities = ["read"] }\n'})
-    openbao.api("PUT", "sys/policies/acl/per-pod", {"policy": (
-        'path "secret/data/pods/{{identity.entity.aliases.' + accessor
-        + '.metadata.pod}}" { capabilities = ["read"] }\n')})
-    common = {"role_type": "jwt", "bound_audiences": ["vault"], "token_ttl": "1h",
-              "bound_subject": "system:serviceaccount:team:web"}
+    openbao.api(
+        "PUT",
+        "sys/policies/acl/iso",
+        {"policy": 'path "secret/data/iso/*" { capabilities = ["read"] }\n'},
+    )
+    openbao.api(
+        "PUT",
+        "sys/policies/acl/per-pod",
+        {
+            "policy": (
+                'path "secret/data/pods/{{identity.entity.aliases.'
+                + accessor
+                + '.metadata.pod}}" { capabilities = ["read"] }\n'
+            )
+        },
+    )
+    common = {
+        "role_type": "jwt",
+        "bound_audiences": ["vault"],
+        "token_ttl": "1h",
+        "bound_subject": "system:serviceaccount:team:web",
+    }
     # Only the pod named web-0 may log in.
-    openbao.api("POST", "auth/jwt/role/web0-only", {
-        **common, "user_claim": "sub", "token_policies": ["iso"],
-        "bound_claims": {"/kubernetes.io/pod/name": "web-0"}})
+    openbao.api(
+        "POST",
+        "auth/jwt/role/web0-only",
+        {
+            **common,
+            "user_claim": "sub",
+            "token_policies": ["iso"],
+            "bound_claims": {"/kubernetes.io/pod/name": "web-0"},
+        },
+    )
     # One entity per pod (its UID), the pod's name in the alias metadata: a templated
     # policy gives each pod its own path.
-    openbao.api("POST", "auth/jwt/role/per-pod", {
-        **common, "user_claim": "/kubernetes.io/pod/uid", "user_claim_json_pointer": True,
-        "claim_mappings": {"/kubernetes.io/pod/name": "pod"}, "token_policies": ["per-pod"]})
+    openbao.api(
+        "POST",
+        "auth/jwt/role/per-pod",
+        {
+            **common,
+            "user_claim": "/kubernetes.io/pod/uid",
+            "user_claim_json_pointer": True,
+            "claim_mappings": {"/kubernetes.io/pod/name": "pod"},
+            "token_policies": ["per-pod"],
+        },
+    )
     # Same entity (the service account) and policies, but per-pod auth metadata.
-    openbao.api("POST", "auth/jwt/role/pod-meta", {
-        **common, "user_claim": "sub", "token_policies": ["iso"],
-        "claim_mappings": {"/kubernetes.io/pod/name": "pod"}})
+    openbao.api(
+        "POST",
+        "auth/jwt/role/pod-meta",
+        {
+            **common,
+            "user_claim": "sub",
+            "token_policies": ["iso"],
+            "claim_mappings": {"/kubernetes.io/pod/name": "pod"},
+        },
+    )
     # Nothing per pod: every pod of the service account is authorized identically.
-    openbao.api("POST", "auth/jwt/role/plain", {
-        **common, "user_claim": "sub", "token_policies": ["iso"]})
+    openbao.api(
+        "POST", "auth/jwt/role/plain", {**common, "user_claim": "sub", "token_policies": ["iso"]}
+    )
     return openbao
 
 
-def pod_request(bao: OpenBao, signer: Signer, objects: str, *, pod: str, role: str,
-                token: str | None = None, address: str = "", target: str = "",
-                **params: str) -> Any:
+def pod_request(
+    bao: OpenBao,
+    signer: Signer,
+    objects: str,
+    *,
+    pod: str,
+    role: str,
+    token: str | None = None,
+    address: str = "",
+    target: str = "",
+    **params: str,
+) -> Any:
     """A Mount of pod `pod` (its UID derives from the name) of service account team/web."""
     if token is None:
         token = signer.token("team", "web", ["vault"], pod=pod, pod_uid=f"uid-{pod}")
-    extra = {"roleName": role, "vaultAddress": address or bao.addr,
-             "vaultAuthMountPath": "jwt", **params,
-             "csi.storage.k8s.io/pod.name": pod, "csi.storage.k8s.io/pod.uid": f"uid-{pod}",
-             "csi.storage.k8s.io/serviceAccount.name": "web",
-             "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(
-                 {"vault": {"token": token, "expirationTimestamp": "2030-01-01T00:00:00Z"}})}
-    return mount_request(objects, namespace="team", extra=extra,
-                         target_path=target or f"/tmp/unused-target-{pod}")
+    extra = {
+        "roleName": role,
+        "vaultAddress": address or bao.addr,
+        "vaultAuthMountPath": "jwt",
+        **params,
+        "csi.storage.k8s.io/pod.name": pod,
+        "csi.storage.k8s.io/pod.uid": f"uid-{pod}",
+        "csi.storage.k8s.io/serviceAccount.name": "web",
+        "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(
+            {"vault": {"token": token, "expirationTimestamp": "2030-01-01T00:00:00Z"}}
+        ),
+    }
+    return mount_request(
+        objects, namespace="team", extra=extra, target_path=target or f"/tmp/unused-target-{pod}"
+    )
 
 
 def files(reply: Any) -> dict[str, bytes]:
@@ -98,12 +152,12 @@ async def test_pod_bound_role_refuses_the_other_pod(
         stub = stubs["vault"]
         ok = await stub.Mount(pod_request(roles, signer, WEB0, pod="web-0", role="web0-only"))
         assert files(ok) == {"v": SECRET.encode()}
-        error = await refused(stub, pod_request(roles, signer, WEB0, pod="web-1",
-                                                role="web0-only"))
+        error = await refused(stub, pod_request(roles, signer, WEB0, pod="web-1", role="web0-only"))
         # Vault's own words, as the pod's events show them.
         assert (error.details() or "").startswith(
             f"failed to login: Error making API request. URL: POST {roles.addr}"
-            "/v1/auth/jwt/login Code: 400.")
+            "/v1/auth/jwt/login Code: 400."
+        )
         assert "claim" in (error.details() or "")
         # web-0's republish keeps working.
         again = await stub.Mount(pod_request(roles, signer, WEB0, pod="web-0", role="web0-only"))
@@ -117,10 +171,17 @@ async def test_pod_bound_role_refuses_the_other_pod_mounting_at_the_same_moment(
     proxy.delay = 0.2  # both Mounts are in flight together
     try:
         async with running(serve_config(names=["vault"], cache_ttl=60.0)) as stubs:
-            good, bad = await asyncio.gather(*(
-                stubs["vault"].Mount(pod_request(roles, signer, WEB0, pod=pod, role="web0-only",
-                                                 address=proxy.url))
-                for pod in ("web-0", "web-1")), return_exceptions=True)
+            good, bad = await asyncio.gather(
+                *(
+                    stubs["vault"].Mount(
+                        pod_request(
+                            roles, signer, WEB0, pod=pod, role="web0-only", address=proxy.url
+                        )
+                    )
+                    for pod in ("web-0", "web-1")
+                ),
+                return_exceptions=True,
+            )
     finally:
         proxy.server.shutdown()
     assert not isinstance(good, BaseException) and files(good) == {"v": SECRET.encode()}
@@ -133,10 +194,10 @@ async def test_bad_tokens_are_refused_right_after_a_good_mount(
 ) -> None:
     bad_tokens = {
         "garbage": "not-a-jwt",
-        "expired": signer.token("team", "web", ["vault"], pod="web-1", pod_uid="uid-web-1",
-                                ttl=-600),
-        "foreign key": Signer().token("team", "web", ["vault"], pod="web-1",
-                                      pod_uid="uid-web-1"),
+        "expired": signer.token(
+            "team", "web", ["vault"], pod="web-1", pod_uid="uid-web-1", ttl=-600
+        ),
+        "foreign key": Signer().token("team", "web", ["vault"], pod="web-1", pod_uid="uid-web-1"),
     }
     async with running(serve_config(names=["vault"], cache_ttl=60.0)) as stubs:
         stub = stubs["vault"]
@@ -144,8 +205,9 @@ async def test_bad_tokens_are_refused_right_after_a_good_mount(
             ok = await stub.Mount(pod_request(roles, signer, WEB0, pod="web-0", role="plain"))
             assert files(ok) == {"v": SECRET.encode()}
             logins = roles.requests_to("auth/jwt/login")
-            error = await refused(stub, pod_request(roles, signer, WEB0, pod="web-1",
-                                                    role="plain", token=token))
+            error = await refused(
+                stub, pod_request(roles, signer, WEB0, pod="web-1", role="plain", token=token)
+            )
             assert "failed to login" in (error.details() or ""), name
             assert roles.requests_to("auth/jwt/login") - logins == 1, name  # its own login
 
@@ -159,8 +221,7 @@ async def test_templated_per_pod_policy_does_not_leak(
         stub = stubs["vault"]
         ok = await stub.Mount(pod_request(roles, signer, theirs, pod="web-0", role="per-pod"))
         assert files(ok) == {"v": b"pod web-0's own"}
-        error = await refused(stub, pod_request(roles, signer, theirs, pod="web-1",
-                                                role="per-pod"))
+        error = await refused(stub, pod_request(roles, signer, theirs, pod="web-1", role="per-pod"))
         assert error.code() is grpc.StatusCode.PERMISSION_DENIED
         assert "pod web-0's own" not in (error.details() or "")
         mine = await stub.Mount(pod_request(roles, signer, own, pod="web-1", role="per-pod"))
@@ -168,7 +229,12 @@ async def test_templated_per_pod_policy_does_not_leak(
 
 
 async def simultaneous_first_mounts(
-    config: ServeConfig, bao: OpenBao, signer: Signer, objects: str, role: str, pods: int,
+    config: ServeConfig,
+    bao: OpenBao,
+    signer: Signer,
+    objects: str,
+    role: str,
+    pods: int,
 ) -> tuple[list[Any], int, int]:
     """`pods` pods of team/web mount at once through a slow proxy; (replies, logins,
     reads of secret/data/iso/*) as OpenBao's audit log counts them."""
@@ -179,14 +245,24 @@ async def simultaneous_first_mounts(
     reads = sum(bao.requests_to(p) for p in paths)
     try:
         async with running(config) as stubs:
-            replies = await asyncio.gather(*(
-                stubs["vault"].Mount(pod_request(bao, signer, objects, pod=f"web-{i}", role=role,
-                                                 address=proxy.url), timeout=20)
-                for i in range(pods)))
+            replies = await asyncio.gather(
+                *(
+                    stubs["vault"].Mount(
+                        pod_request(
+                            bao, signer, objects, pod=f"web-{i}", role=role, address=proxy.url
+                        ),
+                        timeout=20,
+                    )
+                    for i in range(pods)
+                )
+            )
     finally:
         proxy.server.shutdown()
-    return (replies, bao.requests_to("auth/jwt/login") - logins,
-            sum(bao.requests_to(p) for p in paths) - reads)
+    return (
+        replies,
+        bao.requests_to("auth/jwt/login") - logins,
+        sum(bao.requests_to(p) for p in paths) - reads,
+    )
 
 
 async def test_simultaneous_first_mounts_of_one_class_share_reads_each_logs_in(
@@ -194,11 +270,18 @@ async def test_simultaneous_first_mounts_of_one_class_share_reads_each_logs_in(
 ) -> None:
     for i in range(3):
         roles.api("POST", f"secret/data/iso/burst{i}", {"data": {"v": f"b{i}"}})
-    objects = "".join(f"- {{objectName: b{i}, secretPath: secret/data/iso/burst{i}, "
-                      "secretKey: v}\n" for i in range(3))
+    objects = "".join(
+        f"- {{objectName: b{i}, secretPath: secret/data/iso/burst{i}, secretKey: v}}\n"
+        for i in range(3)
+    )
     replies, logins, reads = await simultaneous_first_mounts(
-        serve_config(names=["vault"], cache_ttl=60.0, fetch_workers=8), roles, signer, objects,
-        "plain", 20)
+        serve_config(names=["vault"], cache_ttl=60.0, fetch_workers=8),
+        roles,
+        signer,
+        objects,
+        "plain",
+        20,
+    )
     assert all(files(r) == {"b0": b"b0", "b1": b"b1", "b2": b"b2"} for r in replies)
     assert logins == 20  # every pod proved itself
     assert reads <= 3  # and the reads were shared: Vault authorizes them identically
@@ -211,11 +294,13 @@ async def test_pods_with_different_login_metadata_do_not_share_a_read(
     objects = "- {objectName: m, secretPath: secret/data/iso/meta, secretKey: v}"
     config = serve_config(names=["vault"], cache_ttl=60.0)
     replies, logins, reads = await simultaneous_first_mounts(
-        config, roles, signer, objects, "pod-meta", 2)
+        config, roles, signer, objects, "pod-meta", 2
+    )
     assert all(files(r) == {"m": b"m"} for r in replies)
     assert (logins, reads) == (2, 2)  # same entity and policies, other metadata: no sharing
     replies, logins, reads = await simultaneous_first_mounts(
-        config, roles, signer, objects, "plain", 2)
+        config, roles, signer, objects, "plain", 2
+    )
     assert (logins, reads) == (2, 1)  # the control: identical replies share the read
 
 
@@ -241,11 +326,21 @@ async def test_rotation_poll_interval_is_not_stretched_by_the_cache(
     target.mkdir()
     objects = "- {objectName: r, secretPath: secret/data/iso/rotating, secretKey: v}"
     roles.api("POST", "secret/data/iso/rotating", {"data": {"v": "before"}})
-    config = serve_config(names=["vault"], write_mode="provider", cache_ttl=60.0,
-                          rotation_poll_interval=3600.0)
+    config = serve_config(
+        names=["vault"], write_mode="provider", cache_ttl=60.0, rotation_poll_interval=3600.0
+    )
     async with running(config) as stubs:
-        await stubs["vault"].Mount(pod_request(roles, signer, objects, pod="web-0", role="plain",
-                                               target=str(target), rotationPollInterval="2s"))
+        await stubs["vault"].Mount(
+            pod_request(
+                roles,
+                signer,
+                objects,
+                pod="web-0",
+                role="plain",
+                target=str(target),
+                rotationPollInterval="2s",
+            )
+        )
         assert (target / "r").read_text() == "before"
         roles.api("POST", "secret/data/iso/rotating", {"data": {"v": "after"}})
         loop = asyncio.get_running_loop()
@@ -256,13 +351,17 @@ async def test_rotation_poll_interval_is_not_stretched_by_the_cache(
 
 
 async def test_a_lease_is_shared_within_the_class_only_while_vault_holds_it(
-    serve_config: Callable[..., ServeConfig], openbao_db: OpenBao, postgres: Postgres,
+    serve_config: Callable[..., ServeConfig],
+    openbao_db: OpenBao,
+    postgres: Postgres,
     signer: Signer,
 ) -> None:
     """Replicas of one class get one database user; once Vault revoked it, the next new
     pod gets a new, working one (a first Mount sees current data)."""
-    objects = ("- {objectName: u, secretPath: database/creds/app, secretKey: username}\n"
-               "- {objectName: p, secretPath: database/creds/app, secretKey: password}")
+    objects = (
+        "- {objectName: u, secretPath: database/creds/app, secretKey: username}\n"
+        "- {objectName: p, secretPath: database/creds/app, secretKey: password}"
+    )
 
     def pod(uid: str) -> Any:
         req = vault_request(openbao_db, signer, objects)

@@ -32,8 +32,10 @@ def transit(openbao: OpenBao) -> OpenBao:
         openbao.api("POST", "transit/keys/derived", {"derived": True})
         openbao.api("POST", "transit/keys/forbidden", {})
         policy = openbao.api("GET", "sys/policies/acl/app")["data"]["policy"]
-        policy += ('path "transit/decrypt/app" { capabilities = ["update"] }\n'
-                   'path "transit/decrypt/derived" { capabilities = ["update"] }\n')
+        policy += (
+            'path "transit/decrypt/app" { capabilities = ["update"] }\n'
+            'path "transit/decrypt/derived" { capabilities = ["update"] }\n'
+        )
         openbao.api("PUT", "sys/policies/acl/app", {"policy": policy})
     return openbao
 
@@ -58,10 +60,21 @@ def files(reply: Any) -> dict[str, bytes]:
 async def test_ciphertext_in_the_spc_is_decrypted_with_the_pods_login(
     vault: Any, transit: OpenBao, signer: Signer
 ) -> None:
-    objects = [{"objectName": "plain", "backend": "vault-transit", "key": "app",
-                "ciphertext": encrypt(transit, "app")},
-               {"objectName": "derived", "backend": "vault-transit", "key": "derived",
-                "context": "team-a", "ciphertext": encrypt(transit, "derived", "team-a")}]
+    objects = [
+        {
+            "objectName": "plain",
+            "backend": "vault-transit",
+            "key": "app",
+            "ciphertext": encrypt(transit, "app"),
+        },
+        {
+            "objectName": "derived",
+            "backend": "vault-transit",
+            "key": "derived",
+            "context": "team-a",
+            "ciphertext": encrypt(transit, "derived", "team-a"),
+        },
+    ]
     reply = await vault.Mount(request(transit, signer, yaml.safe_dump(objects)))
     assert files(reply) == {"plain": SECRET, "derived": SECRET}
 
@@ -69,8 +82,14 @@ async def test_ciphertext_in_the_spc_is_decrypted_with_the_pods_login(
 async def test_a_key_the_pod_may_not_use_is_refused_with_vaults_words(
     vault: Any, transit: OpenBao, signer: Signer
 ) -> None:
-    objects = [{"objectName": "x", "backend": "vault-transit", "key": "forbidden",
-                "ciphertext": encrypt(transit, "forbidden")}]
+    objects = [
+        {
+            "objectName": "x",
+            "backend": "vault-transit",
+            "key": "forbidden",
+            "ciphertext": encrypt(transit, "forbidden"),
+        }
+    ]
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await vault.Mount(request(transit, signer, yaml.safe_dump(objects)))
     assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -82,9 +101,22 @@ async def test_encrypt_prints_the_object_to_paste(
     vault: Any, transit: OpenBao, signer: Signer
 ) -> None:
     env = {**os.environ, "VAULT_ADDR": transit.addr, "VAULT_TOKEN": transit.token}
-    out = subprocess.run([sys.executable, "-m", "csiprovider", "encrypt", "--vault-transit",
-                          "app", "--object-name", "db-password"], input=SECRET,
-                         capture_output=True, env=env, timeout=60)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "csiprovider",
+            "encrypt",
+            "--vault-transit",
+            "app",
+            "--object-name",
+            "db-password",
+        ],
+        input=SECRET,
+        capture_output=True,
+        env=env,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     (entry,) = yaml.safe_load(out.stdout)
     assert entry["backend"] == "vault-transit" and entry["ciphertext"].startswith("vault:v1:")
@@ -100,6 +132,18 @@ def test_a_ciphertext_that_is_not_transits_is_an_spc_error() -> None:
     from testkit.requests import mount_request
 
     with pytest.raises(InvalidArgument, match="vault:v1"):
-        parse(parse_mount_request(mount_request(
-            [{"objectName": "x", "backend": "vault-transit", "key": "k",
-              "ciphertext": "AQID"}], extra={"roleName": "app"})))
+        parse(
+            parse_mount_request(
+                mount_request(
+                    [
+                        {
+                            "objectName": "x",
+                            "backend": "vault-transit",
+                            "key": "k",
+                            "ciphertext": "AQID",
+                        }
+                    ],
+                    extra={"roleName": "app"},
+                )
+            )
+        )
