@@ -296,8 +296,12 @@ def prepare_socket(path: Path) -> None:
     raise SocketInUse(f"{path} is in use by another running provider")
 
 
-async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
-    """Serve until SIGTERM/SIGINT (or `stop` is set), then drain and remove the sockets."""
+async def serve(
+    config: ServeConfig, stop: asyncio.Event | None = None, tracker: Tracker | None = None
+) -> None:
+    """Serve until SIGTERM/SIGINT (or `stop` is set), then drain and remove the sockets.
+    `tracker` is the provider-writes rotation tracker, made from the config when not given
+    (tests pass one that checks more often or reports what it rotates)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -317,7 +321,7 @@ async def serve(config: ServeConfig, stop: asyncio.Event | None = None) -> None:
     group_of = _group_lookup(kube)
     servers: list[tuple[grpc.aio.Server, Path]] = []
     owned: dict[Path, tuple[int, int] | None] = {}
-    tracker = Tracker(config.rotation_poll_interval)
+    tracker = tracker or Tracker(config.rotation_poll_interval)
     background: list[asyncio.Task[None]] = []
     if config.write_mode == "provider":
         background.append(asyncio.create_task(tracker.run(stop)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -189,14 +190,16 @@ def test_sigterm_drains_in_flight_mount_and_removes_sockets(
 
     thread = threading.Thread(target=mount)
     thread.start()
-    time.sleep(1.0)  # let the Mount reach the blocking read
+    # The Mount has reached the blocking read once the daemon holds the FIFO open for
+    # reading: only then does opening its write end without blocking succeed.
+    writer = wait_for(lambda: _open_for_writing(fifo), "the Mount to open the FIFO")
     daemon.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.5)
+    wait_for(lambda: "stopping: draining in-flight mounts" in daemon.log(), "the drain")
     assert daemon.proc.poll() is None, "daemon exited with a Mount in flight"
-    with open(fifo, "w") as writer:
-        writer.write("late-value")
-    thread.join(15)
-    assert daemon.proc.wait(15) == 0
+    os.write(writer, b"late-value")
+    os.close(writer)
+    thread.join(60)
+    assert daemon.proc.wait(60) == 0
     assert "error" not in result, result.get("error")
     assert result["reply"].files[0].contents == b"late-value"
     assert not daemon.socket().exists() and not daemon.socket("second").exists()
@@ -210,3 +213,21 @@ def test_unusable_socket_path_is_a_clear_error(
     assert daemon.proc.wait(20) == 1
     assert "shorter than 108 bytes (the Unix socket limit)" in daemon.log()
     assert "Traceback" not in daemon.log()
+
+
+def _open_for_writing(fifo: Path) -> int | None:
+    try:
+        return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:  # ENXIO: no reader has it open yet
+        if exc.errno != errno.ENXIO:
+            raise
+        return None
+
+
+def wait_for(found: Callable[[], Any], what: str) -> Any:
+    """Until `found()` gives something (60 s is only a failure guard)."""
+    guard = time.monotonic() + 60
+    while (value := found()) is None or value is False:
+        assert time.monotonic() < guard, f"waited 60 s for {what}"
+        time.sleep(0.02)
+    return value

@@ -53,7 +53,6 @@ def test_demo_script_mounts_and_stops_cleanly(tmp_path: Path, relative_demo_dir:
             assert proc.poll() is None, out.read_text()
             assert time.monotonic() < deadline, out.read_text()
             time.sleep(0.1)
-        time.sleep(1.5)  # a few --watch rounds
         text = out.read_text()
         assert "mounted 4 object(s)" in text
         assert "config.yaml" in text and "secretName" not in text

@@ -104,7 +104,7 @@ def start(
             env={**environ, **env},
         )
     started.append(proc)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60  # only against a hang
     while True:
         with socket.socket(socket.AF_UNIX) as probe:
             try:

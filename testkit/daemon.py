@@ -11,19 +11,22 @@ from typing import Any
 
 import grpc
 
+from csiprovider.rotation import Tracker
 from csiprovider.server import ServeConfig, serve
 from csiprovider.v1alpha1 import service_pb2_grpc as pb_grpc
 
 
 @contextlib.asynccontextmanager
-async def running(config: ServeConfig) -> AsyncIterator[dict[str, Any]]:
+async def running(
+    config: ServeConfig, tracker: Tracker | None = None
+) -> AsyncIterator[dict[str, Any]]:
     """Run `serve` in this loop; yield a stub per provider name; stop and drain after."""
     stop = asyncio.Event()
-    task = asyncio.create_task(serve(config, stop))
+    task = asyncio.create_task(serve(config, stop, tracker))
     sockets = {n: config.providers_dir / f"{n}.sock" for n in config.names}
-    for _ in range(200):
-        if all(p.exists() for p in sockets.values()) or task.done():
-            break
+    guard = asyncio.get_running_loop().time() + 60  # only against a hang: a busy machine waits
+    while not all(p.exists() for p in sockets.values()) and not task.done():
+        assert asyncio.get_running_loop().time() < guard, "the daemon made no socket in 60 s"
         await asyncio.sleep(0.02)
     if task.done():
         task.result()
@@ -34,7 +37,7 @@ async def running(config: ServeConfig) -> AsyncIterator[dict[str, Any]]:
         for channel in channels.values():
             await channel.close()
         stop.set()
-        await asyncio.wait_for(task, 10)
+        await asyncio.wait_for(task, 60)
 
 
 def listening(path: Path) -> bool:

@@ -39,7 +39,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until(check: Any, what: str, timeout: float = 30.0) -> None:
+def wait_until(check: Any, what: str, timeout: float = 120.0) -> None:
+    """Until `check()` is true; the timeout only guards against a hang (a server starting
+    on a busy machine takes its time)."""
     deadline = time.monotonic() + timeout
     while True:
         with contextlib.suppress(Exception):

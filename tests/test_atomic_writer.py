@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import random
 import signal
 import stat
 import subprocess
@@ -318,34 +317,152 @@ while True:
     names, mode = versions[tag]
     data = f"{tag}-{n}".encode()
     write_atomic(target, {name: FileProjection(data=data, mode=mode) for name in names})
+    print(n, flush=True)
     n += 1
 """
 
 
-def start_writer(target: Path, n: int) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(
-            p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
-        ),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(target), str(n)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert proc.stdout is not None
-    assert proc.stdout.readline() == b"ready\n", proc.stderr.read() if proc.stderr else b""
-    return proc
+class Writer:
+    """A process writing versions n, n+1, ... into the target without end; it reports each
+    finished write, so a test can wait for progress instead of guessing how long it takes."""
+
+    def __init__(self, target: Path, n: int) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(target), str(n)],
+            cwd=ROOT,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self.written = 0
+        self._progress = threading.Condition()
+        assert self.proc.stdout is not None
+        first = self.proc.stdout.readline()
+        assert first == b"ready\n", self.proc.stderr.read() if self.proc.stderr else b""
+        threading.Thread(target=self._count, daemon=True).start()
+
+    def _count(self) -> None:
+        assert self.proc.stdout is not None
+        for _line in self.proc.stdout:
+            with self._progress:
+                self.written += 1
+                self._progress.notify_all()
+
+    def wait_for(self, writes: int) -> None:
+        """Until this writer has finished `writes` writes (60 s is only a failure guard)."""
+        with self._progress:
+            done = self._progress.wait_for(
+                lambda: self.written >= writes or self.proc.poll() is not None, timeout=60
+            )
+        assert done and self.proc.poll() is None, (self.written, self.stderr())
+
+    def stderr(self) -> str:
+        return (
+            ""
+            if self.proc.poll() is None or not self.proc.stderr
+            else self.proc.stderr.read().decode()
+        )
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        # Killed mid-loop, not dead of an exception: every write up to the kill succeeded.
+        assert self.proc.returncode == -signal.SIGKILL, self.stderr()
 
 
-def kill(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGKILL)
-    _, err = proc.communicate()
-    # Killed mid-loop, not dead of an exception: every write up to the kill succeeded.
-    assert proc.returncode == -signal.SIGKILL, err.decode()
+def _env() -> dict[str, str]:
+    path = (str(ROOT), os.environ.get("PYTHONPATH", ""))
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path if p)}
+
+
+CRASHER = """
+import os, signal, sys
+from csiprovider import atomic_writer
+from csiprovider.atomic_writer import FileProjection, write_atomic
+target = sys.argv[1]
+versions = {"A": (("x", "y", "z"), 0o644), "B": (("x", "y", "w"), 0o600)}
+
+def write(n):
+    tag = "A" if n % 2 == 0 else "B"
+    names, mode = versions[tag]
+    data = f"{tag}-{n}".encode()
+    write_atomic(target, {name: FileProjection(data=data, mode=mode) for name in names})
+
+def traced(kill_at):
+    steps = 0
+    def trace(frame, event, arg):
+        nonlocal steps
+        if frame.f_code.co_filename != atomic_writer.__file__:
+            return None
+        if event == "line":
+            steps += 1
+            if steps == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return trace
+    sys.settrace(trace)
+    return lambda: steps
+
+for line in sys.stdin:
+    command, n, arg = line.split()
+    pid = os.fork()
+    if pid == 0:
+        steps = traced(int(arg))
+        if command == "count":
+            write(int(n))
+            print(steps(), flush=True)
+            os._exit(0)
+        n = int(n)
+        while True:
+            write(n)
+            n += 1
+    _, status = os.waitpid(pid, 0)
+    print(status, flush=True)
+"""
+
+
+class Crasher:
+    """Writers that SIGKILL themselves at a chosen step of their write.
+
+    A step is a line of csiprovider/atomic_writer.py executed (sys.settrace), so step k is
+    the same point of the algorithm on any machine, however busy: a kill sent from outside
+    after a random sleep lands wherever the scheduler happens to be. One process, started
+    once, forks a writer per crash."""
+
+    def __init__(self, target: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", CRASHER, str(target)],
+            cwd=ROOT,
+            env=_env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def _ask(self, command: str, n: int, arg: int) -> list[str]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"{command} {n} {arg}\n")
+        self.proc.stdin.flush()
+        lines = [self.proc.stdout.readline().strip()]
+        if command == "count":
+            lines.append(self.proc.stdout.readline().strip())
+        return lines
+
+    def steps_of_one_write(self, n: int) -> int:
+        """Writes version n untouched and returns the steps it took."""
+        steps, status = self._ask("count", n, 0)
+        assert int(status) == 0
+        return int(steps)
+
+    def crash(self, n: int, at_step: int) -> None:
+        """Writes versions n, n+1, ... and is SIGKILLed at step `at_step` of them."""
+        (status,) = self._ask("crash", n, at_step)
+        assert os.WIFSIGNALED(int(status)), status
+        assert os.WTERMSIG(int(status)) == signal.SIGKILL, status
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        assert self.proc.wait(30) == 0
 
 
 def check_one_complete_version(target: Path) -> int:
@@ -374,27 +491,39 @@ def check_one_complete_version(target: Path) -> int:
     return n
 
 
-def test_sigkill_at_random_points_leaves_one_complete_version(tmp_path: Path) -> None:
-    rng = random.Random(20261123)
+def test_sigkill_at_every_step_of_a_write_leaves_one_complete_version(tmp_path: Path) -> None:
     write_atomic(tmp_path, version_payload(0))
-    n = 0
-    advanced = debris = 0
-    for _ in range(150):
-        proc = start_writer(tmp_path, n + 1)
-        time.sleep(rng.uniform(0.0005, 0.008))  # a few writes' worth: lands anywhere in one
-        kill(proc)
-        now = check_one_complete_version(tmp_path)
-        assert now >= n
-        advanced += now > n
-        n = now
-        extra = [
-            h for h in hidden(tmp_path) if h not in ("..data", os.readlink(tmp_path / "..data"))
-        ]
-        debris += bool(extra)
+    crasher = Crasher(tmp_path)
+    try:
+        steps = crasher.steps_of_one_write(1)
+        n = check_one_complete_version(tmp_path)
+        assert n == 1
+        advanced = debris = 0
+        # Every step of a write, and on into the next one, each time from a clean volume
+        # (a clean write first, which also sweeps what the last crash left).
+        for at_step in range(1, 2 * steps + 1):
+            n += 1
+            assert write_atomic(tmp_path, version_payload(n)) is True
+            assert hidden(tmp_path) == sorted(["..data", os.readlink(tmp_path / "..data")])
+            crasher.crash(n + 1, at_step)
+            now = check_one_complete_version(tmp_path)
+            assert now >= n
+            advanced += now > n
+            n = now
+            current = os.readlink(tmp_path / "..data")
+            debris += any(h not in ("..data", current) for h in hidden(tmp_path))
+        # Then crashes on top of crashes: each write starts with what the last one left.
+        for at_step in range(1, 2 * steps + 1, 3):
+            crasher.crash(n + 1, at_step)
+            now = check_one_complete_version(tmp_path)
+            assert now >= n
+            n = now
+    finally:
+        crasher.close()
 
-    # The kills really landed mid-write (leftovers) and the writers made progress; loose
-    # bounds, as the exact split depends on machine speed (about 1 in 2 of each here).
-    assert advanced >= 10 and debris >= 10, (advanced, debris)
+    # The kills landed before and after the switch, and mid-write (leftovers): the same
+    # split on any machine, since a step is a point of the algorithm, not a moment.
+    assert advanced >= steps // 2 and debris >= steps // 2, (steps, advanced, debris)
 
     # A clean write on top of whatever the last crash left: exactly the expected set.
     assert write_atomic(tmp_path, version_payload(n + 1)) is True
@@ -408,12 +537,15 @@ def test_sigkill_at_random_points_leaves_one_complete_version(tmp_path: Path) ->
 
 def test_concurrent_reader_never_sees_a_mixed_set(tmp_path: Path) -> None:
     write_atomic(tmp_path, version_payload(0))
-    proc = start_writer(tmp_path, 1)
+    writer = Writer(tmp_path, 1)
     seen: set[int] = set()
     complete_rounds = mixed_top_level = 0
     try:
-        deadline = time.monotonic() + 1.5
-        while time.monotonic() < deadline:
+        # Until the reader has raced the writer through more than 10 versions (60 s is only
+        # a failure guard: on a busy machine both just take longer).
+        guard = time.monotonic() + 60
+        while len(seen) <= 10 or complete_rounds <= 10:
+            assert time.monotonic() < guard, ("the reader did not race the writer", seen)
             # A pod that resolves ..data once and reads every file of that directory sees one
             # whole version. A published version directory never changes; it is only deleted
             # after ..data has moved on, so a short read means a switch happened meanwhile.
@@ -462,9 +594,7 @@ def test_concurrent_reader_never_sees_a_mixed_set(tmp_path: Path) -> None:
                 value = next(iter(read.values()))
                 assert sorted(read) == sorted(version(int(value.split("-")[1]))[1])
     finally:
-        kill(proc)
-    assert len(seen) > 10, "the reader did not race the writer"
-    assert complete_rounds > 10
+        writer.kill()
     check_one_complete_version(tmp_path)
 
 
@@ -524,7 +654,7 @@ def test_a_write_in_progress_elsewhere_is_waited_for_and_never_swept(tmp_path: P
         os.symlink(theirs.name, tmp_path / "..data_tmp")
         os.rename(tmp_path / "..data_tmp", tmp_path / "..data")  # their switch
         assert (tmp_path / "a").read_text() == "2"
-    worker.join(5)
+    worker.join(60)
     assert results == [True]
     assert visible(tmp_path) == {"a": "3"}  # ours came after theirs, and swept theirs
     assert hidden(tmp_path) == sorted(["..data", os.readlink(tmp_path / "..data")])
@@ -569,14 +699,13 @@ def test_threads_writing_one_target_by_different_paths_take_turns(tmp_path: Path
 
 def test_writers_in_two_processes_take_turns(tmp_path: Path) -> None:
     write_atomic(tmp_path, version_payload(0))
-    procs = [start_writer(tmp_path, 1), start_writer(tmp_path, 100001)]
+    writers = [Writer(tmp_path, 1), Writer(tmp_path, 100001)]
     try:
-        deadline = time.monotonic() + 1.0
-        while time.monotonic() < deadline and all(proc.poll() is None for proc in procs):
-            time.sleep(0.01)
+        for writer in writers:
+            writer.wait_for(50)  # each took its turn 50 times; no write of either failed
     finally:
-        for proc in procs:
-            kill(proc)  # asserts each was still running: no write of either ever failed
+        for writer in writers:
+            writer.kill()  # asserts each was still running: no write of either ever failed
     n = check_one_complete_version(tmp_path)
     # The kills may leave a half-written directory: the next write sweeps it.
     assert write_atomic(tmp_path, version_payload(n + 2)) is True

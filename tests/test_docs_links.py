@@ -29,7 +29,7 @@ from csiprovider import cli
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 TROUBLESHOOTING = DOCS / "troubleshooting.md"
-LINKED_DOCS = sorted([ROOT / "README.md", *DOCS.glob("*.md")])
+LINKED_DOCS = sorted([ROOT / "README.md", ROOT / "CONTRIBUTING.md", *DOCS.glob("*.md")])
 COMMAND_DOCS = [
     TROUBLESHOOTING,
     DOCS / "migrate-from-vault-csi-provider.md",
@@ -286,6 +286,16 @@ def flag_problems(text: str) -> list[str]:
 @pytest.mark.parametrize("doc", LINKED_DOCS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_relative_links_resolve(doc: Path) -> None:
     assert link_problems(doc) == []
+
+
+def test_documented_make_targets_exist() -> None:
+    """`make <target>` in the README and CONTRIBUTING.md is a target of the Makefile."""
+    makefile = (ROOT / "Makefile").read_text()
+    targets = set(re.findall(r"^([a-z][a-z-]*):", makefile, re.M))
+    for doc in (ROOT / "README.md", ROOT / "CONTRIBUTING.md"):
+        named = set(re.findall(r"`make ([a-z][a-z-]*)", doc.read_text()))
+        assert named, doc
+        assert named <= targets, (doc.name, sorted(named - targets))
 
 
 def test_runbook_headings_exist() -> None:
