@@ -64,6 +64,7 @@ test-latest:
 	rm -rf .venv-latest
 	$(PYTHON) -m venv .venv-latest
 	.venv-latest/bin/pip install --quiet --upgrade --upgrade-strategy eager -e '.[test]'
+	.venv-latest/bin/pip install --quiet --no-deps --require-hashes -r requirements-uv.txt
 	.venv-latest/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 # The whole suite while 4 CPU-bound processes run beside it, RUNS times in a row.
