@@ -20,7 +20,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -37,6 +38,9 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+GUARD = 60.0  # seconds a stand-in holds a request at most: against a hang, never asserted
 
 
 def wait_until(check: Any, what: str, timeout: float = 120.0) -> None:
@@ -714,6 +718,106 @@ def start_vault_proxy(target: str, unix_path: Path | None = None) -> VaultProxy:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     proxy.server = server
     return proxy
+
+
+# ---------------------------------------------------------------- a gate before Vault
+
+
+class Gate:
+    """A stand-in between the daemon and OpenBao that forwards every request but holds
+    those to the `held` paths: until `parties` of them are waiting, then lets that group
+    through together (and holds the next group the same way); with `parties=None`, until
+    the test calls `open()`. Requests a test needs in flight at the same time are, on any
+    machine, instead of hoping that a delay was long enough for them all to start.
+
+    It counts what it saw: requests per path (`seen`) and the most requests in it at once
+    (`max_in_flight`, from arrival until the reply is sent). A held request is let through after GUARD
+    seconds at most, marked in `timed_out`: a test that asserts `not gate.timed_out`
+    fails instead of hanging when the requests it waited for never came."""
+
+    def __init__(self, target: str, held: Collection[str], parties: int | None = None) -> None:
+        self.target = target
+        self.held = frozenset(held)
+        self.parties = parties
+        self.seen: Counter[str] = Counter()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.timed_out = False
+        self._lock = threading.Condition()
+        self._waiting = 0
+        self._groups = 0  # groups let through so far
+        self._open = False
+        gate = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _relay(self) -> None:
+                gate._relay(self)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_LIST = _relay
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def open(self) -> None:
+        """Let every held request through, and every later one at once."""
+        with self._lock:
+            self._open = True
+            self._lock.notify_all()
+
+    def _hold(self) -> None:
+        with self._lock:
+            self._waiting += 1
+            group = self._groups
+            if self.parties is not None and self._waiting == self.parties:
+                self._waiting, self._groups = 0, self._groups + 1
+                self._lock.notify_all()
+                return
+            if not self._lock.wait_for(lambda: self._open or self._groups != group, GUARD):
+                self.timed_out = True
+                self._waiting -= 1
+
+    def _relay(self, handler: BaseHTTPRequestHandler) -> None:
+        path = handler.path.split("?")[0]
+        with self._lock:
+            self.seen[path] += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            length = int(handler.headers.get("Content-Length") or 0)
+            body = handler.rfile.read(length) if length else None
+            if path in self.held:
+                self._hold()
+            headers = {
+                k: v
+                for k, v in handler.headers.items()
+                if k.lower()
+                in ("x-vault-token", "x-vault-namespace", "content-type", "x-vault-request")
+            }
+            reply = requests.request(
+                handler.command, self.target + handler.path, data=body, headers=headers, timeout=60
+            )
+        finally:
+            # Out before the reply goes: the daemon may send its next request as soon as
+            # it has this reply, and that one must not find this one still counted
+            with self._lock:
+                self.in_flight -= 1
+        handler.send_response(reply.status_code)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(reply.content)))
+        handler.end_headers()
+        handler.wfile.write(reply.content)
+
+    def __enter__(self) -> Gate:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.open()
+        self.server.shutdown()
+        self.server.server_close()
 
 
 # ---------------------------------------------------------------- moto (AWS)

@@ -1,5 +1,8 @@
 """Provider-writes rotation: file changes within seconds, polling for backends, set-atomic
-rewrites, expired tokens wait for the next Mount, unmounted volumes are dropped."""
+rewrites, expired tokens wait for the next Mount, unmounted volumes are dropped.
+
+The tests wait for what the daemon reports (WatchedTracker), never for a time after which
+it has probably happened: on a busy machine everything happens later, but in order."""
 
 from __future__ import annotations
 
@@ -18,10 +21,12 @@ from csiprovider.server import ServeConfig
 from testkit.daemon import running
 from testkit.requests import mount_request
 from testkit.servers import OpenBao, Signer
+from testkit.tracker import GUARD, WatchedTracker, watching
 from tests.stores.vault.test_backend import request as vault_request
 
 
-async def eventually(check: Callable[[], bool], what: str, timeout: float = 10) -> None:
+async def eventually(check: Callable[[], bool], what: str, timeout: float = GUARD) -> None:
+    """Poll `check` until it holds; `timeout` is a failure guard only."""
     deadline = time.monotonic() + timeout
     while not check():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
@@ -35,20 +40,25 @@ def tracked() -> float:
 async def test_file_change_rewrites_at_once_and_unmount_untracks(
     serve_config: Callable[..., ServeConfig], file_root: Path, target: Path
 ) -> None:
+    """The poll is an hour away: only the file watcher can bring the change (the wait is
+    for the tracker's reports; its guard is a minute, far below the hour)."""
     config = serve_config(write_mode="provider", rotation_poll_interval=3600.0)
+    tracker = WatchedTracker(config.rotation_poll_interval)
     objects = [
         {"objectName": "user", "backend": "file", "path": "db/username"},
         {"objectName": "pass", "backend": "file", "path": "db/password"},
     ]
-    async with running(config) as stubs:
+    async with running(config, tracker) as stubs:
         await stubs["csiprovider"].Mount(mount_request(objects, target_path=str(target)))
         assert (target / "user").read_text() == "app_user"
         assert tracked() == 1
-        await asyncio.sleep(0.3)  # let the watcher start
+        await watching(tracker, file_root)
         (file_root / "default" / "db" / "password").write_text("rotated-pw")
-        await eventually(lambda: (target / "pass").read_text() == "rotated-pw", "rotation")
+        await tracker.wait_for(
+            lambda: (target / "pass").read_text() == "rotated-pw", "rotation of the new file"
+        )
         shutil.rmtree(target)  # the pod is gone, kubelet unmounted the volume
-        await eventually(lambda: tracked() == 0, "untracking")
+        await tracker.wait_for(lambda: tracked() == 0, "untracking")
 
 
 async def test_poll_rotates_vault_set_atomically_and_waits_for_expired_tokens(
@@ -64,7 +74,8 @@ async def test_poll_rotates_vault_set_atomically_and_waits_for_expired_tokens(
         "- {objectName: p, secretPath: secret/data/pair, secretKey: p}"
     )
     config = serve_config(names=["vault"], write_mode="provider", rotation_poll_interval=3600.0)
-    async with running(config) as stubs:
+    tracker = WatchedTracker(config.rotation_poll_interval)
+    async with running(config, tracker) as stubs:
         req = vault_request(openbao, signer, objects, rotationPollInterval="1s")
         req.target_path = str(target)
         await stubs["vault"].Mount(req)
@@ -86,5 +97,12 @@ async def test_poll_rotates_vault_set_atomically_and_waits_for_expired_tokens(
         req.attributes = json.dumps(attrs)
         await stubs["vault"].Mount(req)
         openbao.api("POST", "secret/data/pair", {"data": {"u": "user-3", "p": "pass-3"}})
-        await asyncio.sleep(2.5)
+        updated = time.monotonic()
+        # A poll pass after the update takes the volume up (it is due every second) and
+        # leaves it: neither a write nor an attempt to read.
+        await tracker.wait_for(
+            lambda: any(p.started > updated and str(target) in p.visited for p in tracker.polls),
+            "poll pass over the volume after the update",
+        )
         assert (target / "u").read_text() == "user-2"
+        assert not [r for r in tracker.rotations if r.started > updated]

@@ -19,13 +19,11 @@ from typing import Any
 import grpc
 import pytest
 
-from csiprovider.request import MountParams
-from csiprovider.rotation import Rewrite, Tracker
 from csiprovider.server import ServeConfig
 from csiprovider.service import _WRITE_LOCKS, TargetLocks
-from csiprovider.v1alpha1 import service_pb2 as pb
 from testkit.daemon import running
 from testkit.requests import mount_request
+from testkit.tracker import WatchedTracker
 
 GENERATIONS = 4
 NAMES = ("a", "b", "c")
@@ -128,39 +126,6 @@ def leftovers(target: Path) -> list[str]:
     )
 
 
-class RecordingTracker(Tracker):
-    """The daemon's rotation tracker, reporting each rotation it finishes and which Mount
-    left the request it rotated: a test waits for rotations instead of guessing when
-    they happen."""
-
-    def __init__(self, default_interval: float, check_every: float) -> None:
-        super().__init__(default_interval, check_every)
-        self.mounts = 0  # provider-writes Mounts tracked so far
-        self.written = 0  # rotations that rewrote a volume
-        self.finished_after: list[int] = []  # per finished rotation: the Mount it rotated
-        self.changed = asyncio.Condition()
-
-    def track(
-        self, params: MountParams, request: pb.MountRequest, rewrite: Rewrite, uses_files: bool
-    ) -> None:
-        self.mounts += 1
-        mount = self.mounts
-
-        async def recorded(kept: pb.MountRequest, age: float) -> bool:
-            wrote = await rewrite(kept, age)
-            async with self.changed:
-                self.written += wrote
-                self.finished_after.append(mount)
-                self.changed.notify_all()
-            return wrote
-
-        super().track(params, request, recorded, uses_files)
-
-    async def wait_for(self, condition: Callable[[], bool]) -> None:
-        async with self.changed:
-            await asyncio.wait_for(self.changed.wait_for(condition), 120)  # a failure guard
-
-
 async def test_concurrent_republishes_and_rotations_share_one_volume(
     serve_config: Callable[..., ServeConfig], file_root: Path, target: Path
 ) -> None:
@@ -171,7 +136,7 @@ async def test_concurrent_republishes_and_rotations_share_one_volume(
             (ns / f"gen{generation}" / name).write_text(str(generation))
     (ns / "tick").write_text("0")
     # Rotation as fast as it goes: the tracker looks every 10 ms, volumes are due every 20 ms.
-    tracker = RecordingTracker(120.0, check_every=0.01)
+    tracker = WatchedTracker(120.0, check_every=0.01)
     config = serve_config(write_mode="provider", fetch_workers=8)
     rng = random.Random(20261124)
 
@@ -202,8 +167,11 @@ async def test_concurrent_republishes_and_rotations_share_one_volume(
                 # 6 republishes at once, round after round, until at least 12 rounds ran,
                 # rotations rewrote the volume 10 times meanwhile and the readers read 100
                 # complete sets: progress counted, not time (a busy machine takes longer).
-                while rounds < 12 or tracker.written < 10 or readers.complete <= 100:
-                    assert rounds < 1000, (rounds, tracker.written, readers.complete)
+                def written() -> int:
+                    return sum(r.wrote for r in tracker.rotations)
+
+                while rounds < 12 or written() < 10 or readers.complete <= 100:
+                    assert rounds < 1000, (rounds, written(), readers.complete)
                     replies = await asyncio.gather(
                         *(stub.Mount(request(rng.randrange(GENERATIONS))) for _ in range(6)),
                         return_exceptions=True,
@@ -220,13 +188,15 @@ async def test_concurrent_republishes_and_rotations_share_one_volume(
             stop_ticking.set()
             ticker.join(60)
         await stub.Mount(request(1))
-        last = tracker.mounts
+        mounted = time.monotonic()
 
         # A rotation resolved before that Mount may still write its older generation after
-        # it. Rotations of one volume run one after another, so once a rotation of the
-        # request that Mount left has finished, nothing older can write again; and the
-        # source no longer changes, so later rotations find nothing to write.
-        await tracker.wait_for(lambda: last in tracker.finished_after)
+        # it. Rotations of one volume run one after another, so once a rotation that began
+        # after the Mount (of the request it left) has finished, nothing older can write
+        # again; and the source no longer changes, so later rotations find nothing to write.
+        await tracker.wait_for(
+            lambda: any(r.started > mounted for r in tracker.rotations), "a later rotation"
+        )
         assert not leftovers(target)
         current = os.readlink(target / "..data")
         assert VERSION_DIR.fullmatch(current)
@@ -234,7 +204,7 @@ async def test_concurrent_republishes_and_rotations_share_one_volume(
         assert {(target / name).read_text() for name in NAMES} == {"1"}
 
     assert len(_WRITE_LOCKS) == 0  # the daemon is gone: no lock left behind
-    summary = (dict(outcomes), rounds, tracker.written, readers.complete, readers.problems)
+    summary = (dict(outcomes), rounds, len(tracker.rotations), readers.complete, readers.problems)
     assert set(outcomes) == {"OK"} and readers.problems == [], summary
 
 

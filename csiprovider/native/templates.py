@@ -25,7 +25,10 @@ The daemon serves every pod of the node, so one render is bounded whatever the t
 - Time. RENDER_SECONDS of wall time to parse (check) and again to compile and render,
   checked by a trace hook between Python lines (this module's own, bounded, steps are not
   traced line by line); the bounds above keep every single step (one C call) short, and
-  `range` has at most 100000 items (the sandbox's MAX_RANGE).
+  `range` has at most 100000 items (the sandbox's MAX_RANGE). `check` and `render` take
+  the limit and the clock as parameters (`seconds=`, `clock=`; the daemon uses the
+  defaults), so that a test can check each bound on its own: the sizes without the
+  clock's race, the time limit on a clock it drives.
 - Output. MAX_OUTPUT bytes.
 
 Every failure is InvalidArgument (NotFound for an input that is not there) naming the
@@ -677,16 +680,19 @@ def _ours(frame: FrameType) -> bool:
     return name.startswith("<") or f"{os.sep}jinja2{os.sep}" in name
 
 
+Clock = Callable[[], float]
+
+
 @contextmanager
-def _deadline() -> Iterator[Callable[[], None]]:
-    """Raise _Timeout in this thread once RENDER_SECONDS have passed, from a trace hook
-    between Python lines of Jinja and the template (see `_ours`); yields a function that
-    re-installs the hook (Python removes it when the hook itself fails, e.g. on a
+def _deadline(seconds: float, clock: Clock) -> Iterator[Callable[[], None]]:
+    """Raise _Timeout in this thread once `seconds` have passed on `clock`, from a trace
+    hook between Python lines of Jinja and the template (see `_ours`); yields a function
+    that re-installs the hook (Python removes it when the hook itself fails, e.g. on a
     RecursionError that Jinja then catches)."""
-    started = time.monotonic()
+    started = clock()
 
     def tracer(frame: FrameType, event: str, arg: Any) -> Any:
-        if time.monotonic() - started > RENDER_SECONDS and _ours(frame):
+        if clock() - started > seconds and _ours(frame):
             raise _Timeout
         # This module's own steps are bounded: checked when called, not line by line
         return None if frame.f_code.co_filename == __file__ else tracer
@@ -699,10 +705,13 @@ def _deadline() -> Iterator[Callable[[], None]]:
         sys.settrace(previous)
 
 
-def check(source: str, label: str) -> None:
-    """Syntax errors are SPC errors, reported before anything is fetched."""
+def check(
+    source: str, label: str, *, seconds: float = RENDER_SECONDS, clock: Clock = time.monotonic
+) -> None:
+    """Syntax errors are SPC errors, reported before anything is fetched; parsing stops
+    once `seconds` have passed on `clock`."""
     try:
-        with _deadline():
+        with _deadline(seconds, clock):
             _ENV.parse(source)
     except jinja2.TemplateSyntaxError as exc:
         raise InvalidArgument(
@@ -715,16 +724,22 @@ def check(source: str, label: str) -> None:
             f"{label}: template cannot be parsed ({type(exc).__name__})"
         ) from None
     except _Timeout:
-        raise InvalidArgument(
-            f"{label}: template took longer than {RENDER_SECONDS}s to parse"
-        ) from None
+        raise InvalidArgument(f"{label}: template took longer than {seconds}s to parse") from None
 
 
-def render(source: str, inputs: Inputs, label: str) -> bytes:
-    """Render with the bounds above; errors name the object, never input values."""
+def render(
+    source: str,
+    inputs: Inputs,
+    label: str,
+    *,
+    seconds: float = RENDER_SECONDS,
+    clock: Clock = time.monotonic,
+) -> bytes:
+    """Render with the bounds above, compiling and rendering stopped once `seconds` have
+    passed on `clock`; errors name the object, never input values."""
     _local.spent, _local.undefined = 0, None
     try:
-        with _deadline() as rearm:
+        with _deadline(seconds, clock) as rearm:
             template = _ENV.from_string(source)
             rearm()
             out: list[str] = []
@@ -739,7 +754,7 @@ def render(source: str, inputs: Inputs, label: str) -> bytes:
         failure: BaseException = exc
     finally:
         _local.spent = 0
-    raise _error(failure, source, label) from None
+    raise _error(failure, source, label, seconds) from None
 
 
 _KINDS: tuple[tuple[type[BaseException], str], ...] = (
@@ -757,7 +772,7 @@ _KINDS: tuple[tuple[type[BaseException], str], ...] = (
 )
 
 
-def _error(exc: BaseException, source: str, label: str) -> MountError:
+def _error(exc: BaseException, source: str, label: str, seconds: float) -> MountError:
     """The MountError for a failed render: what went wrong and where, no value."""
     if isinstance(exc, MountError):
         return exc
@@ -768,9 +783,7 @@ def _error(exc: BaseException, source: str, label: str) -> MountError:
     line = _line(exc)
     where = f" at line {line}" if line else ""
     if isinstance(exc, _Timeout):
-        return InvalidArgument(
-            f"{label}: template took longer than {RENDER_SECONDS}s to render{where}"
-        )
+        return InvalidArgument(f"{label}: template took longer than {seconds}s to render{where}")
     if isinstance(exc, _Refused):
         return InvalidArgument(f"{label}: template refused{where}: {exc.kind}")
     if isinstance(exc, jinja2.exceptions.SecurityError):

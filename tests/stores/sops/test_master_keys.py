@@ -21,6 +21,7 @@ from testkit import sops
 from testkit.daemon import running
 from testkit.requests import mount_request
 from testkit.servers import KubeAPI, OpenBao, Signer, start_aws_proxy
+from testkit.tracker import WatchedTracker, watching
 
 DECRYPTER = "arn:aws:iam::123456789012:role/sops-decrypter"
 PLAIN = b"db:\n  user: app\n  password: kms-and-transit-9Q\nport: 5432\n"
@@ -393,17 +394,16 @@ async def test_a_document_file_re_encrypted_reaches_provider_written_volumes_at_
     serve_config: Callable[..., ServeConfig], file_root: Path, tmp_path: Path
 ) -> None:
     """Rotating the ciphertext in git and syncing it to the file root: the volume reading
-    it is due at once (watched like file objects), not at the next poll an hour away."""
-    import asyncio
-    import time
-
+    it is due at once (watched like file objects), not at the next poll an hour away (the
+    wait is for the tracker's reports: its guard is a minute, far below the hour)."""
     key = sops.age_key()
     doc = file_root / "default" / "app.enc.env"
     doc.write_text(sops.encrypt(b"PASSWORD=first\n", "dotenv", [key.recipient]))
     target = tmp_path / "volume"
     target.mkdir()
     config = serve_config(write_mode="provider", rotation_poll_interval=3600.0)
-    async with running(config) as stubs:
+    tracker = WatchedTracker(config.rotation_poll_interval)
+    async with running(config, tracker) as stubs:
         req = mount_request(
             [{"objectName": "app.env", "backend": "sops", "path": "app.enc.env"}],
             target_path=str(target),
@@ -411,12 +411,12 @@ async def test_a_document_file_re_encrypted_reaches_provider_written_volumes_at_
         req.secrets = json.dumps({"sops-age-key": key.identity})
         await stubs["csiprovider"].Mount(req)
         assert (target / "app.env").read_text() == "PASSWORD=first\n"
-        await asyncio.sleep(0.3)  # let the watcher start
+        await watching(tracker, file_root)
         doc.write_text(sops.encrypt(b"PASSWORD=second\n", "dotenv", [key.recipient]))
-        deadline = time.monotonic() + 10
-        while (target / "app.env").read_text() != "PASSWORD=second\n":
-            assert time.monotonic() < deadline, "the re-encrypted document never arrived"
-            await asyncio.sleep(0.05)
+        await tracker.wait_for(
+            lambda: (target / "app.env").read_text() == "PASSWORD=second\n",
+            "rotation to the re-encrypted document",
+        )
 
 
 @pytest.mark.sops

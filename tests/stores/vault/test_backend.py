@@ -13,11 +13,12 @@ import grpc
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
+from prometheus_client import REGISTRY
 
 from csiprovider.server import ServeConfig
 from testkit.daemon import running
 from testkit.requests import mount_request
-from testkit.servers import OpenBao, Postgres, Signer
+from testkit.servers import GUARD, Gate, OpenBao, Postgres, Signer
 
 POD_UID = "6f1c3f0e-1111-2222-3333-444455556666"
 
@@ -358,8 +359,14 @@ async def test_transient_errors_are_retried(
 async def test_persistent_outage_names_object_path_and_cause(
     serve_config: Callable[..., ServeConfig], kv: OpenBao, proxy: Any, signer: Signer
 ) -> None:
-    proxy.faults["/v1/secret/data/app"] = [503] * 100
+    """Retries until the Mount deadline, then the last failure. The pod logs in before
+    the outage (reading another secret: no last good value of this one to serve), so the
+    short deadline is spent on the reads alone: a login slowed by a busy machine cannot
+    use it up and change the answer."""
+    login = "- {objectName: v1, secretPath: kv1/app, secretKey: user}"
     async with running(serve_config(names=["vault"], mount_timeout=1.5)) as stubs:
+        await stubs["vault"].Mount(request(kv, signer, login, vaultAddress=proxy.url))
+        proxy.faults["/v1/secret/data/app"] = [503] * 100
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await stubs["vault"].Mount(request(kv, signer, USER, vaultAddress=proxy.url))
     assert info.value.code() is grpc.StatusCode.UNAVAILABLE
@@ -397,27 +404,28 @@ async def test_login_reply_without_auth_is_an_error_not_a_crash(
     assert files(reply) == {"u": b"app_user"}  # the daemon is still serving
 
 
-async def test_objects_are_fetched_in_parallel(
-    vault: Any, kv: OpenBao, proxy: Any, signer: Signer
-) -> None:
+async def test_objects_are_fetched_in_parallel(vault: Any, kv: OpenBao, signer: Signer) -> None:
+    """The three reads of one Mount are in flight together: the gate lets them through
+    only once all three wait in it. Read one after another, the first would wait for the
+    others until the Mount's deadline, and the Mount would fail."""
     kv.api("POST", "secret/data/p1", {"data": {"k": "1"}})
     kv.api("POST", "secret/data/p2", {"data": {"k": "2"}})
     kv.api("POST", "secret/data/p3", {"data": {"k": "3"}})
-    await vault.Mount(request(kv, signer, USER, vaultAddress=proxy.url))  # log in first
-    proxy.delay = 0.3
-    reply = await vault.Mount(
-        request(
-            kv,
-            signer,
-            "".join(
-                f"- {{objectName: s{i}, secretPath: secret/data/p{i}, secretKey: k}}\n"
-                for i in (1, 2, 3)
-            ),
-            vaultAddress=proxy.url,
+    with Gate(kv.addr, [f"/v1/secret/data/p{i}" for i in (1, 2, 3)], parties=3) as gate:
+        reply = await vault.Mount(
+            request(
+                kv,
+                signer,
+                "".join(
+                    f"- {{objectName: s{i}, secretPath: secret/data/p{i}, secretKey: k}}\n"
+                    for i in (1, 2, 3)
+                ),
+                vaultAddress=gate.url,
+            )
         )
-    )
     assert files(reply) == {"s1": b"1", "s2": b"2", "s3": b"3"}
-    assert proxy.max_in_flight == 3
+    assert not gate.timed_out
+    assert gate.max_in_flight == 3
 
 
 async def test_unix_socket_address(vault: Any, kv: OpenBao, signer: Signer, tmp_path: Path) -> None:
@@ -510,21 +518,37 @@ async def test_republishes_share_reads_new_pods_read_and_log_in_themselves(
         assert kv.requests_to("secret/data/shared") - before == 4
 
 
+def coalesced() -> float:
+    """Reads the daemon joined in flight instead of starting them (its own count)."""
+    return REGISTRY.get_sample_value("csiprovider_cache_total", {"outcome": "coalesced"}) or 0
+
+
 async def test_concurrent_identical_mounts_coalesce(
-    serve_config: Callable[..., ServeConfig], kv: OpenBao, proxy: Any, signer: Signer
+    serve_config: Callable[..., ServeConfig], kv: OpenBao, signer: Signer
 ) -> None:
+    """Five republishes at once, no cache: one read, the other four join it. The gate
+    holds that read until the daemon has counted the four joins, so all five are
+    surely in flight together, however slowly they arrive."""
     import asyncio
 
     kv.api("POST", "secret/data/coalesce", {"data": {"k": "v"}})
     objects = "- {objectName: k, secretPath: secret/data/coalesce, secretKey: k}"
     async with running(serve_config(names=["vault"], cache_ttl=0.0)) as stubs:
         stub = stubs["vault"]
-        await stub.Mount(request(kv, signer, USER, vaultAddress=proxy.url))  # log in
-        before = kv.requests_to("secret/data/coalesce")
-        proxy.delay = 0.3
-        req = request(kv, signer, objects, vaultAddress=proxy.url)
-        replies = await asyncio.gather(*(stub.Mount(req) for _ in range(5)))
+        with Gate(kv.addr, ["/v1/secret/data/coalesce"]) as gate:
+            await stub.Mount(request(kv, signer, USER, vaultAddress=gate.url))  # log in
+            before, joined = kv.requests_to("secret/data/coalesce"), coalesced()
+            req = request(kv, signer, objects, vaultAddress=gate.url)
+            mounts = asyncio.gather(*(stub.Mount(req) for _ in range(5)))
+            guard = asyncio.get_running_loop().time() + GUARD
+            while coalesced() - joined < 4 and not mounts.done():  # done: failed
+                assert asyncio.get_running_loop().time() < guard, coalesced() - joined
+                await asyncio.sleep(0.01)
+            gate.open()
+            replies = await mounts
     assert all(files(r) == {"k": b"v"} for r in replies)
+    assert coalesced() - joined == 4
+    assert gate.seen["/v1/secret/data/coalesce"] == 1
     assert kv.requests_to("secret/data/coalesce") - before == 1
 
 
@@ -544,16 +568,23 @@ async def test_certificate_reissued_past_renewal_point(
 
 
 async def test_backend_concurrency_is_limited(
-    serve_config: Callable[..., ServeConfig], kv: OpenBao, proxy: Any, signer: Signer
+    serve_config: Callable[..., ServeConfig], kv: OpenBao, signer: Signer
 ) -> None:
+    """Six reads, two at a time. The gate lets the reads through in pairs, each once
+    both wait in it: the limit is reached whatever the machine's speed, and a third
+    read in flight beside a pair would be counted."""
     for i in range(6):
         kv.api("POST", f"secret/data/lim{i}", {"data": {"k": str(i)}})
     objects = "".join(
         f"- {{objectName: s{i}, secretPath: secret/data/lim{i}, secretKey: k}}\n" for i in range(6)
     )
+    held = [f"/v1/secret/data/lim{i}" for i in range(6)]
     async with running(serve_config(names=["vault"], backend_concurrency=2)) as stubs:
-        await stubs["vault"].Mount(request(kv, signer, USER, vaultAddress=proxy.url))
-        proxy.delay, proxy.max_in_flight = 0.2, 0
-        reply = await stubs["vault"].Mount(request(kv, signer, objects, vaultAddress=proxy.url))
+        with Gate(kv.addr, held, parties=2) as gate:
+            await stubs["vault"].Mount(request(kv, signer, USER, vaultAddress=gate.url))
+            gate.max_in_flight = 0
+            reply = await stubs["vault"].Mount(request(kv, signer, objects, vaultAddress=gate.url))
     assert len(reply.files) == 6
-    assert proxy.max_in_flight == 2
+    assert not gate.timed_out
+    assert sum(gate.seen[path] for path in held) == 6
+    assert gate.max_in_flight == 2

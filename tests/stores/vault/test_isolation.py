@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ import pytest
 from csiprovider.server import ServeConfig
 from testkit.daemon import running
 from testkit.requests import mount_request
-from testkit.servers import OpenBao, Postgres, Signer, start_vault_proxy
+from testkit.servers import GUARD, Gate, OpenBao, Postgres, Signer
+from testkit.tracker import Rotation, WatchedTracker
 from tests.stores.vault.test_backend import request as vault_request
 
 SECRET = "web-0-only-value"
@@ -134,6 +136,7 @@ def files(reply: Any) -> dict[str, bytes]:
 
 
 WEB0 = "- {objectName: v, secretPath: secret/data/iso/web0, secretKey: v}"
+LOGIN = "/v1/auth/jwt/login"  # what a Gate holds to start Mounts together
 
 
 async def refused(stub: Any, req: Any) -> grpc.aio.AioRpcError:
@@ -167,23 +170,22 @@ async def test_pod_bound_role_refuses_the_other_pod(
 async def test_pod_bound_role_refuses_the_other_pod_mounting_at_the_same_moment(
     serve_config: Callable[..., ServeConfig], roles: OpenBao, signer: Signer
 ) -> None:
-    proxy = start_vault_proxy(roles.addr)
-    proxy.delay = 0.2  # both Mounts are in flight together
-    try:
+    """Both Mounts are in flight together: the gate lets the logins through only once
+    both wait in it."""
+    with Gate(roles.addr, [LOGIN], parties=2) as gate:
         async with running(serve_config(names=["vault"], cache_ttl=60.0)) as stubs:
             good, bad = await asyncio.gather(
                 *(
                     stubs["vault"].Mount(
                         pod_request(
-                            roles, signer, WEB0, pod=pod, role="web0-only", address=proxy.url
+                            roles, signer, WEB0, pod=pod, role="web0-only", address=gate.url
                         )
                     )
                     for pod in ("web-0", "web-1")
                 ),
                 return_exceptions=True,
             )
-    finally:
-        proxy.server.shutdown()
+    assert not gate.timed_out and gate.seen[LOGIN] == 2
     assert not isinstance(good, BaseException) and files(good) == {"v": SECRET.encode()}
     assert isinstance(bad, grpc.aio.AioRpcError) and bad.code() is not grpc.StatusCode.OK
     assert SECRET not in (bad.details() or "")
@@ -236,28 +238,39 @@ async def simultaneous_first_mounts(
     role: str,
     pods: int,
 ) -> tuple[list[Any], int, int]:
-    """`pods` pods of team/web mount at once through a slow proxy; (replies, logins,
-    reads of secret/data/iso/*) as OpenBao's audit log counts them."""
+    """`pods` pods of team/web mount at once; (replies, logins, reads of
+    secret/data/iso/*) as OpenBao's audit log counts them.
+
+    At once, on any machine: a gate holds every login until all `pods` of them wait in
+    it (so `config` needs that many fetch workers). A pod's login follows its Mount's
+    arrival, and every read follows a login, so each read starts after every Mount
+    arrived: one that any of them may share. Without the gate, a Mount that a busy
+    machine delivers after another pod's read began may not join that read, and reads
+    itself (a pod's first Mount gets what the store holds when it arrives).
+
+    A pod outside the count mounts first, past the gate: the first Mount builds the
+    Vault backend, and until it is built each object of a Mount asks for the pod's login
+    in a fetch worker of its own (waiting there on the pod's login lock): more workers
+    than the gate's `pods` logins hold."""
+    assert config.fetch_workers >= pods
     paths = [line.split("secretPath: ")[1].split(",")[0] for line in objects.splitlines()]
-    proxy = start_vault_proxy(bao.addr)
-    proxy.delay = 0.1
-    logins = bao.requests_to("auth/jwt/login")
-    reads = sum(bao.requests_to(p) for p in paths)
-    try:
-        async with running(config) as stubs:
+    async with running(config) as stubs:
+        await stubs["vault"].Mount(pod_request(bao, signer, WEB0, pod="web-first", role=role))
+        logins = bao.requests_to("auth/jwt/login")
+        reads = sum(bao.requests_to(p) for p in paths)
+        with Gate(bao.addr, [LOGIN], parties=pods) as gate:
             replies = await asyncio.gather(
                 *(
                     stubs["vault"].Mount(
                         pod_request(
-                            bao, signer, objects, pod=f"web-{i}", role=role, address=proxy.url
+                            bao, signer, objects, pod=f"web-{i}", role=role, address=gate.url
                         ),
-                        timeout=20,
+                        timeout=GUARD,
                     )
                     for i in range(pods)
                 )
             )
-    finally:
-        proxy.server.shutdown()
+    assert not gate.timed_out and gate.seen[LOGIN] == pods
     return (
         replies,
         bao.requests_to("auth/jwt/login") - logins,
@@ -275,7 +288,7 @@ async def test_simultaneous_first_mounts_of_one_class_share_reads_each_logs_in(
         for i in range(3)
     )
     replies, logins, reads = await simultaneous_first_mounts(
-        serve_config(names=["vault"], cache_ttl=60.0, fetch_workers=8),
+        serve_config(names=["vault"], cache_ttl=60.0, fetch_workers=20),
         roles,
         signer,
         objects,
@@ -284,7 +297,7 @@ async def test_simultaneous_first_mounts_of_one_class_share_reads_each_logs_in(
     )
     assert all(files(r) == {"b0": b"b0", "b1": b"b1", "b2": b"b2"} for r in replies)
     assert logins == 20  # every pod proved itself
-    assert reads <= 3  # and the reads were shared: Vault authorizes them identically
+    assert reads == 3  # and the reads were shared: Vault authorizes them identically
 
 
 async def test_pods_with_different_login_metadata_do_not_share_a_read(
@@ -322,6 +335,10 @@ async def test_new_pod_after_an_update_gets_the_new_value(
 async def test_rotation_poll_interval_is_not_stretched_by_the_cache(
     serve_config: Callable[..., ServeConfig], roles: OpenBao, signer: Signer, tmp_path: Path
 ) -> None:
+    """The value is cached for a minute, the volume rotates every 2 s: a rotation that
+    begins more than 2 s after the Mount read it (and after the update) reads again and
+    writes the new value. Waited for through the tracker's reports, however late that
+    rotation comes on a busy machine; one that kept the cached value fails."""
     target = tmp_path / "volume"
     target.mkdir()
     objects = "- {objectName: r, secretPath: secret/data/iso/rotating, secretKey: v}"
@@ -329,7 +346,8 @@ async def test_rotation_poll_interval_is_not_stretched_by_the_cache(
     config = serve_config(
         names=["vault"], write_mode="provider", cache_ttl=60.0, rotation_poll_interval=3600.0
     )
-    async with running(config) as stubs:
+    tracker = WatchedTracker(config.rotation_poll_interval, check_every=0.1)
+    async with running(config, tracker) as stubs:
         await stubs["vault"].Mount(
             pod_request(
                 roles,
@@ -341,13 +359,17 @@ async def test_rotation_poll_interval_is_not_stretched_by_the_cache(
                 rotationPollInterval="2s",
             )
         )
+        mounted = time.monotonic()  # the Mount's read began before this
         assert (target / "r").read_text() == "before"
         roles.api("POST", "secret/data/iso/rotating", {"data": {"v": "after"}})
-        loop = asyncio.get_running_loop()
-        changed = loop.time() + 6.0  # 2 s interval, 1 s tracker tick: well before 60 s
-        while (target / "r").read_text() != "after":
-            assert loop.time() < changed, "rotation waited for the cache"
-            await asyncio.sleep(0.1)
+        updated = time.monotonic()
+
+        def due() -> list[Rotation]:  # rotations that may not use the Mount's read
+            return [r for r in tracker.rotations if r.started > max(updated, mounted + 2.0)]
+
+        await tracker.wait_for(lambda: bool(due()), "rotation 2 s after the Mount")
+        assert (target / "r").read_text() == "after", "rotation used the cached value"
+        assert due()[0].wrote
 
 
 async def test_a_lease_is_shared_within_the_class_only_while_vault_holds_it(
