@@ -6,6 +6,8 @@ Every call goes through one token bucket per client (--kube-qps/--kube-burst, AS
 --qps/--burst: a node drain remounts many pods at once and the API server throttles) and
 is retried on 429, 5xx and connection failures with exponential backoff and full jitter,
 honouring Retry-After, all within the caller's deadline (a default when it passes none).
+
+Deadlines are readings of the client's clock: `time.monotonic()` unless a `Clock` was given.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 
@@ -41,20 +43,43 @@ MAX_ATTEMPTS = 8
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
+class Clock(Protocol):
+    """Where the client reads the time and waits: rate limiting, backoff, Retry-After and
+    deadlines are all measured on it. The daemon uses `SystemClock`; a test passes a
+    simulated clock so that these schedules are checked exactly, in milliseconds, however
+    fast or loaded the machine is."""
+
+    def monotonic(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    """The real clock: `time.monotonic()` and `time.sleep()`."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
 class RateLimiter:
     """A token bucket: `burst` calls at once, then `qps` per second. Thread-safe; a caller
     reserves a slot under the lock and sleeps outside it, so waiters are served in order
-    and nobody holds the lock while waiting. qps 0 turns the limit off."""
+    and nobody holds the lock while waiting. qps 0 turns the limit off. `clock` is the
+    time the bucket refills by (see `Clock`)."""
 
-    def __init__(self, qps: float, burst: int) -> None:
+    def __init__(self, qps: float, burst: int, clock: Clock | None = None) -> None:
         if math.isnan(qps) or qps < 0:
             raise ValueError(f"--kube-qps must be 0 (no limit) or more, not {qps}")
         if qps > 0 and burst < 1:
             raise ValueError(f"--kube-burst must be at least 1, not {burst}")
         self.qps = qps
         self.burst = burst
+        self._clock = clock if clock is not None else SystemClock()
         self._tokens = float(burst)
-        self._last = time.monotonic()
+        self._last = self._clock.monotonic()
         self._lock = threading.Lock()
 
     def reserve(self, deadline: float) -> float | None:
@@ -63,7 +88,7 @@ class RateLimiter:
         if self.qps == 0:
             return 0.0
         with self._lock:
-            now = time.monotonic()
+            now = self._clock.monotonic()
             self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.qps)
             self._last = now
             wait = 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.qps
@@ -81,10 +106,13 @@ class KubeClient:
     session: requests.Session = field(default_factory=requests.Session, repr=False)
     qps: float = DEFAULT_QPS
     burst: int = DEFAULT_BURST
+    # The time that deadlines, backoff, Retry-After and the rate limit are measured on;
+    # a seam for tests (see Clock), the real clock otherwise.
+    clock: Clock = field(default_factory=SystemClock, repr=False)
     limiter: RateLimiter = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.limiter = RateLimiter(self.qps, self.burst)
+        self.limiter = RateLimiter(self.qps, self.burst, self.clock)
 
     @classmethod
     def from_environment(
@@ -125,7 +153,7 @@ class KubeClient:
         retried until the deadline, then the last reply is the caller's to report (or
         Unavailable when there was none). Other replies are returned at once."""
         if deadline is None:
-            deadline = time.monotonic() + DEFAULT_TIMEOUT
+            deadline = self.clock.monotonic() + DEFAULT_TIMEOUT
         backoff = FIRST_BACKOFF
         response: requests.Response | None = None
         failure: requests.RequestException | None = None
@@ -140,7 +168,7 @@ class KubeClient:
                     )
                 break
             if wait:
-                time.sleep(wait)
+                self.clock.sleep(wait)
             response, failure = None, None
             try:
                 response = self._send(method, path, body, deadline)
@@ -156,7 +184,7 @@ class KubeClient:
             backoff = min(backoff * 2, MAX_BACKOFF)
             if response is not None:
                 delay = max(delay, _retry_after(response))
-            if attempt == MAX_ATTEMPTS or time.monotonic() + delay >= deadline:
+            if attempt == MAX_ATTEMPTS or self.clock.monotonic() + delay >= deadline:
                 break
             log.debug(
                 "retrying a Kubernetes API call",
@@ -171,7 +199,7 @@ class KubeClient:
                     }
                 },
             )
-            time.sleep(delay)
+            self.clock.sleep(delay)
         if response is not None:
             return response
         assert failure is not None
@@ -182,7 +210,7 @@ class KubeClient:
         if self.token_file is not None:
             # Re-read each time: kubelet rotates the projected token file.
             headers["Authorization"] = f"Bearer {self.token_file.read_text().strip()}"
-        timeout = max(0.1, min(REQUEST_TIMEOUT, deadline - time.monotonic()))
+        timeout = max(0.1, min(REQUEST_TIMEOUT, deadline - self.clock.monotonic()))
         return self.session.request(
             method,
             self.url + path,
@@ -252,7 +280,7 @@ class KubeClient:
     def node_region(self, namespace: str, pod: str, *, deadline: float | None = None) -> str:
         """The `topology.kubernetes.io/region` label of the pod's node."""
         if deadline is None:
-            deadline = time.monotonic() + DEFAULT_TIMEOUT  # one budget for both reads
+            deadline = self.clock.monotonic() + DEFAULT_TIMEOUT  # one budget for both reads
         response = self._request(
             "GET", f"/api/v1/namespaces/{namespace}/pods/{pod}", deadline=deadline
         )
@@ -268,7 +296,7 @@ class KubeClient:
         response = self._request(
             "GET",
             f"/api/v1/namespaces/{namespace}/pods/{pod}",
-            deadline=time.monotonic() + DEFAULT_TIMEOUT,
+            deadline=self.clock.monotonic() + DEFAULT_TIMEOUT,
         )
         if not response.ok:
             raise PermissionDenied(
@@ -281,7 +309,7 @@ class KubeClient:
     def region_of_node(self, node: str, *, deadline: float | None = None) -> str:
         """The `topology.kubernetes.io/region` label of a node."""
         if deadline is None:
-            deadline = time.monotonic() + DEFAULT_TIMEOUT
+            deadline = self.clock.monotonic() + DEFAULT_TIMEOUT
         response = self._request("GET", f"/api/v1/nodes/{node}", deadline=deadline)
         if not response.ok:
             raise Unavailable(
@@ -296,7 +324,7 @@ class KubeClient:
     def hmac_key(self, namespace: str, name: str, *, deadline: float | None = None) -> bytes:
         """Get the key Secret, creating it if absent; a lost create race re-reads it."""
         if deadline is None:
-            deadline = time.monotonic() + DEFAULT_TIMEOUT  # one budget for all the calls
+            deadline = self.clock.monotonic() + DEFAULT_TIMEOUT  # one budget for all the calls
         path = f"/api/v1/namespaces/{namespace}/secrets"
         response = self._request("GET", f"{path}/{name}", deadline=deadline)
         if response.status_code == 404:

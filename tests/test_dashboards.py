@@ -25,7 +25,7 @@ import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from csiprovider import fetchcache, resolver
+from csiprovider import fetchcache
 from csiprovider.server import ServeConfig
 from testkit.daemon import running
 from testkit.requests import mount_request
@@ -48,6 +48,8 @@ RUNBOOK_ANCHORS = frozenset(
     {"pod-stuck-in-containercreating", "stale-content", "rotation-not-happening", "grpc-codes"}
 )
 SEVERITIES = frozenset({"critical", "warning", "info"})
+
+GUARD = 60.0  # seconds: only against a hang, never the thing asserted
 
 OBJECTS = [{"objectName": "db-password-object", "backend": "file", "path": "db/password"}]
 MISSING = [{"objectName": "missing-object", "backend": "file", "path": "db/missing"}]
@@ -356,13 +358,14 @@ def test_the_extractor_sees_every_name() -> None:
 
 async def _scrape_after_mounts(config: ServeConfig, file_root: Path, base: str) -> str:
     """Mounts that succeed, fail (NOT_FOUND) and are answered with stale content (two
-    republishes while the file blocks: one reads, the other joins the read in flight);
-    and a probe of an unreachable daemon-level Vault address."""
+    republishes while the file blocks: one reads, the other joins the read in flight; both
+    are answered after limits.STALE_WAIT_SECONDS); and a probe of an unreachable
+    daemon-level Vault address."""
     loop = asyncio.get_running_loop()
     secret = file_root / "default" / "db" / "password"
 
     def scrape() -> requests.Response:
-        return requests.get(f"{base}/metrics", timeout=5)
+        return requests.get(f"{base}/metrics", timeout=GUARD)
 
     async with running(config) as stubs:
         stub = stubs["csiprovider"]
@@ -378,23 +381,28 @@ async def _scrape_after_mounts(config: ServeConfig, file_root: Path, base: str) 
             )
         finally:
             await _unblock(secret)
-        for _ in range(200):  # the background probe's first answer
-            response = await loop.run_in_executor(None, scrape)
-            if "csiprovider_backend_reachable{" in response.text:
-                break
+        guard = loop.time() + GUARD
+        response = await loop.run_in_executor(None, scrape)
+        while "csiprovider_backend_reachable{" not in response.text:  # the probe's first answer
+            assert loop.time() < guard, "the background probe did not answer in time"
             await asyncio.sleep(0.05)
+            response = await loop.run_in_executor(None, scrape)
     assert response.status_code == 200
     return response.text
 
 
 async def _unblock(fifo: Path) -> None:
-    """Open the FIFO's other end, so the read blocked in open() ends (at EOF)."""
-    for _ in range(500):
+    """Open the FIFO's other end, so the read blocked in open() ends (at EOF). The
+    read was started before the Mounts were answered; it may still be on its way to
+    open() on a busy machine: wait for it (GUARD only against a hang)."""
+    guard = asyncio.get_running_loop().time() + GUARD
+    while True:
         try:
             fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
         except OSError as exc:
             if exc.errno != errno.ENXIO:  # ENXIO: no reader yet
                 raise
+            assert asyncio.get_running_loop().time() < guard, "no read of the FIFO began"
             await asyncio.sleep(0.01)
             continue
         os.close(fd)
@@ -402,9 +410,8 @@ async def _unblock(fifo: Path) -> None:
 
 
 async def test_dashboard_and_alerts_use_only_exported_metrics_and_labels(
-    serve_config: Callable[..., ServeConfig], file_root: Path, monkeypatch: pytest.MonkeyPatch
+    serve_config: Callable[..., ServeConfig], file_root: Path
 ) -> None:
-    monkeypatch.setattr(resolver, "STALE_WAIT_SECONDS", 0.3)
     port, dead = free_port(), free_port()
     config = serve_config(
         metrics_addr=f"127.0.0.1:{port}", vault_flag_address=f"http://127.0.0.1:{dead}"

@@ -1,7 +1,11 @@
 """The Kubernetes API calls, against the API stand-in: TokenRequest and the HMAC key
 Secret (get-or-create, race-safe, read once per daemon); the client-side rate limit
 (--kube-qps/--kube-burst) and the retries of 429, 5xx and dropped connections, through a
-fault-injecting proxy in front of the stand-in."""
+fault-injecting proxy in front of the stand-in.
+
+Schedules (backoff, deadlines, the rate limit) run on a simulated clock (`FakeClock`, the
+client's `clock` seam): the test checks when each request was sent in simulated time, which
+no machine's speed changes, instead of timing real sleeps."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -25,6 +30,56 @@ from csiprovider.server import ServeConfig, ServeError
 from testkit.daemon import running
 from testkit.requests import mount_request
 from testkit.servers import KubeAPI, KubeFaults, free_port, start_kube_faults
+
+
+class FakeClock:
+    """Simulated time for the client (a `kube.Clock`): it moves only when the client
+    sleeps, by exactly what it asked for, so the schedule of its requests is the same on
+    any machine. `frozen`: sleeps are recorded but time stays put, so threads that race
+    for rate-limit slots all reserve at one instant."""
+
+    def __init__(self, *, frozen: bool = False) -> None:
+        self.now = 1000.0
+        self.frozen = frozen
+        self.slept: list[float] = []
+        self._lock = threading.Lock()
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.slept.append(seconds)
+            if not self.frozen:
+                self.now += seconds
+
+
+class Sent(requests.Session):
+    """The client's HTTP session, noting (simulated time, method, path) of each request
+    it sends. With `status` it is the API server itself and answers every request with
+    that status: no network, so the per-request timeout the client derives from a
+    simulated deadline plays no part."""
+
+    def __init__(self, clock: FakeClock, status: int | None = None) -> None:
+        super().__init__()
+        self.trust_env = False
+        self.clock = clock
+        self.status = status
+        self.sent: list[tuple[float, str, str]] = []
+
+    def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> requests.Response:
+        self.sent.append((self.clock.now, str(method), urlsplit(str(url)).path))
+        if self.status is None:
+            return super().request(method, url, *args, **kwargs)
+        response = requests.Response()
+        response.status_code = self.status
+        response.reason = "injected"
+        response._content = b'{"kind": "Status", "message": "injected fault"}'
+        return response
+
+    def times(self) -> list[float]:
+        """When each request was sent, in simulated seconds since the first."""
+        return [t - self.sent[0][0] for t, _, _ in self.sent]
 
 
 @pytest.fixture
@@ -94,9 +149,15 @@ async def test_hmac_secret_needs_kubernetes_api(serve_config: Callable[..., Serv
 
 
 @pytest.fixture
-def faults(kube_api: KubeAPI) -> Iterator[KubeFaults]:
+def with_web(kube_api: KubeAPI) -> KubeAPI:
+    """The API stand-in, holding service account shop/web."""
     kube_api.service_accounts[("shop", "web")] = {"eks.amazonaws.com/role-arn": "arn:role"}
-    proxy = start_kube_faults(kube_api.url)
+    return kube_api
+
+
+@pytest.fixture
+def faults(with_web: KubeAPI) -> Iterator[KubeFaults]:
+    proxy = start_kube_faults(with_web.url)
     yield proxy
     proxy.server.shutdown()
     proxy.server.server_close()
@@ -140,40 +201,44 @@ def test_retry_after_is_honoured(flaky: KubeClient, faults: KubeFaults) -> None:
     assert len(faults.calls) == 2
 
 
-def test_retry_after_past_the_deadline_gives_up_at_once(
-    flaky: KubeClient, faults: KubeFaults
-) -> None:
+def test_retry_after_past_the_deadline_gives_up_at_once(faults: KubeFaults) -> None:
+    clock = FakeClock()
+    client = KubeClient(url=faults.url, session=Sent(clock), clock=clock)
     faults.faults.append((429, "30"))
-    started = time.monotonic()
     with pytest.raises(
         PermissionDenied, match="failed to get service account shop/web: 429 injected fault"
     ):
-        flaky.service_account("shop", "web", deadline=started + 2)
-    assert time.monotonic() - started < 1  # did not sleep towards a retry it cannot make
+        client.service_account("shop", "web", deadline=clock.now + 20)
+    assert clock.slept == []  # did not sleep towards a retry it cannot make
     assert faults.count("GET", SA_PATH) == 1
 
 
-def test_persistent_5xx_ends_at_the_deadline_with_the_callers_error(
-    flaky: KubeClient, faults: KubeFaults
-) -> None:
-    faults.faults += [(503, None)] * 100
-    started = time.monotonic()
+def test_persistent_5xx_ends_at_the_deadline_with_the_callers_error() -> None:
+    clock = FakeClock()
+    api = Sent(clock, status=503)
+    client = KubeClient(url="http://kube.invalid", session=api, clock=clock)
+    # the first backoff (at most 0.2 s) always fits; all 7 (4.5 s on average) virtually never
+    deadline = clock.now + 0.3
     with pytest.raises(Unavailable, match=r"failed to retrieve region from node\. error 503"):
-        flaky.node_region("shop", "web-0", deadline=started + 1.5)
-    assert time.monotonic() - started < 2.5
-    assert 2 <= faults.count("GET", "/pods/web-0") <= kube.MAX_ATTEMPTS
+        client.node_region("shop", "web-0", deadline=deadline)
+    assert {path for _, _, path in api.sent} == {"/api/v1/namespaces/shop/pods/web-0"}
+    assert 2 <= len(api.sent) <= kube.MAX_ATTEMPTS  # retried, until the deadline
+    assert clock.now < deadline  # and never slept past it
 
 
 def test_unreachable_api_is_unavailable_after_retries() -> None:
-    client = KubeClient(url=f"http://127.0.0.1:{free_port()}")  # nobody listens there
-    started = time.monotonic()
+    clock = FakeClock()
+    api = Sent(clock)
+    nobody = f"http://127.0.0.1:{free_port()}"  # nobody listens there
+    client = KubeClient(url=nobody, session=api, clock=clock)
     with pytest.raises(
         Unavailable,
         match=r"cannot reach the Kubernetes API at "
         r"http://127\.0\.0\.1:\d+ \(ConnectionError\)",
     ):
-        client.service_account("shop", "web", deadline=started + 1)
-    assert 0.1 < time.monotonic() - started < 2
+        client.service_account("shop", "web", deadline=clock.now + 60)
+    assert len(api.sent) == kube.MAX_ATTEMPTS  # every attempt made, with a backoff between
+    assert len(clock.slept) == kube.MAX_ATTEMPTS - 1 and all(d >= 0 for d in clock.slept)
 
 
 @pytest.mark.parametrize("status", [403, 404, 400, 409])
@@ -211,16 +276,19 @@ def test_retry_after_forms() -> None:
 # ---------------------------------------------------------------- rate limit
 
 
-def test_rate_limit_spaces_calls_after_the_burst(kube_api: KubeAPI) -> None:
-    client = KubeClient(url=kube_api.url, qps=5, burst=2)
-    started = time.monotonic()
+def test_rate_limit_spaces_calls_after_the_burst(with_web: KubeAPI) -> None:
+    clock = FakeClock()
+    api = Sent(clock)
+    client = KubeClient(url=with_web.url, qps=5, burst=2, session=api, clock=clock)
     for _ in range(6):
         client.service_account("shop", "web")
-    assert time.monotonic() - started >= 0.5  # 2 at once, then 4 at 5/s: ~0.8 s
+    assert api.times() == pytest.approx([0, 0, 0.2, 0.4, 0.6, 0.8])  # 2 at once, then 5/s
 
 
-def test_rate_limit_is_shared_by_threads(kube_api: KubeAPI) -> None:
-    client = KubeClient(url=kube_api.url, qps=10, burst=1)
+def test_rate_limit_is_shared_by_threads(with_web: KubeAPI) -> None:
+    clock = FakeClock(frozen=True)  # every thread reserves at the same instant
+    api = Sent(clock)
+    client = KubeClient(url=with_web.url, qps=10, burst=1, session=api, clock=clock)
     errors: list[BaseException] = []
 
     def call() -> None:
@@ -230,34 +298,41 @@ def test_rate_limit_is_shared_by_threads(kube_api: KubeAPI) -> None:
             errors.append(exc)
 
     threads = [threading.Thread(target=call) for _ in range(8)]
-    started = time.monotonic()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert not errors
-    assert time.monotonic() - started >= 0.5  # 1 at once, then 7 at 10/s: ~0.7 s
+    assert len(api.sent) == 8
+    # one bucket for all: 1 at once, then each thread waits for its own later slot at 10/s
+    assert sorted(clock.slept) == pytest.approx([0.1 * n for n in range(1, 8)])
 
 
-def test_rate_limited_call_fails_fast_before_its_deadline(kube_api: KubeAPI) -> None:
-    client = KubeClient(url=kube_api.url, qps=1, burst=1)
+def test_rate_limited_call_fails_fast_before_its_deadline(with_web: KubeAPI) -> None:
+    clock = FakeClock()
+    client = KubeClient(url=with_web.url, qps=1, burst=1, session=Sent(clock), clock=clock)
     client.service_account("shop", "web")  # takes the only slot; the next is 1 s away
-    before = kube_api.count("GET", SA_PATH)
-    started = time.monotonic()
+    before = with_web.count("GET", SA_PATH)
     with pytest.raises(Unavailable, match=r"rate limited \(--kube-qps 1, --kube-burst 1\)"):
-        client.service_account("shop", "web", deadline=started + 0.3)
-    assert time.monotonic() - started < 0.2
-    assert kube_api.count("GET", SA_PATH) == before
-    # a refused call took no slot: one with time enough waits for it and goes through
-    client.service_account("shop", "web", deadline=time.monotonic() + 3)
+        client.service_account("shop", "web", deadline=clock.now + 0.3)
+    assert clock.slept == []  # refused at once, without waiting
+    assert with_web.count("GET", SA_PATH) == before
+    # a refused call took no slot: one with time enough waits for it (1 s, not 2) and
+    # goes through
+    client.service_account("shop", "web", deadline=clock.now + 30)
+    assert clock.slept == pytest.approx([1.0])
+    assert with_web.count("GET", SA_PATH) == before + 1
 
 
 def test_rate_limit_applies_to_retries(faults: KubeFaults) -> None:
-    client = KubeClient(url=faults.url, qps=2, burst=1)
+    clock = FakeClock()
+    api = Sent(clock)
+    client = KubeClient(url=faults.url, qps=2, burst=1, session=api, clock=clock)
     faults.faults += [(503, None), (503, None)]
-    started = time.monotonic()
     client.service_account("shop", "web")
-    assert time.monotonic() - started >= 0.9  # 3 attempts, 1 at once then 2 at 2/s
+    # 3 attempts, 1 at once then 2 at 2/s: each retry waits out its backoff (at most
+    # 0.2 s, then 0.4 s) and then the rest of its rate-limit slot
+    assert api.times() == pytest.approx([0, 0.5, 1.0])
 
 
 def test_rate_limiter_settings() -> None:
@@ -267,15 +342,16 @@ def test_rate_limiter_settings() -> None:
         RateLimiter(float("nan"), 10)
     with pytest.raises(ValueError, match="--kube-burst"):
         RateLimiter(5, 0)
-    unlimited = RateLimiter(0, 0)
-    assert all(unlimited.reserve(time.monotonic()) == 0 for _ in range(1000))
-    bucket = RateLimiter(4, 3)
-    far = time.monotonic() + 60
+    clock = FakeClock()
+    unlimited = RateLimiter(0, 0, clock)
+    assert all(unlimited.reserve(clock.now) == 0 for _ in range(1000))
+    bucket = RateLimiter(4, 3, clock)
+    far = clock.now + 60
     waits = [bucket.reserve(far) for _ in range(5)]
-    assert waits[:3] == [0, 0, 0]
-    assert waits[3] == pytest.approx(0.25, abs=0.05)
-    assert waits[4] == pytest.approx(0.5, abs=0.05)  # reservations queue up in order
-    assert bucket.reserve(time.monotonic() + 0.1) is None
+    assert waits == [0, 0, 0, 0.25, 0.5]  # reservations queue up in order
+    assert bucket.reserve(clock.now + 0.1) is None
+    clock.now += 0.75  # the two reserved slots have passed, the bucket holds one again
+    assert bucket.reserve(clock.now) == 0
 
 
 def test_flag_defaults_and_ascp_aliases(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -318,26 +394,34 @@ async def test_deleted_hmac_secret_is_recreated_and_versions_follow_it(
 ) -> None:
     """vault-csi-provider's e2e test 11: delete the key Secret, it comes back, and the
     versions change with it; Mounts meanwhile never wait for the API server."""
-    config = serve_config(
-        hmac_key_file=None,
-        hmac_secret_name="refreshed",
-        hmac_secret_namespace="csi",
-        kube_api_url=kube_api.url,
-        hmac_refresh_interval=0.2,
-    )
+
+    def config(refresh: float) -> ServeConfig:
+        return serve_config(
+            hmac_key_file=None,
+            hmac_secret_name="refreshed",
+            hmac_secret_namespace="csi",
+            kube_api_url=kube_api.url,
+            hmac_refresh_interval=refresh,
+        )
+
     objects = [{"objectName": "p", "backend": "file", "path": "db/password"}]
-    async with running(config) as stubs:
-        before = list((await stubs["csiprovider"].Mount(mount_request(objects))).object_version)
-        reads = kube_api.count("GET", "/namespaces/csi/secrets/refreshed")
+    secret = "/namespaces/csi/secrets/refreshed"
+
+    async def versions(stub: Any) -> list[Any]:
+        return list((await stub.Mount(mount_request(objects))).object_version)
+
+    async with running(config(refresh=3600)) as stubs:  # no re-read falls due meanwhile
+        reads = kube_api.count("GET", secret)
         for _ in range(20):
-            await stubs["csiprovider"].Mount(mount_request(objects))
-        assert kube_api.count("GET", "/namespaces/csi/secrets/refreshed") - reads <= 2
+            await versions(stubs["csiprovider"])
+        assert kube_api.count("GET", secret) == reads  # a Mount never reads the Secret
+    loop = asyncio.get_running_loop()
+    async with running(config(refresh=0.2)) as stubs:
+        before = await versions(stubs["csiprovider"])
         del kube_api.secrets[("csi", "refreshed")]
-        for _ in range(100):
+        guard = loop.time() + 60  # only against a hang: a busy machine waits
+        while (after := await versions(stubs["csiprovider"])) == before:
+            assert loop.time() < guard, "the versions did not follow a new key in 60 s"
             await asyncio.sleep(0.05)
-            if ("csi", "refreshed") in kube_api.secrets:
-                break
         assert ("csi", "refreshed") in kube_api.secrets  # re-created
-        await asyncio.sleep(0.3)
-        after = list((await stubs["csiprovider"].Mount(mount_request(objects))).object_version)
     assert before != after

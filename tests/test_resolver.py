@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import pytest
@@ -24,6 +25,53 @@ from csiprovider.stores.file.backend import FileBackend
 from csiprovider.stores.file.source import FileSource
 from csiprovider.versions import Versioner
 from testkit.requests import mount_request
+
+GUARD = 60.0  # seconds: only against a hang, never the thing asserted
+T = TypeVar("T")
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait until `condition` holds (GUARD only against a hang)."""
+    loop = asyncio.get_running_loop()
+    guard = loop.time() + GUARD
+    while not condition():
+        assert loop.time() < guard, "the awaited condition did not hold in time"
+        await asyncio.sleep(0.01)
+
+
+class NotQuick(FileBackend):
+    """The real file backend, every read in a thread (as a network store's)."""
+
+    def quick(self, obj: MountObject) -> bool:
+        return False
+
+
+class HeldExecutor(Executor):
+    """Runs nothing until the test says so: what it holds are the backend calls in flight.
+    No thread is involved, so the event loop alone decides what is handed over, the same
+    on any machine."""
+
+    def __init__(self) -> None:
+        self.held: list[tuple[Future[Any], Callable[[], Any]]] = []
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = Future()
+        self.held.append((future, functools.partial(fn, *args, **kwargs)))
+        return future
+
+    def run_oldest(self) -> None:
+        future, call = self.held.pop(0)
+        try:
+            future.set_result(call())
+        except Exception as exc:
+            future.set_exception(exc)
+
+
+async def settled() -> None:
+    """Let the event loop take every step it can. With no thread and no timer due, a
+    fixed number of turns is enough however slow the machine is."""
+    for _ in range(100):
+        await asyncio.sleep(0)
 
 
 class CountingBackend(FileBackend):
@@ -48,7 +96,7 @@ class BarrierBackend(FileBackend):
 
     def __init__(self, root: Path, parties: int) -> None:
         super().__init__(root)
-        self.barrier = threading.Barrier(parties, timeout=5)
+        self.barrier = threading.Barrier(parties, timeout=GUARD)
 
     def fetch(self, obj: MountObject, grant: Grant | None = None, deadline: float = 0.0) -> Any:
         self.barrier.wait()
@@ -56,20 +104,23 @@ class BarrierBackend(FileBackend):
 
 
 class StuckBackend(FileBackend):
-    """Fetches of `stuck_path` block until released."""
+    """Fetches of `stuck_path` (None: of every path) block until released; `entered` is
+    set when the first of them has begun."""
 
     def quick(self, obj: MountObject) -> bool:
         return False  # blocks: needs a thread
 
-    def __init__(self, root: Path, stuck_path: str) -> None:
+    def __init__(self, root: Path, stuck_path: str | None) -> None:
         super().__init__(root)
         self.stuck_path = stuck_path
+        self.entered = threading.Event()
         self.release = threading.Event()
 
     def fetch(self, obj: MountObject, grant: Grant | None = None, deadline: float = 0.0) -> Any:
         assert isinstance(obj.source, FileSource)
-        if obj.source.path == self.stuck_path:
-            self.release.wait(10)
+        if self.stuck_path in (None, obj.source.path):
+            self.entered.set()
+            self.release.wait(GUARD)
         return super().fetch(obj, grant, deadline)
 
 
@@ -114,8 +165,8 @@ async def test_objects_are_fetched_in_parallel(file_root: Path, executor: Any) -
         (file_root / "default" / f"s{i}").write_text(str(i))
     backend = BarrierBackend(file_root, parties=4)
     objs = objects([{"objectName": f"s{i}", "backend": "file"} for i in range(4)])
-    # With sequential fetches the barrier would never fill and time out.
-    result = await resolver(backend, executor).resolve(objs, timeout=10)
+    # With sequential fetches the barrier would never fill: the Mount's deadline passes.
+    result = await resolver(backend, executor).resolve(objs, timeout=30)
     assert [f.contents for f in result.files] == [b"0", b"1", b"2", b"3"]
 
 
@@ -129,7 +180,7 @@ async def test_deadline_names_the_slow_object(file_root: Path, executor: Any) ->
     )
     try:
         with pytest.raises(MountError) as info:
-            await resolver(backend, executor).resolve(objs, timeout=0.3)
+            await resolver(backend, executor).resolve(objs, timeout=1.0)
     finally:
         backend.release.set()
     assert info.value.code is grpc.StatusCode.DEADLINE_EXCEEDED
@@ -194,67 +245,61 @@ async def test_a_backend_bug_logs_where_not_what(
     assert "pw-0123456789" not in repr(fields) + info.value.message
 
 
-async def test_limits_are_per_backend_instance(file_root: Path, executor: Any) -> None:
+async def test_limits_are_per_backend_instance(file_root: Path) -> None:
     """One backend under two names has one limit: 2 in flight, not 4."""
     for i in range(6):
         (file_root / "default" / f"s{i}").write_text(str(i))
-    in_flight, most = [0], [0]
-    lock = threading.Lock()
-
-    class Slow(FileBackend):
-        def quick(self, obj: MountObject) -> bool:
-            return False
-
-        def fetch(self, obj: MountObject, grant: Grant | None = None, deadline: float = 0.0) -> Any:
-            with lock:
-                in_flight[0] += 1
-                most[0] = max(most[0], in_flight[0])
-            time.sleep(0.05)
-            with lock:
-                in_flight[0] -= 1
-            return super().fetch(obj, grant, deadline)
-
-    shared = Slow(file_root)
+    calls = HeldExecutor()
+    shared = NotQuick(file_root)
     resolver_ = Resolver(
-        {"file": shared, "alias": shared}, Versioner(b"k" * 32), executor, backend_concurrency=2
+        {"file": shared, "alias": shared}, Versioner(b"k" * 32), calls, backend_concurrency=2
     )
     objs = fetched([{"objectName": f"s{i}", "backend": "file"} for i in range(6)])
     renamed = [dataclasses.replace(o, backend="alias") for o in objs[3:]]
-    result = await resolver_.resolve([*objs[:3], *renamed], timeout=10)
-    assert len(result.files) == 6
-    assert most[0] == 2
+    mount = asyncio.ensure_future(resolver_.resolve([*objs[:3], *renamed], timeout=GUARD))
+    most = 0
+    while not mount.done():
+        await settled()  # everything that may start has started
+        most = max(most, len(calls.held))
+        assert calls.held or mount.done(), "the Mount waits, but for no backend call"
+        if calls.held:
+            calls.run_oldest()
+    assert len(mount.result().files) == 6
+    assert most == 2
 
 
 async def test_waiting_for_a_stuck_backend_holds_no_thread(file_root: Path) -> None:
-    """Two threads, a backend stuck on one object with a limit of 1: the queued calls
-    wait off-thread, so the other backend's Mount still runs at once."""
-    stuck = StuckBackend(file_root, "db/password")
-    free = FileBackend(file_root)
+    """Two threads, a backend stuck with a limit of 1: the calls queued behind the stuck
+    one wait off-thread, so another backend's Mount still gets the other thread."""
+    for i in range(4):
+        (file_root / "default" / f"s{i}").write_text(str(i))
+    stuck = StuckBackend(file_root, None)  # every read blocks until released
     with ThreadPoolExecutor(2) as pool:
         resolver_ = Resolver(
-            {"file": stuck, "other": free}, Versioner(b"k" * 32), pool, backend_concurrency=1
+            {"file": stuck, "other": NotQuick(file_root)},
+            Versioner(b"k" * 32),
+            pool,
+            backend_concurrency=1,
         )
         waiting = [
             asyncio.ensure_future(
-                resolver_.resolve(
-                    objects([{"objectName": "p", "backend": "file", "path": "db/password"}]),
-                    timeout=5,
-                )
+                resolver_.resolve(objects([{"objectName": f"s{i}", "backend": "file"}]), GUARD)
             )
-            for _ in range(4)
+            for i in range(4)
         ]
-        await asyncio.sleep(0.1)
-        quick = [
+        other = [
             dataclasses.replace(o, backend="other")
             for o in fetched([{"objectName": "u", "backend": "file", "path": "db/username"}])
         ]
-        started = time.monotonic()
-        result = await resolver_.resolve(quick, timeout=5)
-        took = time.monotonic() - started
-        stuck.release.set()
+        try:
+            await until(stuck.entered.is_set)  # one read holds a thread, 3 wait for the slot
+            # If the waiting reads held threads, this read would find none before its
+            # deadline: every read of `file` is stuck until the release below.
+            result = await resolver_.resolve(other, timeout=30)
+        finally:
+            stuck.release.set()
         await asyncio.gather(*waiting)
     assert result.files[0].contents == b"app_user"
-    assert took < 1.0
 
 
 async def test_a_failed_mount_leaves_no_unretrieved_exception(
@@ -273,7 +318,9 @@ async def test_a_failed_mount_leaves_no_unretrieved_exception(
     for _ in range(3):
         with pytest.raises(MountError):
             await resolver(FileBackend(file_root), executor).resolve(objs, timeout=5)
-    await asyncio.sleep(0.2)  # the siblings finish (and fail) after the Mount ended
+    # the siblings finish (and fail) after the Mount ended
+    current = asyncio.current_task()
+    await until(lambda: asyncio.all_tasks() <= {current})
     gc.collect()
     await asyncio.sleep(0)
     assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
