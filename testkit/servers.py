@@ -636,6 +636,19 @@ def configure_database_engine(bao: OpenBao, pg: Postgres) -> None:
 # ---------------------------------------------------------------- a proxy in front of OpenBao
 
 
+def forward_to_vault(target: str, handler: BaseHTTPRequestHandler, body: bytes | None) -> Any:
+    """The request `handler` is serving, sent on to the Vault at `target` with the headers
+    Vault reads; its reply (a requests.Response)."""
+    headers = {
+        k: v
+        for k, v in handler.headers.items()
+        if k.lower() in ("x-vault-token", "x-vault-namespace", "content-type", "x-vault-request")
+    }
+    return requests.request(
+        handler.command, target + handler.path, data=body, headers=headers, timeout=60
+    )
+
+
 @dataclass
 class VaultProxy:
     """Forwards to the real OpenBao, with scripted faults: queued statuses per path,
@@ -680,19 +693,7 @@ def start_vault_proxy(target: str, unix_path: Path | None = None) -> VaultProxy:
                 elif path in proxy.canned:
                     status, data = proxy.canned[path]
                 else:
-                    headers = {
-                        k: v
-                        for k, v in self.headers.items()
-                        if k.lower()
-                        in ("x-vault-token", "x-vault-namespace", "content-type", "x-vault-request")
-                    }
-                    reply = requests.request(
-                        self.command,
-                        proxy.target + self.path,
-                        data=body,
-                        headers=headers,
-                        timeout=30,
-                    )
+                    reply = forward_to_vault(proxy.target, self, body)
                     status, data = reply.status_code, reply.content
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -791,15 +792,7 @@ class Gate:
             body = handler.rfile.read(length) if length else None
             if path in self.held:
                 self._hold()
-            headers = {
-                k: v
-                for k, v in handler.headers.items()
-                if k.lower()
-                in ("x-vault-token", "x-vault-namespace", "content-type", "x-vault-request")
-            }
-            reply = requests.request(
-                handler.command, self.target + handler.path, data=body, headers=headers, timeout=60
-            )
+            reply = forward_to_vault(self.target, handler, body)
         finally:
             # Out before the reply goes: the daemon may send its next request as soon as
             # it has this reply, and that one must not find this one still counted
