@@ -420,9 +420,13 @@ _UNSUPPORTED_KEY = re.compile(
 )
 
 
+_KEY_TAGS = {"tag:yaml.org,2002:int": "!!int", "tag:yaml.org,2002:null": "!!null"}
+
+
 def unsupported_keys(text: str) -> int:
     """How many mapping keys in the document sigs.k8s.io/yaml cannot turn into a string
-    (nil or uint64), counting every place an alias repeats them."""
+    (nil or uint64), counting every place an alias repeats them. With more than one, Go
+    names whichever its randomised map iteration meets first."""
     try:
         root = next(yaml.compose_all(text, Loader=yaml_v3.ComposeLoader), None)
     except yaml.YAMLError:
@@ -435,8 +439,15 @@ def unsupported_keys(text: str) -> int:
             return
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
-                if isinstance(key, yaml.ScalarNode) and not key.style and not key.tag:
-                    tag, resolved = yaml_v3.resolve("", key.value)
+                # plain keys, and keys tagged !!int or !!null (`!!int 18446744073709551615`)
+                explicit = (
+                    _KEY_TAGS.get(key.tag or "") if isinstance(key, yaml.ScalarNode) else None
+                )
+                if isinstance(key, yaml.ScalarNode) and (explicit or not (key.style or key.tag)):
+                    try:
+                        tag, resolved = yaml_v3.resolve(explicit or "", key.value)
+                    except yaml_v3.ResolveError:
+                        tag, resolved = "", None
                     count += tag == "!!null" or (tag == "!!int" and resolved > 2**63 - 1)
                 walk(key, depth + 1)
                 walk(value, depth + 1)
