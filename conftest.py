@@ -66,6 +66,14 @@ def moto() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def driver_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The driver harness (testkit/go/driver), built once (installs Go if missing)."""
+    from testkit import driver
+
+    return driver.build(tmp_path_factory.mktemp("driver-harness"))
+
+
+@pytest.fixture(scope="session")
 def go_oracles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Oracle]:
     """The Go programs under tests/compat/go/oracle, built once (installs Go if missing)."""
     return build_oracles(tmp_path_factory.mktemp("go-oracles"))

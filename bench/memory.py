@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from bench.stats import MIB, mib, proc_status, stop  # noqa: E402
 from csiprovider.v1alpha1 import service_pb2 as pb  # noqa: E402
 from csiprovider.v1alpha1 import service_pb2_grpc as pb_grpc  # noqa: E402
+from testkit.requests import pod_volume  # noqa: E402
 from testkit.servers import Signer, moto_server, start_kube_api, wait_until  # noqa: E402
 
 
@@ -188,8 +189,16 @@ def tracked_volumes(tmp: Path, volumes: int) -> dict[str, Any]:
     secrets.mkdir(parents=True)
     for i in range(5):
         (secrets / f"s{i}").write_text(f"value-{i}")
+    pods = tmp / "tracked-volumes"  # the kubelet pods dir: provider mode writes there only
     daemon, providers = start(
-        tmp, "tracked", "--write-mode", "provider", "--file-root", str(tmp / "tracked-files")
+        tmp,
+        "tracked",
+        "--write-mode",
+        "provider",
+        "--file-root",
+        str(tmp / "tracked-files"),
+        "--kubelet-pods-dir",
+        str(pods),
     )
     try:
         wait_until((providers / "csiprovider.sock").exists, "daemon socket")
@@ -200,8 +209,7 @@ def tracked_volumes(tmp: Path, volumes: int) -> dict[str, Any]:
             rss_start = rss_kib(daemon.pid)
             t0 = time.perf_counter()
             for v in range(volumes):
-                target = tmp / "tracked-volumes" / f"v{v}"
-                target.mkdir(parents=True)
+                target = pod_volume(pods, uid=f"u{v}")
                 stub.Mount(
                     pb.MountRequest(
                         attributes=json.dumps(

@@ -228,6 +228,21 @@ def parser() -> argparse.ArgumentParser:
     )
     _add(
         core,
+        "max-response-bytes",
+        str(4 * 1024 * 1024),
+        "largest Mount answer; raise it together with the driver's --max-call-recv-msg-size",
+        type=_number(int, 1024, "a number of bytes (at least 1024)"),
+    )
+    _add(
+        core,
+        "kubelet-pods-dir",
+        "/var/lib/kubelet/pods",
+        "provider-writes mode writes only pod volumes under this directory; other targets "
+        "(the sync controller's) get the files in the answer",
+        type=Path,
+    )
+    _add(
+        core,
         "mount-timeout",
         "30",
         "seconds a Mount may take at most",
@@ -475,7 +490,8 @@ def parser() -> argparse.ArgumentParser:
         type=_pair,
         default=[],
         metavar="KEY=VALUE",
-        help="nodePublishSecretRef data; repeatable",
+        help="nodePublishSecretRef data; repeatable (without it the request's secrets are "
+        "`null`, as the driver sends for a volume without nodePublishSecretRef)",
     )
     mount.add_argument("--permission", type=_octal, default=0o644, help="default file mode")
     mount.add_argument(
@@ -677,6 +693,8 @@ def _serve(args: argparse.Namespace) -> int:
         eks_addon_version=args.eks_addon_version,
         metrics_addr=args.metrics_addr,
         rotation_poll_interval=args.rotation_poll_interval,
+        max_response_bytes=args.max_response_bytes,
+        kubelet_pods_dir=args.kubelet_pods_dir,
         vault_flag_address=args.vault_addr,
         admin_socket=Path(args.admin_socket) if args.admin_socket else None,
     )
@@ -717,7 +735,7 @@ def _mount(args: argparse.Namespace) -> int:
         pod_uid=args.pod_uid,
         service_account=args.service_account,
         tokens=tokens,
-        secrets=dict(args.secret),
+        secrets=dict(args.secret) or None,
         permission=args.permission,
         sync_secret_out=args.sync_secret_out,
         watch=args.watch,

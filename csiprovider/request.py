@@ -90,7 +90,13 @@ def parse_mount_request(request: pb.MountRequest) -> MountParams:
         "shorten the nodePublishSecretRef Secret",
     )
     attributes = _string_map(request.attributes, "attributes", required=True)
-    secrets = _string_map(request.secrets, "secrets", required=False)
+    # The driver sends Go's json.Marshal of the volume's secrets: `null` for a volume
+    # without nodePublishSecretRef (a nil map), which is most of them.
+    raw_secrets = "" if request.secrets.strip() == "null" else request.secrets
+    secrets = _string_map(raw_secrets, "secrets", required=False)
+    # With Kubernetes 1.35's opt-in the driver passes the service-account tokens in the
+    # secrets too (and copies them to the attributes): they are not the Secret's data.
+    secret_tokens = secrets.pop(SERVICE_ACCOUNT_TOKENS, "")
     for key, (rule, what) in _NAME_RULES.items():
         value = attributes.get(key, "")
         if value and not rule.fullmatch(value):
@@ -123,7 +129,7 @@ def parse_mount_request(request: pb.MountRequest) -> MountParams:
         ),
         spc_name=attributes.get(SECRET_PROVIDER_CLASS, ""),
         secrets=secrets,
-        tokens=_tokens(attributes.get(SERVICE_ACCOUNT_TOKENS, "")),
+        tokens=_tokens(attributes.get(SERVICE_ACCOUNT_TOKENS) or secret_tokens),
         current_versions={v.id: v.version for v in request.current_object_version},
     )
 

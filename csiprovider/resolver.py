@@ -90,6 +90,11 @@ def _collisions(paths: list[str]) -> list[str]:
     return sorted({p for p, n in counts.items() if n > 1} | (set(counts) & directories))
 
 
+NO_OBJECTS_ID = "..none"
+"""The object version id of a Mount that found none of its (all optional) objects: a
+name starting with ".." is never a file, so never an object's."""
+
+
 class Resolver:
     """Turns `MountObject`s into files and versions."""
 
@@ -190,10 +195,10 @@ class Resolver:
                 "than one object (expand: keys?); rename with objectAlias"
             )
         if not versions:
-            raise Unavailable(
-                "none of the objects could be read and all of them are optional; "
-                "the driver needs at least one"
-            )
+            # Every object is optional and none is there. The driver refuses a response
+            # without an object version ("missing object versions"), so the empty volume
+            # carries one placeholder: an id no object can have, a stable version.
+            versions.append((NO_OBJECTS_ID, self._versioner.version(NO_OBJECTS_ID, b"")))
         return MountResult(files=tuple(files), versions=tuple(versions))
 
     async def _template(

@@ -90,6 +90,11 @@ class Tracker:
         )
         metrics.TRACKED_VOLUMES.set(len(self.volumes))
 
+    def untrack(self, target: str) -> None:
+        """Stop rotating a volume (another writer owns it now)."""
+        self.volumes.pop(target, None)
+        metrics.TRACKED_VOLUMES.set(len(self.volumes))
+
     def files_changed(self) -> None:
         """The file backend changed: volumes that read it are due now."""
         now = time.monotonic()

@@ -31,7 +31,13 @@ from csiprovider.errors import MountError
 from csiprovider.fetchcache import FetchCache
 from csiprovider.resolver import Resolver
 from csiprovider.rotation import Tracker
-from csiprovider.service import GroupLookup, ProviderService, WriteMode
+from csiprovider.service import (
+    KUBELET_PODS_DIR,
+    MAX_RESPONSE_BYTES,
+    GroupLookup,
+    ProviderService,
+    WriteMode,
+)
 from csiprovider.stores import Backend, LazyBackend
 from csiprovider.stores.file.backend import FileBackend
 from csiprovider.stores.vault.config import VaultDefaults
@@ -88,6 +94,8 @@ class ServeConfig:
     admin_socket: Path | None = None  # `csiprovider refresh` talks to it
     aws_region: str = field(default_factory=lambda: os.environ.get("AWS_REGION", ""))
     node_name: str = field(default_factory=lambda: os.environ.get("NODE_NAME", ""))
+    max_response_bytes: int = MAX_RESPONSE_BYTES  # the driver's --max-call-recv-msg-size
+    kubelet_pods_dir: Path = Path(KUBELET_PODS_DIR)  # provider-writes mode writes only here
 
     def sockets(self) -> list[tuple[str, Path]]:
         """(provider name, socket path): the name is what selects the dialect."""
@@ -323,8 +331,9 @@ async def serve(
     owned: dict[Path, tuple[int, int] | None] = {}
     tracker = tracker or Tracker(config.rotation_poll_interval)
     background: list[asyncio.Task[None]] = []
+    rotating: asyncio.Task[None] | None = None
     if config.write_mode == "provider":
-        background.append(asyncio.create_task(tracker.run(stop)))
+        rotating = asyncio.create_task(tracker.run(stop))
         if config.file_root is not None:
             background.append(asyncio.create_task(watch_files(config.file_root, tracker, stop)))
     if config.hmac_secret_name and config.hmac_key_file is None and kube is not None:
@@ -359,6 +368,8 @@ async def serve(
                 config.mount_timeout,
                 tracker,
                 group_of,
+                config.max_response_bytes,
+                str(config.kubelet_pods_dir),
             )
             pb_grpc.add_CSIDriverProviderServicer_to_server(service, server)
             health_pb2_grpc.add_HealthServicer_to_server(health_service, server)
@@ -397,6 +408,13 @@ async def serve(
             extra={"fields": {"grace_seconds": config.shutdown_grace}},
         )
     finally:
+        stop.set()
+        if rotating is not None:
+            # A rotation in flight finishes its write before the sockets go: cancelled, its
+            # thread would go on writing while another daemon (or, after a switch to driver
+            # mode, the driver) writes the same volume.
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(rotating, config.shutdown_grace)
         for http in http_servers:
             http.close()
         if admin is not None and config.admin_socket is not None:

@@ -42,6 +42,7 @@ WriteMode = Literal["driver", "provider"]
 GroupLookup = Callable[[MountParams], int | None]
 """The gid that owns a volume's files: the SPC's fileGroup, else the pod's fsGroup."""
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024  # the driver's default --max-call-recv-msg-size
+KUBELET_PODS_DIR = "/var/lib/kubelet/pods"  # where the driver's pod volumes are
 SYNC_LIMIT_BYTES = 1024 * 1024  # a Kubernetes Secret holds at most 1 MiB
 PARSED_CACHE_SIZE = 1024  # distinct (attributes, permission) pairs kept parsed
 MOUNTED_VOLUMES = 20000  # volumes remembered as mounted (forgotten: the next is "first")
@@ -62,9 +63,13 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
         mount_timeout: float = 30.0,
         tracker: Tracker | None = None,
         group_of: GroupLookup | None = None,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        pods_dir: str = KUBELET_PODS_DIR,
     ) -> None:
         """`tracker`: keeps provider-written volumes fresh; `group_of`: the gid that owns
-        a volume's files (provider mode only)."""
+        a volume's files (provider mode only); `max_response_bytes`: the largest answer
+        (the driver's --max-call-recv-msg-size); `pods_dir`: the kubelet's pods
+        directory, the only place provider mode writes into."""
         self.name = name
         self.dialect_name, self._dialect = dialect_name, dialect
         self._resolver = resolver
@@ -73,6 +78,8 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
         self._mount_timeout = mount_timeout
         self._tracker = tracker if write_mode == "provider" else None
         self._group_of = group_of if write_mode == "provider" else None
+        self._max_response_bytes = max_response_bytes
+        self._pods_dir = os.path.normpath(pods_dir)
         self._parsed: LRU[tuple[str, str, str], tuple[SpcObject, ...]] = LRU(PARSED_CACHE_SIZE)
         self._mounted: LRU[tuple[str, str], None] = LRU(MOUNTED_VOLUMES)
 
@@ -94,10 +101,11 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
             result = await self._resolver.resolve(
                 objects, self._timeout(context), self._fresh_after(volume, params, started)
             )
-            response = await self._respond(params, result, resolved_at)
+            writes = self._writes(params)
+            response = await self._respond(params, result, resolved_at, writes)
             self._mounted.put(volume, None)
             fields.update(files=len(result.files), bytes=result.size)
-            if self._tracker is not None:
+            if writes and self._tracker is not None:
                 self._tracker.track(
                     params, request, self.rewrite, any(_reads_files(o) for o in objects)
                 )
@@ -156,6 +164,23 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
         self._parsed.put(key, objects)
         return objects
 
+    def _writes(self, params: MountParams) -> bool:
+        """Whether this daemon writes the volume itself: in provider mode, and only for a
+        pod's volume under the kubelet's pods directory (`<pods>/<pod uid>/volumes/...`).
+        Any other target (the sync controller's /mnt/secrets-store, a local
+        `csiprovider mount`) gets the files in the response, as in driver mode: writing
+        there would write into this daemon's own file system."""
+        if self._write_mode != "provider":
+            return False
+        inside = os.path.relpath(os.path.normpath(params.target_path), self._pods_dir)
+        parts = inside.split(os.sep)
+        return (
+            not inside.startswith("..")
+            and len(parts) >= 3
+            and parts[0] == params.pod.uid
+            and parts[1] == "volumes"
+        )
+
     def _fresh_after(self, volume: tuple[str, str], params: MountParams, arrived: float) -> float:
         """How old a shared value this Mount accepts (time.monotonic() a read must have
         started after). A volume's first Mount: reads that started after it arrived. A
@@ -176,12 +201,17 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
         result = await self._resolver.resolve(
             objects, self._mount_timeout, time.monotonic() - max_age
         )
-        return await self._write(params, result, resolved_at)
+        return await self._write(params, result, resolved_at, rotation=True)
 
-    async def _write(self, params: MountParams, result: MountResult, resolved_at: float) -> bool:
+    async def _write(
+        self, params: MountParams, result: MountResult, resolved_at: float, rotation: bool = False
+    ) -> bool:
         """Write one volume; writes to one target (republishes, rotation) take turns, and
         values resolved before the ones already written are not written over them (a slow
-        rotation finishing after a republish would roll the volume back)."""
+        rotation finishing after a republish would roll the volume back). A rotation
+        writes only over the version this daemon wrote last: if `..data` names another,
+        another writer (the driver, after a switch to driver mode) owns the volume now,
+        and the rotation stops instead of racing it (the driver's writer takes no lock)."""
         target_path = params.target_path
         loop = asyncio.get_running_loop()
         group = None
@@ -190,10 +220,18 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
         async with _WRITE_LOCKS.hold(target_path) as turn:
             if not turn.newer(resolved_at):
                 return False
-            changed = await loop.run_in_executor(
+            if rotation and not turn.still_ours(_current_version(target_path)):
+                if self._tracker is not None:
+                    self._tracker.untrack(target_path)
+                log.warning(
+                    "volume written by another writer since; no longer rotated",
+                    extra={"fields": {"target": target_path}},
+                )
+                return False
+            changed, version = await loop.run_in_executor(
                 self._executor, _write_volume, target_path, result, group
             )
-            turn.written(resolved_at)
+            turn.written(resolved_at, version)
             return changed
 
     def _timeout(self, context: Any) -> float:
@@ -203,7 +241,7 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
         return max(0.01, min(self._mount_timeout, remaining - DEADLINE_MARGIN))
 
     async def _respond(
-        self, params: MountParams, result: MountResult, resolved_at: float
+        self, params: MountParams, result: MountResult, resolved_at: float, writes: bool
     ) -> pb.MountResponse:
         versions = [pb.ObjectVersion(id=i, version=v) for i, v in result.versions]
         if result.size > SYNC_LIMIT_BYTES:
@@ -211,7 +249,7 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
                 "mount result is larger than 1 MiB: syncing it to a Kubernetes Secret will fail",
                 extra={"fields": {"spc": params.spc_name, "bytes": result.size}},
             )
-        if self._write_mode == "provider":
+        if writes:
             await self._write(params, result, resolved_at)
             return pb.MountResponse(object_version=versions)
         response = pb.MountResponse(
@@ -219,11 +257,18 @@ class ProviderService(pb_grpc.CSIDriverProviderServicer):  # type: ignore[misc]
             files=[pb.File(path=f.path, mode=f.mode, contents=f.contents) for f in result.files],
         )
         size = response.ByteSize()
-        if size > MAX_RESPONSE_BYTES:
+        if size > self._max_response_bytes:
             raise ResourceExhausted(
-                f"Mount response is {size} bytes, above the driver's default 4 MiB limit; "
-                "reduce the objects of this SecretProviderClass, raise the driver's "
-                "--max-call-recv-msg-size, or run this provider with --write-mode provider"
+                f"Mount response is {size} bytes, above this provider's "
+                f"--max-response-bytes ({self._max_response_bytes}, the driver's default "
+                "--max-call-recv-msg-size is 4194304); reduce the objects of this "
+                "SecretProviderClass, or raise both limits together: the driver's "
+                "--max-call-recv-msg-size and this provider's --max-response-bytes"
+                + (
+                    ""
+                    if self._write_mode == "provider"
+                    else ", or run this provider with --write-mode provider"
+                )
             )
         return response
 
@@ -250,7 +295,9 @@ class TargetLocks:
 
     def __init__(self) -> None:
         self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
-        self._written: LRU[str, float] = LRU(MOUNTED_VOLUMES)  # when its values resolved
+        # per target: when the values written last were resolved, and the version
+        # directory (`..data`) that write left
+        self._written: LRU[str, tuple[float, str]] = LRU(MOUNTED_VOLUMES)
 
     def __len__(self) -> int:
         return len(self._locks)
@@ -270,35 +317,52 @@ class TargetLocks:
 
 
 class Turn:
-    """A writer's turn at one target: whether its values are newer than those written."""
+    """A writer's turn at one target: whether its values are newer than those written,
+    and whether the volume still holds what this process wrote there last."""
 
-    def __init__(self, written: LRU[str, float], key: str) -> None:
+    def __init__(self, written: LRU[str, tuple[float, str]], key: str) -> None:
         self._written, self._key = written, key
 
     def newer(self, resolved_at: float) -> bool:
-        return resolved_at >= self._written.get(self._key, float("-inf"))
+        return resolved_at >= self._written.get(self._key, (float("-inf"), ""))[0]
 
-    def written(self, resolved_at: float) -> None:
-        self._written.put(self._key, resolved_at)
+    def still_ours(self, current: str) -> bool:
+        last = self._written.get(self._key)
+        return last is None or last[1] == current
+
+    def written(self, resolved_at: float, version: str) -> None:
+        self._written.put(self._key, (resolved_at, version))
 
 
 _WRITE_LOCKS = TargetLocks()  # shared by every provider name this process serves
 
 
-def _write_volume(target_path: str, result: MountResult, group: int | None = None) -> bool:
+def _write_volume(
+    target_path: str, result: MountResult, group: int | None = None
+) -> tuple[bool, str]:
+    """Write the volume; whether it changed, and the version directory it now shows."""
     if not os.path.isdir(target_path):
         raise InvalidArgument(
             f"target path {target_path!r} is not an existing directory; the driver mounts "
             "it before calling the provider"
         )
     try:
-        return write_atomic(
+        changed = write_atomic(
             target_path,
             {f.path: FileProjection(data=f.contents, mode=f.mode) for f in result.files},
             group,
         )
     except TargetBusy as exc:
         raise Unavailable(f"cannot write the volume: {exc}; the driver will retry") from None
+    return changed, _current_version(target_path)
+
+
+def _current_version(target_path: str) -> str:
+    """The version directory `..data` names ("" if none)."""
+    try:
+        return os.readlink(os.path.join(target_path, "..data"))
+    except OSError:
+        return ""
 
 
 def _reads_files(obj: SpcObject) -> bool:

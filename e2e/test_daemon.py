@@ -148,7 +148,7 @@ def test_oversized_payload(client: tuple[Any, Daemon], tmp_path: Path, file_root
     assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
     details = info.value.details() or ""
     assert details.startswith("Mount response is 4195")
-    assert "above the driver's default 4 MiB limit" in details
+    assert "raise both limits together" in details and "--max-response-bytes" in details
 
 
 def test_stale_socket_is_replaced(start_daemon: Callable[..., Daemon], tmp_path: Path) -> None:

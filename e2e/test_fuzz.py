@@ -35,6 +35,7 @@ import pytest
 from csiprovider.v1alpha1 import service_pb2 as pb
 from csiprovider.v1alpha1 import service_pb2_grpc as pb_grpc
 from e2e.conftest import SECRET_VALUES, Daemon
+from testkit.requests import pod_volume
 from testkit.servers import OpenBao, Signer, start_pod_identity_agent
 
 INPUTS = int(os.environ.get("FUZZ_INPUTS", "5000"))
@@ -329,10 +330,12 @@ async def test_fuzzed_mounts(
         "1h",
         "--log-level",
         "info",
+        "--kubelet-pods-dir",
+        str(tmp_path / "targets"),
         names=names,
         extra_env={"AWS_ENDPOINT_URL": moto},
     )
-    targets = tmp_path / "targets"
+    targets = tmp_path / "targets"  # the kubelet pods dir: provider mode writes there
     targets.mkdir()
     before = tree(tmp_path, targets)
     inputs = INPUTS // 2  # per write mode: both modes together make INPUTS
@@ -360,8 +363,7 @@ async def test_fuzzed_mounts(
                 "csi.storage.k8s.io/serviceAccount.name": "app",
                 "secretProviderClass": "fuzz",
             }
-            target = targets / f"t{number % 50}"
-            target.mkdir(exist_ok=True)
+            target = pod_volume(targets, uid=f"uid-{number % 50}")
             request = mutator.request(name, attrs, target)
             started = time.monotonic()
             try:

@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from e2e.conftest import ROOT, SECRET_VALUES, Daemon, cli
+from testkit.requests import POD_UID, pod_volume
 
 OBJECTS = """
 - objectName: db-username
@@ -109,12 +110,19 @@ def test_driver_mode(
 def test_provider_write_mode(
     start_daemon: Callable[..., Daemon], write_spc: Callable[..., Path], tmp_path: Path
 ) -> None:
-    daemon = start_daemon("--write-mode", "provider")
-    target = tmp_path / "mnt"
-    out = mount(daemon, write_spc(OBJECTS), target)
+    daemon = start_daemon("--write-mode", "provider", "--kubelet-pods-dir", str(tmp_path / "pods"))
+    target = pod_volume(tmp_path / "pods")
+    out = mount(daemon, write_spc(OBJECTS), target, "--pod-uid", POD_UID)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "(written by the provider)" in out.stdout
     check_volume(target)
+    # Anywhere else than a pod's volume the provider does not write: the files come back
+    # in the answer (as to the sync controller) and the command writes them.
+    elsewhere = tmp_path / "mnt"
+    out = mount(daemon, write_spc(OBJECTS), elsewhere, "--pod-uid", POD_UID)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "(written by the provider)" not in out.stdout
+    check_volume(elsewhere)
 
 
 def test_mount_error_is_shown_like_a_pod_event(
@@ -185,11 +193,13 @@ def test_settings_from_environment(
         env={
             "CSIPROVIDER_NAMES": "alpha,beta",
             "CSIPROVIDER_WRITE_MODE": "provider",
+            "CSIPROVIDER_KUBELET_PODS_DIR": str(tmp_path / "pods"),
             "CSIPROVIDER_LOG_FORMAT": "text",
         },
     )
-    out = mount(daemon, write_spc(OBJECTS, provider="beta"), tmp_path / "mnt")
+    target = pod_volume(tmp_path / "pods")
+    out = mount(daemon, write_spc(OBJECTS, provider="beta"), target, "--pod-uid", POD_UID)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "(written by the provider)" in out.stdout
-    check_volume(tmp_path / "mnt")
+    check_volume(target)
     assert " mount " in daemon.log() and "result=OK" in daemon.log()  # text format

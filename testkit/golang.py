@@ -33,6 +33,14 @@ PACKAGES: Mapping[str, Path] = {
     "golang-gopkg-yaml.v3-dev": GOPATH / "src/gopkg.in/yaml.v3",
     "golang-k8s-sigs-yaml-dev": GOPATH / "src/sigs.k8s.io/yaml",
     "golang-gopkg-yaml.v2-dev": GOPATH / "src/gopkg.in/yaml.v2",
+    # The driver harness (testkit/go/driver): grpc-go 1.33, protobuf-go and the stub
+    # generators. Not golang-goprotobuf-dev: with it, grpc-go 1.33 panics decoding.
+    "golang-google-grpc-dev": GOPATH / "src/google.golang.org/grpc",
+    "golang-github-golang-protobuf-1-5-dev": GOPATH / "src/github.com/golang/protobuf",
+    "golang-google-protobuf-dev": GOPATH / "src/google.golang.org/protobuf",
+    "protobuf-compiler": Path("/usr/bin/protoc"),
+    "protoc-gen-go": Path("/usr/bin/protoc-gen-go"),
+    "protoc-gen-go-grpc": Path("/usr/bin/protoc-gen-go-grpc"),
 }
 ORACLES = Path(__file__).resolve().parent.parent / "tests" / "compat" / "go" / "oracle"
 
@@ -42,7 +50,8 @@ def _missing() -> list[str]:
 
 
 def go_binary() -> Path:
-    """The `go` command, with Debian's yaml libraries beside it; installs them if missing."""
+    """The `go` command, with Debian's yaml and gRPC libraries beside it; installs them if
+    missing."""
     tiers.started("go")
     missing = _missing()
     if missing and os.geteuid() == 0 and shutil.which("apt-get"):

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from csiprovider.v1alpha1 import service_pb2 as pb
+
+POD_UID = "6f1c3f0e-1111-2222-3333-444455556666"
+
+
+def pod_volume(pods_dir: Path, uid: str = POD_UID, name: str = "secrets-store-inline") -> Path:
+    """A pod's CSI volume as kubelet lays it out (created): the only kind of target a
+    provider-writes daemon writes into (`--kubelet-pods-dir`)."""
+    path = pods_dir / uid / "volumes" / "kubernetes.io~csi" / name / "mount"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def objects_yaml(objects: list[dict[str, Any]]) -> str:
@@ -24,7 +35,7 @@ def attributes(
     attrs = {
         "csi.storage.k8s.io/pod.name": "app-0",
         "csi.storage.k8s.io/pod.namespace": namespace,
-        "csi.storage.k8s.io/pod.uid": "6f1c3f0e-1111-2222-3333-444455556666",
+        "csi.storage.k8s.io/pod.uid": POD_UID,
         "csi.storage.k8s.io/serviceAccount.name": "app",
         "csi.storage.k8s.io/ephemeral": "true",
         "secretProviderClass": "app-secrets",
@@ -43,12 +54,15 @@ def mount_request(
     namespace: str = "default",
     raw_attributes: str | None = None,
     extra: Mapping[str, str] | None = None,
+    secrets: str = "null",
 ) -> pb.MountRequest:
+    """As the driver sends it; `secrets` is `null` as for a volume without
+    nodePublishSecretRef (most of them)."""
     return pb.MountRequest(
         attributes=raw_attributes
         if raw_attributes is not None
         else json.dumps(attributes(objects, namespace=namespace, extra=extra)),
-        secrets="{}",
+        secrets=secrets,
         target_path=target_path,
         permission=permission,
     )

@@ -39,6 +39,7 @@ FIXTURES: Mapping[str, tuple[str, ...]] = {
     "postgres": ("postgres",),
     "moto": ("moto",),
     "go_oracles": ("go",),
+    "driver_binary": ("go",),
 }
 
 _started: list[str] = []

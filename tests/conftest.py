@@ -10,6 +10,7 @@ import pytest
 
 from csiprovider.server import ServeConfig
 from testkit.daemon import running
+from testkit.requests import pod_volume
 
 
 @pytest.fixture
@@ -43,6 +44,7 @@ def serve_config(tmp_path: Path, file_root: Path, hmac_key: Path) -> Callable[..
             "shutdown_grace": 2.0,
             "fetch_workers": 4,
             "cache_ttl": 0.0,  # tests that change secrets between Mounts see the change
+            "kubelet_pods_dir": tmp_path / "pods",  # provider mode writes pod volumes only
         }
         values.update(overrides)
         return ServeConfig(**values)
@@ -58,6 +60,5 @@ async def stub(serve_config: Callable[..., ServeConfig]) -> AsyncIterator[Any]:
 
 @pytest.fixture
 def target(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "target"
-    path.mkdir()
-    yield path
+    """The pod's volume (testkit.requests.POD_UID) under the pods dir of `serve_config`."""
+    yield pod_volume(tmp_path / "pods")

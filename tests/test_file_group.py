@@ -15,7 +15,7 @@ import pytest
 
 from csiprovider.server import ServeConfig
 from testkit.daemon import running
-from testkit.requests import mount_request
+from testkit.requests import mount_request, pod_volume
 from testkit.servers import KubeAPI
 
 GROUP, READER, STRANGER = 4242, 5000, 5001
@@ -36,10 +36,13 @@ def volume() -> Iterator[Path]:
         raise RuntimeError("this test needs root and setpriv (util-linux)")
     base = Path(tempfile.mkdtemp(prefix="csiprovider-group-"))
     base.chmod(0o755)
-    target = base / "target"
-    target.mkdir()
-    yield target
+    yield pod_volume(base / "pods")
     shutil.rmtree(base)
+
+
+def PODS(volume: Path) -> Path:
+    """The kubelet pods directory of a `pod_volume`."""
+    return volume.parents[4]
 
 
 def read_as(uid: int, groups: list[int], path: Path) -> subprocess.CompletedProcess[bytes]:
@@ -72,7 +75,9 @@ async def test_the_pods_fs_group_owns_the_files(
     serve_config: Callable[..., ServeConfig], kube_api: KubeAPI, volume: Path
 ) -> None:
     kube_api.fs_groups[("default", "app-0")] = GROUP
-    config = serve_config(write_mode="provider", kube_api_url=kube_api.url)
+    config = serve_config(
+        write_mode="provider", kube_api_url=kube_api.url, kubelet_pods_dir=PODS(volume)
+    )
     reads = kube_api.count("GET", "/namespaces/default/pods/app-0")
     try:
         async with running(config) as stubs:
@@ -87,7 +92,7 @@ async def test_the_pods_fs_group_owns_the_files(
 async def test_the_spcs_file_group_wins(
     serve_config: Callable[..., ServeConfig], volume: Path
 ) -> None:
-    config = serve_config(write_mode="provider")
+    config = serve_config(write_mode="provider", kubelet_pods_dir=PODS(volume))
     async with running(config) as stubs:
         await stubs["csiprovider"].Mount(
             mount_request(OBJECTS, target_path=str(volume), extra={"fileGroup": str(GROUP)})
@@ -98,7 +103,7 @@ async def test_the_spcs_file_group_wins(
 async def test_without_a_group_files_stay_root_owned(
     serve_config: Callable[..., ServeConfig], volume: Path
 ) -> None:
-    async with running(serve_config(write_mode="provider")) as stubs:
+    async with running(serve_config(write_mode="provider", kubelet_pods_dir=PODS(volume))) as stubs:
         await stubs["csiprovider"].Mount(mount_request(OBJECTS, target_path=str(volume)))
     assert (volume / "db-password").resolve().stat().st_gid == 0
     assert read_as(READER, [GROUP], volume / "db-password").returncode != 0

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from csiprovider.server import ServeConfig
 from testkit.daemon import running
-from testkit.requests import mount_request
+from testkit.requests import mount_request, pod_volume
 from testkit.servers import OpenBao, Signer
 
 POD_UID = "6f1c3f0e-1111-2222-3333-444455556666"
@@ -71,9 +71,8 @@ async def test_refresh_rewrites_matching_volumes_now(
         rotation_poll_interval=3600.0,
         cache_ttl=600.0,
     )
-    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
-    mine.mkdir()
-    theirs.mkdir()
+    mine = pod_volume(tmp_path / "pods", name="mine")
+    theirs = pod_volume(tmp_path / "pods", name="theirs")
     async with running(config) as stubs:
         await stubs["vault"].Mount(
             request(openbao, signer, mine, "default", "secret/data/refresh-a")

@@ -17,7 +17,7 @@ from csiprovider import __version__
 from csiprovider.server import ServeConfig
 from csiprovider.v1alpha1 import service_pb2 as pb
 from testkit.daemon import running
-from testkit.requests import mount_request
+from testkit.requests import mount_request, pod_volume
 
 DB = [
     {"objectName": "db-username", "backend": "file", "path": "db/username"},
@@ -94,7 +94,7 @@ async def test_provider_mode_missing_target(
     async with running(serve_config(write_mode="provider")) as stubs:
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await stubs["csiprovider"].Mount(
-                mount_request(DB, target_path=str(tmp_path / "absent"))
+                mount_request(DB, target_path=str(pod_volume(tmp_path / "pods") / "absent"))
             )
     assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert "is not an existing directory" in (info.value.details() or "")
@@ -127,8 +127,12 @@ async def test_oversized_response_is_refused(stub: Any, target: Path, file_root:
     objects = [{"objectName": n, "backend": "file"} for n in ("big1", "big2")]
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await stub.Mount(mount_request(objects, target_path=str(target)))
-    assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert "above the driver's default 4 MiB limit" in (info.value.details() or "")
+    assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED  # the driver retries not
+    details = info.value.details() or ""
+    assert "above this provider's --max-response-bytes (4194304" in details
+    assert "the driver's --max-call-recv-msg-size and this provider's --max-response-bytes" in (
+        details
+    )
 
 
 async def test_mount_log_line_has_names_not_values(

@@ -27,6 +27,7 @@ import grpc
 from csiprovider import API_VERSION
 from csiprovider import request as req
 from csiprovider.atomic_writer import FileProjection, write_atomic
+from csiprovider.compat.go import encoding_json as go_json
 from csiprovider.local.secretsync import SyncError, dump_manifests, render_secrets
 from csiprovider.local.spc import SecretProviderClass
 from csiprovider.paths import PayloadError, validate_path
@@ -44,7 +45,7 @@ class MountOptions:
     pod_uid: str = "00000000-0000-0000-0000-000000000000"
     service_account: str = "default"
     tokens: Mapping[str, str] = field(default_factory=dict, repr=False)  # audience -> token
-    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    secrets: Mapping[str, str] | None = field(default=None, repr=False)  # None: no secret ref
     permission: int = 0o644
     sync_secret_out: Path | None = None
     watch: float | None = None
@@ -65,23 +66,26 @@ def build_attributes(opts: MountOptions) -> dict[str, str]:
         }
     )
     if opts.tokens:
-        attributes[req.SERVICE_ACCOUNT_TOKENS] = json.dumps(
+        # kubelet's json.Marshal of audience -> TokenRequestStatus (struct field order)
+        attributes[req.SERVICE_ACCOUNT_TOKENS] = go_json.dumps(
             {
-                aud: {"token": tok, "expirationTimestamp": token_expiry(tok)}
+                aud: go_json.Ordered(token=tok, expirationTimestamp=token_expiry(tok))
                 for aud, tok in opts.tokens.items()
-            },
-            separators=(",", ":"),
-        )
+            }
+        ).decode()
     return attributes
 
 
-def build_request(opts: MountOptions, current: Sequence[tuple[str, str]] = ()) -> pb.MountRequest:
+def build_request(opts: MountOptions) -> pb.MountRequest:
+    """The request the driver (v1.6) sends: every field Go's json.Marshal of a map (keys
+    sorted, <, > and & escaped), `null` secrets for a volume without
+    nodePublishSecretRef, the mode as a JSON number, no current object versions."""
+    secrets = None if opts.secrets is None else dict(opts.secrets)
     return pb.MountRequest(
-        attributes=json.dumps(build_attributes(opts), sort_keys=True, separators=(",", ":")),
-        secrets=json.dumps(dict(opts.secrets), sort_keys=True, separators=(",", ":")),
+        attributes=go_json.dumps(build_attributes(opts)).decode(),
+        secrets=go_json.dumps(secrets).decode(),
         target_path=str(opts.target.absolute()),
-        permission=json.dumps(opts.permission),
-        current_object_version=[pb.ObjectVersion(id=i, version=v) for i, v in current],
+        permission=go_json.dumps(opts.permission).decode(),
     )
 
 
@@ -103,9 +107,11 @@ class MountFailed(Exception):
 async def mount_once(
     opts: MountOptions, stub: Any, current: Sequence[tuple[str, str]] = ()
 ) -> tuple[list[tuple[str, str]], list[pb.File], bool]:
-    """One Mount: returns (versions, files written, whether the volume changed)."""
+    """One Mount, checked and written as the driver does (provider_client.go
+    MountContent): returns (versions, files written, whether anything changed since
+    `current`)."""
     try:
-        response = await stub.Mount(build_request(opts, current), timeout=opts.timeout)
+        response = await stub.Mount(build_request(opts), timeout=opts.timeout)
     except grpc.aio.AioRpcError as exc:
         raise MountFailed(
             f"failed to mount secrets store objects for pod {opts.pod_namespace}/"
@@ -113,11 +119,9 @@ async def mount_once(
             f"{exc.details()}"
         ) from None
     if response.error.code:
-        raise MountFailed(f"provider returned error code {response.error.code}")
+        raise MountFailed(f"mount request failed with provider error code {response.error.code}")
     if not response.object_version:
-        raise MountFailed(
-            "provider returned no object versions (the driver treats this as an error)"
-        )
+        raise MountFailed("missing object versions (the driver refuses such a response)")
     versions = [(v.id, v.version) for v in response.object_version]
     changed = versions != list(current)
     if response.files:
@@ -125,7 +129,9 @@ async def mount_once(
             try:
                 validate_path(f.path)
             except PayloadError as exc:
-                raise MountFailed(f"provider returned an invalid file path: {exc}") from None
+                raise MountFailed(f"invalid path: {exc}") from None
+            if os.path.normpath(f.path) != f.path:
+                raise MountFailed(f"invalid filepath: {f.path!r}")
         changed = (
             write_atomic(
                 opts.target,

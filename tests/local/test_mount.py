@@ -38,7 +38,7 @@ def test_request_matches_driver(tmp_path: Path) -> None:
         secrets={"user": "u"},
         permission=0o640,
     )
-    request = build_request(opts, [("a", "v1")])
+    request = build_request(opts)
     attrs = json.loads(request.attributes)
     assert attrs == {
         "roleName": "web",
@@ -49,15 +49,24 @@ def test_request_matches_driver(tmp_path: Path) -> None:
         "csi.storage.k8s.io/serviceAccount.name": "web",
         "csi.storage.k8s.io/ephemeral": "true",
         "secretProviderClass": "web-spc",
-        "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(
-            {"vault": {"token": token, "expirationTimestamp": "2030-03-17T17:46:40Z"}},
-            separators=(",", ":"),
+        # kubelet marshals TokenRequestStatus: "token" first, then "expirationTimestamp"
+        "csi.storage.k8s.io/serviceAccount.tokens": (
+            f'{{"vault":{{"token":"{token}","expirationTimestamp":"2030-03-17T17:46:40Z"}}}}'
         ),
     }
+    assert request.attributes == json.dumps(attrs, sort_keys=True, separators=(",", ":"))
     assert request.permission == "416"  # JSON of 0640, as the driver encodes 0644 as "420"
-    assert json.loads(request.secrets) == {"user": "u"}
+    assert request.secrets == '{"user":"u"}'
     assert request.target_path == str(tmp_path)
-    assert [(v.id, v.version) for v in request.current_object_version] == [("a", "v1")]
+    assert list(request.current_object_version) == []  # v1.6 sends none
+
+
+def test_request_without_secret_ref_sends_null_and_go_escapes(tmp_path: Path) -> None:
+    """The driver's json.Marshal: a nil secrets map is `null`; <, > and & are escaped."""
+    spc = dict(SPC, spec={"provider": "x", "parameters": {"objects": "a<b>&c"}})
+    request = build_request(MountOptions(spc=parse_spc(spc), target=tmp_path, socket=tmp_path))
+    assert request.secrets == "null"
+    assert '"objects":"a\\u003cb\\u003e\\u0026c"' in request.attributes
 
 
 def test_opaque_token_expires_in_an_hour() -> None:

@@ -19,7 +19,7 @@ import yaml
 from csiprovider.server import ServeConfig
 from testkit import sops
 from testkit.daemon import running
-from testkit.requests import mount_request
+from testkit.requests import mount_request, pod_volume
 from testkit.servers import KubeAPI, OpenBao, Signer, start_aws_proxy
 from testkit.tracker import WatchedTracker, watching
 
@@ -399,8 +399,7 @@ async def test_a_document_file_re_encrypted_reaches_provider_written_volumes_at_
     key = sops.age_key()
     doc = file_root / "default" / "app.enc.env"
     doc.write_text(sops.encrypt(b"PASSWORD=first\n", "dotenv", [key.recipient]))
-    target = tmp_path / "volume"
-    target.mkdir()
+    target = pod_volume(tmp_path / "pods")
     config = serve_config(write_mode="provider", rotation_poll_interval=3600.0)
     tracker = WatchedTracker(config.rotation_poll_interval)
     async with running(config, tracker) as stubs:

@@ -20,7 +20,7 @@ import pytest
 
 from csiprovider.server import ServeConfig
 from testkit.daemon import running
-from testkit.requests import mount_request
+from testkit.requests import mount_request, pod_volume
 from testkit.servers import GUARD, Gate, OpenBao, Postgres, Signer
 from testkit.tracker import Rotation, WatchedTracker
 from tests.stores.vault.test_backend import request as vault_request
@@ -339,8 +339,7 @@ async def test_rotation_poll_interval_is_not_stretched_by_the_cache(
     begins more than 2 s after the Mount read it (and after the update) reads again and
     writes the new value. Waited for through the tracker's reports, however late that
     rotation comes on a busy machine; one that kept the cached value fails."""
-    target = tmp_path / "volume"
-    target.mkdir()
+    target = pod_volume(tmp_path / "pods", uid="uid-web-0")
     objects = "- {objectName: r, secretPath: secret/data/iso/rotating, secretKey: v}"
     roles.api("POST", "secret/data/iso/rotating", {"data": {"v": "before"}})
     config = serve_config(
