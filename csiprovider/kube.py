@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 import requests
 
-from csiprovider.errors import PermissionDenied, Unavailable
+from csiprovider.errors import FailedPrecondition, MountError, PermissionDenied, Unavailable
 
 log = logging.getLogger("csiprovider.kube")
 
@@ -285,8 +285,8 @@ class KubeClient:
             "GET", f"/api/v1/namespaces/{namespace}/pods/{pod}", deadline=deadline
         )
         if not response.ok:
-            raise Unavailable(
-                f"failed to retrieve region from node. error {_status_message(response)}"
+            raise _refusal(
+                response, f"failed to retrieve region from node. error {_status_message(response)}"
             )
         node = (response.json().get("spec") or {}).get("nodeName", "")
         return self.region_of_node(str(node), deadline=deadline)
@@ -312,13 +312,18 @@ class KubeClient:
             deadline = self.clock.monotonic() + DEFAULT_TIMEOUT
         response = self._request("GET", f"/api/v1/nodes/{node}", deadline=deadline)
         if not response.ok:
-            raise Unavailable(
-                f"failed to retrieve region from node. error {_status_message(response)}"
+            raise _refusal(
+                response, f"failed to retrieve region from node. error {_status_message(response)}"
             )
         labels = (response.json().get("metadata") or {}).get("labels") or {}
         region = labels.get("topology.kubernetes.io/region", "")
         if not region:
-            raise Unavailable("failed to retrieve region from node. error Region not found")
+            # ASCP's words; FAILED_PRECONDITION, not UNAVAILABLE: a label does not appear
+            # on the node within the driver's retries, which would only cost Mounts
+            raise FailedPrecondition(
+                "failed to retrieve region from node. error Region not found; set region "
+                "in the SecretProviderClass or label the node topology.kubernetes.io/region"
+            )
         return str(region)
 
     def hmac_key(self, namespace: str, name: str, *, deadline: float | None = None) -> bytes:
@@ -389,6 +394,16 @@ def _retry_after(response: requests.Response) -> float:
         except (TypeError, ValueError):
             return 0.0
     return seconds if math.isfinite(seconds) and seconds > 0 else 0.0
+
+
+def _refusal(response: requests.Response, message: str) -> MountError:
+    """The gRPC code of an API server refusal, with the driver's retries in mind: only
+    what can pass a second later (429, 5xx, already retried here) is UNAVAILABLE."""
+    if response.status_code in RETRY_STATUSES:
+        return Unavailable(message)
+    if response.status_code in (401, 403):
+        return PermissionDenied(message)
+    return FailedPrecondition(message)
 
 
 def _status_message(response: requests.Response) -> str:

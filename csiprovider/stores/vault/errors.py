@@ -10,6 +10,7 @@ import json
 from typing import Protocol
 
 from csiprovider.errors import (
+    FailedPrecondition,
     InvalidArgument,
     MountError,
     NotFound,
@@ -53,4 +54,6 @@ def for_status(status: int, message: str) -> MountError:
         return InvalidArgument(message)
     if status in (412, 429) or status >= 500:
         return Unavailable(message)
-    return MountError(message)
+    # Any other answer (409, a redirect not followed, ...) is Vault's refusal of what the
+    # SPC asks: not retried by the driver, and not a bug of ours (INTERNAL).
+    return FailedPrecondition(message)
