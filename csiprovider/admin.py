@@ -30,8 +30,10 @@ async def serve_admin(path: Path, tracker: Tracker, write_mode: str) -> asyncio.
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             line = await asyncio.wait_for(reader.readline(), 5)
+            if not line.endswith(b"\n"):
+                return  # closed without a request: a probe (another daemon starting), not one
             try:
-                raw = json.loads(line[:MAX_REQUEST] or b"{}")
+                raw = json.loads(line[:MAX_REQUEST])
                 wanted = {k: str(raw.get(k) or "")[:253] for k in FIELDS}
             except (ValueError, AttributeError):
                 wanted = None

@@ -1,5 +1,6 @@
-"""Every SPC in docs/native-dialect.md, mounted through `csiprovider mount` against the
-real servers: the reference cannot drift from the code."""
+"""Every SPC in docs/native-dialect.md, mounted through the driver harness (both write
+modes and the sync controller's call) against the real servers: the reference cannot
+drift from the code."""
 
 from __future__ import annotations
 
@@ -54,5 +55,5 @@ def test_doc_example(world: dict[str, Any], tmp_path: Path, name: str) -> None: 
     world["vault"].api("POST", "secret/data/team/two", {"data": {"v": "2"}})
     spc = tmp_path / "spc.yaml"
     spc.write_text(BLOCKS[name])
-    mount(world, spc, tmp_path / "mnt", "--set", f"vaultAddress={world['vault'].addr}")
+    mount(world, spc, tmp_path / "mnt", params={"vaultAddress": world["vault"].addr})
     assert read(tmp_path / "mnt") == EXPECTED[name]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -245,3 +246,81 @@ def test_csiprovider_mount_sends_what_the_driver_sends(
         assert theirs.sent["attributes"] == ours.attributes
         assert theirs.sent["secrets"] == ours.secrets
         assert theirs.sent["permission"] == ours.permission
+
+
+@pytest.mark.parametrize("mode", ["driver", "provider"])
+def test_republish_rotates_and_keeps_the_files_when_it_fails(
+    start_daemon: Callable[..., Daemon],
+    harness: Callable[..., driver.Driver],
+    tmp_path: Path,
+    file_root: Path,
+    mode: str,
+) -> None:
+    """Driver v1.6 rotates through kubelet's periodic republish: with rotation on it calls
+    Mount again once the volume is older than --rotation-poll-interval, writes the new
+    files, and keeps the pod's files when that Mount fails (the error is only counted)."""
+    daemon = daemon_in(mode, start_daemon, tmp_path / "pods")
+    target = pod_volume(tmp_path / "pods", uid=driver.POD_UID)
+    plays = harness(daemon, rotation_poll="0s")
+    assert plays.mount("csiprovider", {"objects": FILES}, target).ok
+    (file_root / "default" / "db" / "username").write_text("rotated-user")
+    again = plays.mount("csiprovider", {"objects": FILES}, target, republish=True)
+    assert again.ok and not again.skipped, again.event
+    assert visible(target) == {"user": b"rotated-user"}
+    (file_root / "default" / "db" / "username").unlink()
+    failed = plays.mount("csiprovider", {"objects": FILES}, target, republish=True)
+    assert not failed.ok and failed.masked and failed.code == "NotFound"
+    assert visible(target) == {"user": b"rotated-user"}  # kept
+
+
+def test_a_republish_within_the_poll_interval_does_not_call_the_provider(
+    start_daemon: Callable[..., Daemon], harness: Callable[..., driver.Driver], tmp_path: Path
+) -> None:
+    daemon = daemon_in("driver", start_daemon, tmp_path / "pods")
+    target = pod_volume(tmp_path / "pods", uid=driver.POD_UID)
+    plays = harness(daemon, rotation_poll="1h")
+    assert plays.mount("csiprovider", {"objects": FILES}, target).ok
+    assert plays.mount("csiprovider", {"objects": FILES}, target, republish=True).skipped
+    assert mounts_logged(daemon) == 1
+
+
+def test_after_a_switch_to_driver_writes_the_old_daemon_stops_rotating_the_volume(
+    start_daemon: Callable[..., Daemon],
+    harness: Callable[..., driver.Driver],
+    tmp_path: Path,
+    file_root: Path,
+) -> None:
+    """A provider-writes daemon rotates a volume; then a driver-writes daemon serves it
+    and the driver writes it (its writer takes no lock). The first daemon's next rotation
+    sees a version it did not write, and stops instead of racing the driver."""
+    pods = tmp_path / "pods"
+    old = start_daemon(
+        "--write-mode",
+        "provider",
+        "--kubelet-pods-dir",
+        str(pods),
+        providers_dir=tmp_path / "old",
+    )
+    # The new daemon reads another file root, so what the driver writes differs (its
+    # writer writes nothing when the bytes are the same).
+    (tmp_path / "new-root" / "default" / "db").mkdir(parents=True)
+    (tmp_path / "new-root" / "default" / "db" / "username").write_text("from-the-new-daemon")
+    new = start_daemon(
+        "--write-mode",
+        "driver",
+        "--file-root",
+        str(tmp_path / "new-root"),
+        providers_dir=tmp_path / "new",
+    )
+    target = pod_volume(pods, uid=driver.POD_UID)
+    objects = {"objects": FILES, "rotationPollInterval": "1h"}  # only file changes rotate
+    assert harness(old).mount("csiprovider", objects, target).ok
+    by_driver = harness(new).mount("csiprovider", objects, target)
+    assert by_driver.ok and visible(target) == {"user": b"from-the-new-daemon"}
+    (file_root / "default" / "db" / "username").write_text("changed-after-the-switch")
+    guard = time.monotonic() + 60  # the file watcher's report, then the rotation
+    while "no longer rotated" not in old.log():
+        assert time.monotonic() < guard, old.log()
+        time.sleep(0.05)
+    assert visible(target) == {"user": b"from-the-new-daemon"}  # the driver's, untouched
+    assert "volume rotated" not in old.log()

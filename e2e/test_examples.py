@@ -1,5 +1,7 @@
-"""Every example in daemonset/examples resolves through `csiprovider mount` against the
-real test servers (OpenBao, PostgreSQL, moto, files), so the examples cannot rot."""
+"""Every example in daemonset/examples, mounted as the driver and the sync controller
+mount it (testkit/go/driver: a pod volume the driver writes, one a provider-writes daemon
+writes, and the sync controller's call) against the real test servers (OpenBao,
+PostgreSQL, moto, files, sops), so the examples cannot rot."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import os
 import re
 import subprocess
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +19,11 @@ import boto3
 import pytest
 import yaml
 
-from csiprovider.local.secretsync import mounted_files
+from csiprovider.local.secretsync import dump_manifests, mounted_files, render_secrets
 from csiprovider.local.spc import load_spc
 from e2e.conftest import ROOT, Daemon, cli
-from testkit import sops
+from testkit import driver, sops
+from testkit.requests import pod_volume
 from testkit.servers import KubeAPI, OpenBao, Postgres, Signer
 
 EXAMPLES = ROOT / "daemonset" / "examples"
@@ -52,6 +55,7 @@ def transit_keys(bao: OpenBao) -> None:
 @pytest.fixture
 def world(
     start_daemon: Callable[..., Daemon],
+    driver_binary: Path,
     openbao_db: OpenBao,
     postgres: Postgres,
     moto: str,
@@ -59,7 +63,7 @@ def world(
     signer: Signer,
     tmp_path: Path,
     file_root: Path,
-) -> dict[str, Any]:
+) -> Iterator[dict[str, Any]]:
     openbao_db.api("POST", "secret/data/app", {"data": {"password": "ex-pw", "mode": "prod"}})
     transit_keys(openbao_db)
     admin = {
@@ -81,43 +85,109 @@ def world(
     kube_api.service_accounts[("default", "app")] = {
         "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/app"
     }
-    daemon = start_daemon(
-        "--kube-api-url",
-        kube_api.url,
-        names=("csiprovider", "vault", "aws"),
-        extra_env={"AWS_ENDPOINT_URL": moto},
+    daemons = {
+        mode: start_daemon(
+            "--kube-api-url",
+            kube_api.url,
+            "--write-mode",
+            mode,
+            "--kubelet-pods-dir",
+            str(tmp_path / "pods"),
+            names=("csiprovider", "vault", "aws"),
+            providers_dir=tmp_path / f"providers-{mode}",
+            extra_env={"AWS_ENDPOINT_URL": moto},
+        )
+        for mode in ("driver", "provider")
+    }
+    tokens = {a: signer.token("default", "app", [a]) for a in ("vault", "sts.amazonaws.com")}
+    with (
+        driver.running(driver_binary, daemons["driver"].providers_dir) as plays_driver,
+        driver.running(driver_binary, daemons["provider"].providers_dir) as plays_provider,
+    ):
+        yield {
+            "daemon": daemons["driver"],
+            "daemons": daemons,
+            "driver": {"driver": plays_driver, "provider": plays_provider},
+            "tokens": tokens,
+            "pods": tmp_path / "pods",
+            "vault": openbao_db,
+            "moto": moto,
+            "admin": admin,
+        }
+
+
+def logs(world: dict[str, Any]) -> str:
+    return "".join(d.log() for d in world["daemons"].values())
+
+
+def attempt(
+    world: dict[str, Any],
+    spc_path: Path,
+    target: Path,
+    *,
+    mode: str = "driver",
+    secrets: dict[str, str] | None = None,
+    params: dict[str, str] | None = None,
+    tokens_in_secrets: bool = False,
+) -> driver.Result:
+    """The driver's NodePublishVolume of a pod (service account app) with this SPC."""
+    spc = load_spc(spc_path)
+    plays: driver.Driver = world["driver"][mode]
+    return plays.mount(
+        spc.provider,
+        {**spc.parameters, **(params or {})},
+        target,
+        context=driver.volume_context(
+            spc.name, namespace=spc.namespace or "default", service_account="app"
+        ),
+        secrets=secrets,
+        tokens=driver.tokens(world["tokens"]),
+        tokens_in_secrets=tokens_in_secrets,
     )
-    tokens = {}
-    for audience in ("vault", "sts.amazonaws.com"):
-        path = tmp_path / f"token-{audience}"
-        path.write_text(signer.token("default", "app", [audience]))
-        tokens[audience] = path
-    return {"daemon": daemon, "tokens": tokens, "vault": openbao_db, "moto": moto, "admin": admin}
 
 
-def run_mount(
-    world: dict[str, Any], spc: Path, target: Path, *extra: str
-) -> subprocess.CompletedProcess[str]:
-    args = [
-        "mount",
-        "--spc",
-        str(spc),
-        "--target",
-        str(target),
-        "--providers-dir",
-        str(world["daemon"].providers_dir),
-        "--service-account",
-        "app",
-    ]
-    for audience, path in world["tokens"].items():
-        args += ["--token", f"{audience}={path}"]
-    return subprocess.run(cli(*args, *extra), capture_output=True, text=True, cwd=ROOT, timeout=60)
-
-
-def mount(world: dict[str, Any], spc: Path, target: Path, *extra: str) -> str:
-    out = run_mount(world, spc, target, *extra)
-    assert out.returncode == 0, out.stdout + out.stderr + world["daemon"].log()
-    return out.stdout
+def mount(
+    world: dict[str, Any],
+    spc_path: Path,
+    target: Path,
+    *,
+    secrets: dict[str, str] | None = None,
+    params: dict[str, str] | None = None,
+    sync_out: Path | None = None,
+    same_content: bool = True,
+    sync_shape: bool = True,
+) -> None:
+    """The example mounted three ways, as the driver's harness plays them: a pod volume
+    written by the driver (at `target`), one written by a provider-writes daemon, and the
+    sync controller's call (files in the answer). All three give the same files
+    (`same_content`: also the same bytes; not for values issued anew at each Mount)."""
+    result = attempt(world, spc_path, target, secrets=secrets, params=params)
+    assert result.ok, result.event + logs(world)
+    assert result.wrote
+    volume = pod_volume(world["pods"], uid=driver.POD_UID, name=f"{spc_path.stem}-{target.name}")
+    written = attempt(world, spc_path, volume, mode="provider", secrets=secrets, params=params)
+    assert written.ok, written.event + logs(world)
+    assert not written.wrote  # the provider wrote it: the answer had no files
+    assert read(volume).keys() == read(target).keys()
+    if same_content:
+        assert read(volume) == read(target)
+    if sync_shape:
+        spc = load_spc(spc_path)
+        synced = world["driver"]["provider"].sync(
+            spc.provider,
+            {**spc.parameters, **(params or {})},
+            namespace=spc.namespace or "default",
+            service_account="app",
+            tokens=driver.tokens(world["tokens"]),
+        )
+        assert synced.ok, synced.error + logs(world)
+        assert synced.files.keys() == read(target).keys()
+        if same_content:
+            assert synced.files == read(target)
+    if sync_out is not None:
+        spc = load_spc(spc_path)
+        manifests = render_secrets(spc.secret_objects, target, spc.namespace or "default")
+        sync_out.write_text(dump_manifests(manifests))
 
 
 def read(target: Path) -> dict[str, bytes]:
@@ -126,13 +196,7 @@ def read(target: Path) -> dict[str, bytes]:
 
 
 def test_file_example(world: dict[str, Any], tmp_path: Path) -> None:
-    mount(
-        world,
-        EXAMPLES / "file.yaml",
-        tmp_path / "mnt",
-        "--sync-secret-out",
-        str(tmp_path / "s.yaml"),
-    )
+    mount(world, EXAMPLES / "file.yaml", tmp_path / "mnt", sync_out=tmp_path / "s.yaml")
     assert read(tmp_path / "mnt") == {
         "db-username": b"e2e-user-Zq81",
         "db-password": b"e2e-pass-Wk27",
@@ -142,13 +206,19 @@ def test_file_example(world: dict[str, Any], tmp_path: Path) -> None:
 
 
 def test_vault_kv_example(world: dict[str, Any], tmp_path: Path) -> None:
-    mount(
+    params = {"vaultAddress": world["vault"].addr}
+    mount(world, EXAMPLES / "vault-kv.yaml", tmp_path / "mnt", params=params)
+    # Kubernetes 1.35's opt-in: the tokens come in the secrets too
+    opted_in = attempt(
         world,
         EXAMPLES / "vault-kv.yaml",
-        tmp_path / "mnt",
-        "--set",
-        f"vaultAddress={world['vault'].addr}",
+        tmp_path / "opt-in",
+        params=params,
+        tokens_in_secrets=True,
     )
+    assert opted_in.ok, opted_in.event
+    assert "csi.storage.k8s.io/serviceAccount.tokens" in json.loads(opted_in.sent["secrets"])
+    assert read(tmp_path / "opt-in") == read(tmp_path / "mnt")
     got = read(tmp_path / "mnt")
     assert got["db-password"] == b"ex-pw"
     assert json.loads(got["app-config.json"]) == {"password": "ex-pw", "mode": "prod"}
@@ -159,10 +229,9 @@ def test_vault_pki_example_syncs_a_tls_secret(world: dict[str, Any], tmp_path: P
         world,
         EXAMPLES / "vault-pki.yaml",
         tmp_path / "mnt",
-        "--set",
-        f"vaultAddress={world['vault'].addr}",
-        "--sync-secret-out",
-        str(tmp_path / "s.yaml"),
+        params={"vaultAddress": world["vault"].addr},
+        sync_out=tmp_path / "s.yaml",
+        same_content=False,  # a certificate issued at each Mount
     )
     pem = read(tmp_path / "mnt")["tls.pem"]
     assert b"PRIVATE KEY-----" in pem and pem.count(b"BEGIN CERTIFICATE") == 2
@@ -177,8 +246,8 @@ def test_vault_database_example(world: dict[str, Any], postgres: Postgres, tmp_p
         world,
         EXAMPLES / "vault-database.yaml",
         tmp_path / "mnt",
-        "--set",
-        f"vaultAddress={world['vault'].addr}",
+        params={"vaultAddress": world["vault"].addr},
+        same_content=False,  # credentials issued at each Mount
     )
     got = read(tmp_path / "mnt")
     user = got["db-username"].decode()
@@ -287,16 +356,25 @@ def test_sops_age_example(world: dict[str, Any], tmp_path: Path) -> None:
     expected = sops.decrypt(document, "yaml", identity)
 
     # the driver passes the nodePublishSecretRef Secret's data in the Mount request
-    mount(world, example, tmp_path / "mnt", "--secret", f"sops-age-key={identity}")
-    assert_sops_mount(read(tmp_path / "mnt"), expected, world["daemon"].log())
-    assert identity not in world["daemon"].log()
+    mount(
+        world,
+        example,
+        tmp_path / "mnt",
+        secrets={"sops-age-key": identity},
+        sync_shape=False,  # the sync controller passes no nodePublishSecretRef (below)
+    )
+    assert_sops_mount(read(tmp_path / "mnt"), expected, logs(world))
+    assert identity not in logs(world)
 
-    # a pod without the Secret gets nothing
-    out = run_mount(world, example, tmp_path / "without")
-    said = out.stdout + out.stderr
-    assert out.returncode != 0 and "PermissionDenied" in said
-    assert "no sops-age-key in the volume's nodePublishSecretRef" in said
-    assert not (tmp_path / "without").exists() or not read(tmp_path / "without")
+    # a pod without the Secret gets nothing (the driver sends `null` secrets)
+    without = attempt(world, example, tmp_path / "without")
+    assert not without.ok and without.code == "PermissionDenied", without.event
+    assert "no sops-age-key in the volume's nodePublishSecretRef" in without.event
+    assert not read(tmp_path / "without")
+    # nor does the sync controller, which has no nodePublishSecretRef to pass
+    spc = load_spc(example)
+    synced = world["driver"]["provider"].sync(spc.provider, spc.parameters, service_account="app")
+    assert not synced.ok and "no sops-age-key" in synced.error
 
 
 @pytest.mark.sops
@@ -319,9 +397,7 @@ def test_sops_kms_example_with_sops_output(world: dict[str, Any], tmp_path: Path
     assert yaml.safe_load(document)["sops"]["kms"][0]["context"] == entry["context"]
     spc = with_sops_document(example, document, tmp_path / "sops-kms.yaml")
     mount(world, spc, tmp_path / "mnt")
-    assert_sops_mount(
-        read(tmp_path / "mnt"), sops.decrypt(document, "yaml", env=env), world["daemon"].log()
-    )
+    assert_sops_mount(read(tmp_path / "mnt"), sops.decrypt(document, "yaml", env=env), logs(world))
 
 
 @pytest.mark.sops
@@ -337,11 +413,9 @@ def test_sops_vault_transit_example_with_sops_output(world: dict[str, Any], tmp_
     )
     spc = with_sops_document(example, document, tmp_path / "sops-vault-transit.yaml")
     decrypts = bao.requests_to(f"{engine}/decrypt/{key}")
-    mount(world, spc, tmp_path / "mnt", "--set", f"vaultAddress={bao.addr}")
+    mount(world, spc, tmp_path / "mnt", params={"vaultAddress": bao.addr})
     assert bao.requests_to(f"{engine}/decrypt/{key}") > decrypts  # by the pod's login
-    assert_sops_mount(
-        read(tmp_path / "mnt"), sops.decrypt(document, "yaml", env=env), world["daemon"].log()
-    )
+    assert_sops_mount(read(tmp_path / "mnt"), sops.decrypt(document, "yaml", env=env), logs(world))
 
 
 def test_vault_transit_example_with_encrypt_output(world: dict[str, Any], tmp_path: Path) -> None:
@@ -378,10 +452,10 @@ def test_vault_transit_example_with_encrypt_output(world: dict[str, Any], tmp_pa
     spc.write_text(text.replace(committed["ciphertext"], printed["ciphertext"]))
     path = f"{committed['mount']}/decrypt/{committed['key']}"
     decrypts = bao.requests_to(path)
-    mount(world, spc, tmp_path / "mnt", "--set", f"vaultAddress={bao.addr}")
+    mount(world, spc, tmp_path / "mnt", params={"vaultAddress": bao.addr})
     assert bao.requests_to(path) > decrypts
     assert read(tmp_path / "mnt") == {"db-password": b"transit-example-pw-K2"}
-    assert "transit-example-pw-K2" not in world["daemon"].log()
+    assert "transit-example-pw-K2" not in logs(world)
 
 
 def test_every_example_is_covered() -> None:

@@ -108,3 +108,34 @@ async def test_driver_mode_says_the_driver_rotates(
 async def test_no_daemon_says_where_to_run_it(tmp_path: Path) -> None:
     code, out = await refresh(tmp_path / "none.sock")
     assert code == 2 and "kubectl exec" in out
+
+
+async def test_a_connection_without_a_request_refreshes_nothing(tmp_path: Path) -> None:
+    """Another daemon starting probes the admin socket (connect, close): that is not a
+    request to refresh every volume."""
+    from csiprovider.admin import serve_admin
+    from csiprovider.request import parse_mount_request
+    from csiprovider.rotation import Tracker
+    from testkit.daemon import listening
+
+    rewrites: list[str] = []
+
+    async def rewrite(request: object, max_age: float) -> bool:
+        rewrites.append("called")
+        return False
+
+    tracker = Tracker(3600.0)
+    target = pod_volume(tmp_path / "pods")
+    kept = mount_request([{"objectName": "a", "backend": "file"}], target_path=str(target))
+    tracker.track(parse_mount_request(kept), kept, rewrite, uses_files=False)
+    admin = tmp_path / "admin.sock"
+    server = await serve_admin(admin, tracker, "provider")
+    try:
+        assert await asyncio.get_running_loop().run_in_executor(None, listening, admin)
+        code, out = await refresh(admin, "--spc", "nothing-like-it")  # answered after it
+        assert code == 0 and out.strip() == "no tracked volume matches"
+        assert rewrites == []
+        code, out = await refresh(admin)  # an explicit request still refreshes all
+        assert code == 0 and rewrites == ["called"]
+    finally:
+        server.close()
