@@ -7,6 +7,7 @@ driver (driver mode) or written atomically into the target path (provider mode).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
@@ -354,6 +355,13 @@ def _write_volume(
         )
     except TargetBusy as exc:
         raise Unavailable(f"cannot write the volume: {exc}; the driver will retry") from None
+    if not changed:
+        # The volume is current as of now. The driver (v1.6, rotation on) calls Mount on a
+        # republish only once the target is older than its --rotation-poll-interval: its
+        # own writer touches it only when bytes change, so without this every republish
+        # (each 60-90 s) would reach the stores again.
+        with contextlib.suppress(OSError):
+            os.utime(target_path)
     return changed, _current_version(target_path)
 
 

@@ -324,3 +324,28 @@ def test_after_a_switch_to_driver_writes_the_old_daemon_stops_rotating_the_volum
         time.sleep(0.05)
     assert visible(target) == {"user": b"from-the-new-daemon"}  # the driver's, untouched
     assert "volume rotated" not in old.log()
+
+
+@pytest.mark.parametrize("mode", ["driver", "provider"])
+def test_which_republishes_reach_the_provider(
+    start_daemon: Callable[..., Daemon],
+    harness: Callable[..., driver.Driver],
+    tmp_path: Path,
+    mode: str,
+) -> None:
+    """With rotation on, the driver calls Mount on a republish once the target is older
+    than its --rotation-poll-interval. Its writer touches the target only when bytes
+    change, so in driver mode an unchanged volume reaches the provider at every republish;
+    a provider-writes daemon marks the volume current each time, so the next republishes
+    within the interval stay with the driver."""
+    daemon = daemon_in(mode, start_daemon, tmp_path / "pods")
+    target = pod_volume(tmp_path / "pods", uid=driver.POD_UID)
+    plays = harness(daemon, rotation_poll="10m")
+    assert plays.mount("csiprovider", {"objects": FILES}, target).ok
+    an_hour_ago = time.time() - 3600
+    os.utime(target, (an_hour_ago, an_hour_ago))  # the volume is old: due for rotation
+    due = plays.mount("csiprovider", {"objects": FILES}, target, republish=True)
+    assert due.ok and not due.skipped and mounts_logged(daemon) == 2
+    later = plays.mount("csiprovider", {"objects": FILES}, target, republish=True)
+    assert later.skipped is (mode == "provider")
+    assert mounts_logged(daemon) == (2 if mode == "provider" else 3)
